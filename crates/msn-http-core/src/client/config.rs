@@ -1,0 +1,197 @@
+//! Client session settings: where the gateway is, how to poll, and every limit.
+
+use std::time::Duration;
+
+use crate::Endpoint;
+use crate::msnp::{FramerLimits, PayloadCommands};
+use crate::wire::{DEFAULT_GATEWAY_PATH, HeaderSet, HttpLimits, ServerKind};
+
+/// The official gateway host.
+pub const OFFICIAL_GATEWAY_HOST: &str = "gateway.messenger.hotmail.com";
+
+/// The MSNP server a session opens: the `Server=` and `IP=` of the first request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// NS or SB.
+    pub server: ServerKind,
+    /// The server's address as the gateway should see it: the dispatch server, the NS from
+    /// `XFR NS`, or the SB from `XFR SB`/`RNG`. Sent as given; official clients strip the
+    /// `:1863` port, while gateways that front several servers may need it.
+    pub ip: String,
+}
+
+impl Target {
+    /// A notification server session.
+    pub fn notification(ip: impl Into<String>) -> Self {
+        Self { server: ServerKind::Notification, ip: ip.into() }
+    }
+
+    /// A switchboard session.
+    pub fn switchboard(ip: impl Into<String>) -> Self {
+        Self { server: ServerKind::Switchboard, ip: ip.into() }
+    }
+}
+
+/// An HTTP proxy between the client and the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxy {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// User and password for `Proxy-Authorization: Basic`, sent on every request.
+    pub credentials: Option<(String, String)>,
+}
+
+/// When to poll while nothing is queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollPolicy {
+    /// Poll `interval` after the last response (the official client: 2 s).
+    Official {
+        /// Time from a response to the next poll.
+        interval: Duration,
+    },
+    /// Poll again after `min` when a response carried data or the caller sent something;
+    /// double the wait after each empty poll, up to `max`.
+    Adaptive {
+        /// The shortest wait, used while traffic flows.
+        min: Duration,
+        /// The longest wait, reached after consecutive empty polls.
+        max: Duration,
+    },
+    /// Ask the gateway to hold each poll up to `lifespan_secs` (`Lifespan=`) and poll again as
+    /// soon as it answers. A command queued while a poll is held waits for that poll's answer
+    /// (one request in flight), so keep the lifespan short enough for your send latency.
+    LongPoll {
+        /// Seconds the gateway may hold a poll.
+        lifespan_secs: u32,
+    },
+}
+
+impl PollPolicy {
+    /// The official client's 2-second poll.
+    pub const fn official() -> Self {
+        Self::Official { interval: Duration::from_secs(2) }
+    }
+
+    /// Adaptive polling from 250 ms up to 4 s.
+    pub const fn adaptive() -> Self {
+        Self::Adaptive { min: Duration::from_millis(250), max: Duration::from_secs(4) }
+    }
+
+    /// Long polling with a 10-second lifespan.
+    pub const fn long_poll() -> Self {
+        Self::LongPoll { lifespan_secs: 10 }
+    }
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        Self::official()
+    }
+}
+
+/// What to do with a request that carried commands when it failed in a way that leaves open
+/// whether the gateway received it (the connection dropped or timed out before any byte of the
+/// response, or a 5xx answer).
+///
+/// Whatever the policy, the caller is told with
+/// [`Event::RequestFailed`](crate::client::Event::RequestFailed). A request that never reached
+/// the gateway (connect failure) is always resent; so is a poll, which carries no commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnconfirmedPolicy {
+    /// Stop sending until the caller decides with
+    /// [`Session::resend_unconfirmed`](crate::client::Session::resend_unconfirmed) or
+    /// [`Session::discard_unconfirmed`](crate::client::Session::discard_unconfirmed).
+    #[default]
+    Ask,
+    /// Resend the same bytes (the gateway may see them twice).
+    Resend,
+    /// Drop the bytes (the gateway may never have seen them).
+    Discard,
+}
+
+/// How received MSNP arrives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Whole commands, framed by the core ([`Event::Command`](crate::client::Event::Command)).
+    #[default]
+    Commands,
+    /// The raw byte stream ([`Event::Data`](crate::client::Event::Data)), for callers that
+    /// frame MSNP themselves.
+    Bytes,
+}
+
+/// Settings of a client session. Start from [`ClientConfig::default`] or
+/// [`ClientConfig::new`] and change fields; [`Session::new`](crate::client::Session::new)
+/// checks them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The gateway the session starts at, and falls back to when a `GW-IP` host cannot be
+    /// reached. Default `gateway.messenger.hotmail.com:80`.
+    pub gateway: Endpoint,
+    /// The gateway script. Default `/gateway/gateway.dll`.
+    pub gateway_path: String,
+    /// An HTTP proxy to send every request through (absolute-form targets).
+    pub proxy: Option<Proxy>,
+    /// Request header fields. Default: the official client's, minus `Accept-Encoding`.
+    pub headers: HeaderSet,
+    /// When to poll.
+    pub poll_policy: PollPolicy,
+    /// How long a request may wait for its complete response (connecting included). Long polls
+    /// get their lifespan on top. Default 20 s.
+    pub request_timeout: Duration,
+    /// Limits on response heads and bodies.
+    pub http_limits: HttpLimits,
+    /// Limits on received MSNP commands.
+    pub framer_limits: FramerLimits,
+    /// Which commands carry payloads (for received and sent bytes).
+    pub payload_commands: PayloadCommands,
+    /// Queued commands are coalesced into one request up to this many body bytes (a single
+    /// larger command still goes whole). Default 16 KiB.
+    pub max_request_body_bytes: usize,
+    /// The most bytes queued for sending, the request in flight included; more is
+    /// [`SendError::QueueFull`](crate::error::SendError::QueueFull). Default 1 MiB.
+    pub max_queued_bytes: usize,
+    /// When this many received bytes wait undelivered, no request is made until the caller
+    /// drains events (backpressure: the gateway keeps the rest). Default 1 MiB.
+    pub max_inbound_bytes: usize,
+    /// Requests that may fail in a row before the session gives up. Default 5.
+    pub max_consecutive_failures: u32,
+    /// The wait before the second retry, doubling each further retry (the first retry is
+    /// immediate). Default 500 ms.
+    pub retry_delay: Duration,
+    /// What to do with commands whose delivery is uncertain.
+    pub unconfirmed: UnconfirmedPolicy,
+    /// Commands or raw bytes.
+    pub output: OutputMode,
+}
+
+impl ClientConfig {
+    /// Default settings for a gateway at `gateway`.
+    pub fn new(gateway: Endpoint) -> Self {
+        Self {
+            gateway,
+            gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
+            proxy: None,
+            headers: HeaderSet::official(),
+            poll_policy: PollPolicy::official(),
+            request_timeout: Duration::from_secs(20),
+            http_limits: HttpLimits::default(),
+            framer_limits: FramerLimits::default(),
+            payload_commands: PayloadCommands::default(),
+            max_request_body_bytes: 16 * 1024,
+            max_queued_bytes: 1024 * 1024,
+            max_inbound_bytes: 1024 * 1024,
+            max_consecutive_failures: 5,
+            retry_delay: Duration::from_millis(500),
+            unconfirmed: UnconfirmedPolicy::Ask,
+            output: OutputMode::Commands,
+        }
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self::new(Endpoint::trusted(OFFICIAL_GATEWAY_HOST, 80))
+    }
+}

@@ -1,0 +1,231 @@
+//! The outgoing MSNP queue: bounded, checked command by command as bytes arrive (so `PNG` is
+//! refused and requests are cut only between commands), and kept until the gateway confirms.
+
+use std::collections::VecDeque;
+
+use crate::error::{FrameError, SendError};
+use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+
+/// Where the scan of queued bytes stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Scan {
+    /// Stream offset scanned up to.
+    pos: u64,
+    /// Stream offset where the command being scanned starts.
+    command_start: u64,
+    /// Payload bytes still to come for the command being scanned.
+    payload_left: u64,
+}
+
+/// Queued bytes, addressed by stream offset. Bytes before `confirmed` are gone; the rest stay
+/// until a response confirms them (or the caller gives them up).
+#[derive(Debug)]
+pub(crate) struct OutgoingQueue {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    /// Stream offset of the first unconfirmed byte.
+    confirmed: u64,
+    /// Stream offsets where whole commands end, after `confirmed`.
+    boundaries: VecDeque<u64>,
+    scan: Scan,
+    limit: usize,
+}
+
+impl OutgoingQueue {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            base: 0,
+            confirmed: 0,
+            boundaries: VecDeque::new(),
+            scan: Scan::default(),
+            limit,
+        }
+    }
+
+    /// Stream offset just past the last queued byte.
+    pub(crate) fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// Stream offset of the first unconfirmed byte.
+    pub(crate) fn confirmed(&self) -> u64 {
+        self.confirmed
+    }
+
+    /// Bytes queued and not yet confirmed.
+    pub(crate) fn len(&self) -> usize {
+        (self.end() - self.confirmed) as usize
+    }
+
+    /// The unconfirmed bytes.
+    pub(crate) fn unconfirmed(&self) -> &[u8] {
+        &self.buf[(self.confirmed - self.base) as usize..]
+    }
+
+    /// Queues `bytes`, all or nothing. `check_limit` is false only for the session's own `OUT`.
+    pub(crate) fn push(
+        &mut self,
+        bytes: &[u8],
+        rules: &PayloadCommands,
+        limits: FramerLimits,
+        check_limit: bool,
+    ) -> Result<(), SendError> {
+        let queued = self.len();
+        if check_limit && queued + bytes.len() > self.limit {
+            return Err(SendError::QueueFull { queued, limit: self.limit });
+        }
+        let (old_len, old_boundaries, old_scan) = (self.buf.len(), self.boundaries.len(), self.scan);
+        self.buf.extend_from_slice(bytes);
+        if let Err(e) = self.scan(rules, limits) {
+            self.buf.truncate(old_len);
+            self.boundaries.truncate(old_boundaries);
+            self.scan = old_scan;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Finds the command boundaries in the newly queued bytes.
+    fn scan(&mut self, rules: &PayloadCommands, limits: FramerLimits) -> Result<(), SendError> {
+        let end = self.end();
+        while self.scan.pos < end {
+            if self.scan.payload_left > 0 {
+                let n = self.scan.payload_left.min(end - self.scan.pos);
+                self.scan.pos += n;
+                self.scan.payload_left -= n;
+                if self.scan.payload_left == 0 {
+                    self.finish_command();
+                }
+                continue;
+            }
+            let from = (self.scan.pos - self.base) as usize;
+            let line_start = (self.scan.command_start - self.base) as usize;
+            let max_line = limits.max_line_bytes;
+            let Some(nl) = memchr::memchr(b'\n', &self.buf[from..]) else {
+                if self.buf.len() - line_start > max_line + 1 {
+                    return Err(FrameError::LineTooLong { limit: max_line }.into());
+                }
+                self.scan.pos = end;
+                break;
+            };
+            let nl = from + nl;
+            let text = &self.buf[line_start..nl];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.len() > max_line {
+                return Err(FrameError::LineTooLong { limit: max_line }.into());
+            }
+            let info = parse_line(text, rules, limits.max_payload_bytes)?;
+            if info.name == b"PNG" {
+                return Err(SendError::PingNotAllowed);
+            }
+            self.scan.pos = self.base + nl as u64 + 1;
+            match info.payload_len {
+                Some(len) if len > 0 => self.scan.payload_left = len,
+                _ => self.finish_command(),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_command(&mut self) {
+        self.boundaries.push_back(self.scan.pos);
+        self.scan.command_start = self.scan.pos;
+    }
+
+    /// Drops a partial command at the end of the queue; returns how many bytes went.
+    pub(crate) fn drop_partial_command(&mut self) -> usize {
+        let keep = (self.scan.command_start - self.base) as usize;
+        let dropped = self.buf.len() - keep;
+        self.buf.truncate(keep);
+        self.scan = Scan { pos: self.scan.command_start, command_start: self.scan.command_start, payload_left: 0 };
+        dropped
+    }
+
+    /// How many bytes from the first unconfirmed one the next request should carry: whole
+    /// commands up to `max` bytes, or the first command alone if it is larger.
+    pub(crate) fn next_request_len(&self, max: usize) -> usize {
+        let limit = self.confirmed.saturating_add(max as u64);
+        let mut end = None;
+        for &boundary in &self.boundaries {
+            if end.is_some() && boundary > limit {
+                break;
+            }
+            end = Some(boundary);
+        }
+        end.map_or(0, |end| (end - self.confirmed) as usize)
+    }
+
+    /// Drops the first `len` unconfirmed bytes (the gateway confirmed them, or they are given up).
+    pub(crate) fn confirm(&mut self, len: usize) {
+        self.confirmed = (self.confirmed + len as u64).min(self.end());
+        while self.boundaries.front().is_some_and(|&b| b <= self.confirmed) {
+            self.boundaries.pop_front();
+        }
+        let dead = (self.confirmed - self.base) as usize;
+        let dead_up_to_scan = (self.scan.command_start.min(self.confirmed) - self.base) as usize;
+        // Keep the partial command being scanned; drop the rest once it is worth a copy.
+        let drop = dead.min(dead_up_to_scan);
+        if drop > 0 && (drop == self.buf.len() || drop >= self.buf.len() / 2) {
+            self.buf.drain(..drop);
+            self.base += drop as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> OutgoingQueue {
+        OutgoingQueue::new(100)
+    }
+
+    fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
+        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+        q.push(bytes, &PayloadCommands::default(), limits, true)
+    }
+
+    #[test]
+    fn requests_are_cut_between_commands() {
+        let mut q = queue();
+        push(&mut q, b"VER 1 MSNP8 CVR0\r\nCVR 2 0x0409 winnt").unwrap();
+        assert_eq!(q.next_request_len(1000), 18);
+        push(&mut q, b" 5.1\r\nMSG 3 N 5\r\nhel").unwrap();
+        assert_eq!(q.next_request_len(1000), 18 + 24);
+        assert_eq!(q.next_request_len(20), 18);
+        assert_eq!(q.next_request_len(5), 18, "a large first command goes whole");
+        push(&mut q, b"lo").unwrap();
+        assert_eq!(q.next_request_len(1000), q.len());
+        q.confirm(18);
+        assert_eq!(q.unconfirmed(), b"CVR 2 0x0409 winnt 5.1\r\nMSG 3 N 5\r\nhello");
+        q.confirm(q.len());
+        assert_eq!((q.len(), q.next_request_len(1000)), (0, 0));
+    }
+
+    #[test]
+    fn refused_bytes_leave_no_trace() {
+        let mut q = queue();
+        push(&mut q, b"CHG 1 NLN\r\n").unwrap();
+        assert_eq!(push(&mut q, b"QRY 2 x 4\r\nabcdPNG\r\n"), Err(SendError::PingNotAllowed));
+        assert_eq!(push(&mut q, b"PN"), Ok(()));
+        assert_eq!(push(&mut q, b"G\r\n"), Err(SendError::PingNotAllowed));
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
+        assert_eq!(push(&mut q, &[b'a'; 100]), Err(SendError::QueueFull { queued: 13, limit: 100 }));
+        assert_eq!(push(&mut q, &[b'a'; 40]), Err(SendError::LineTooLong { limit: 32 }));
+        assert_eq!(push(&mut q, b"\r\n"), Err(SendError::InvalidCommand));
+        assert_eq!(
+            push(&mut q, b"X\r\nMSG 1 N 65\r\n"),
+            Err(SendError::PayloadTooLarge { len: 65, limit: 64 })
+        );
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
+    }
+
+    #[test]
+    fn png_inside_a_payload_is_just_payload() {
+        let mut q = queue();
+        push(&mut q, b"MSG 1 N 5\r\nPNG\r\n").unwrap();
+        assert_eq!(q.next_request_len(1000), 16);
+    }
+}

@@ -1,0 +1,867 @@
+//! The client session: one MSNP connection tunnelled through gateway requests.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::Endpoint;
+use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
+use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands};
+use crate::wire::{
+    RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm, EofOutcome,
+    parse_messenger_header,
+};
+
+use super::event::Pending;
+use super::outgoing::OutgoingQueue;
+use super::poll::PollSchedule;
+use super::{
+    CloseReason, Closed, ClientConfig, Event, OutputMode, PollPolicy, Recovery, RequestKind,
+    Target, UnconfirmedPolicy,
+};
+
+/// Events waiting undelivered beyond which no request is made (backpressure on the caller).
+pub const MAX_PENDING_EVENTS: usize = 64;
+/// Gateways remembered as unreachable, so a `GW-IP` naming one again is not followed.
+const MAX_UNREACHABLE_GATEWAYS: usize = 8;
+/// The retry delay doubles up to this many times.
+const MAX_BACKOFF_DOUBLINGS: u32 = 6;
+
+/// Whether a request goes over the current connection or a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Reuse the open connection to the destination, if there is one.
+    Reuse,
+    /// Close any open connection and connect anew: the previous response said
+    /// `Connection: close`, the connection failed or timed out, or the gateway moved.
+    Fresh,
+}
+
+/// A request to write, produced by [`Session::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// Where to connect: the gateway, or the proxy when one is configured.
+    pub destination: &'a Endpoint,
+    /// Whether to reuse the current connection.
+    pub connection: Connection,
+    /// What the request is.
+    pub kind: RequestKind,
+    /// How many bytes were appended to the output buffer.
+    pub len: usize,
+}
+
+/// Counters over a session's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests made (retries included).
+    pub requests: u64,
+    /// Of which polls.
+    pub polls: u64,
+    /// Polls whose response carried no data.
+    pub empty_polls: u64,
+    /// Request bytes written, heads included.
+    pub wire_bytes_sent: u64,
+    /// MSNP bytes sent in request bodies (retries included).
+    pub msnp_bytes_sent: u64,
+    /// MSNP bytes received in response bodies.
+    pub msnp_bytes_received: u64,
+    /// Requests that failed (timeouts, dropped connections, 5xx, connect failures).
+    pub failed_requests: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No response yet: the first request is `Action=open`.
+    Opening,
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    kind: RequestKind,
+    /// Queued bytes the request carries.
+    len: usize,
+    deadline: Instant,
+}
+
+/// What the head of the response being decoded decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Disposition {
+    Success { session_close: bool },
+    Rejected,
+    ServerError(u16),
+}
+
+/// The checked settings a session keeps.
+#[derive(Clone, Debug)]
+struct Settings {
+    configured_gateway: Endpoint,
+    proxy: Option<Endpoint>,
+    request_timeout: Duration,
+    max_request_body_bytes: usize,
+    max_inbound_bytes: usize,
+    max_consecutive_failures: u32,
+    retry_delay: Duration,
+    unconfirmed: UnconfirmedPolicy,
+    output: OutputMode,
+    payload_commands: PayloadCommands,
+    framer_limits: FramerLimits,
+}
+
+/// One MSNP connection (an NS or an SB) tunnelled through the HTTP gateway, as a pure state
+/// machine: no sockets, no clock, no runtime.
+///
+/// # Drive contract
+///
+/// The driver (an adapter such as `msn-http-tokio`, or your own loop) owns the sockets and the
+/// clock and calls, in any order it likes:
+///
+/// - [`send`](Self::send) to queue MSNP bytes (whole commands, or pieces of them);
+/// - [`handle_input`](Self::handle_input) with bytes read from the connection,
+///   [`handle_eof`](Self::handle_eof) when the connection ends,
+///   [`handle_connect_failed`](Self::handle_connect_failed) when connecting fails, and
+///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) passes
+///   (spurious calls are harmless).
+///
+/// After each of those calls it drains, in this order:
+///
+/// 1. [`poll_transmit`](Self::poll_transmit) until `None`: each [`Transmit`] says where to
+///    write the request appended to the buffer, and whether to use a fresh connection. At most
+///    one request is ever in flight, so this yields at most one.
+/// 2. [`poll_event`](Self::poll_event) until `None`: received commands, milestones, errors,
+///    and finally [`Event::Closed`].
+/// 3. [`poll_timeout`](Self::poll_timeout): sleep until that instant (or until input or a new
+///    command arrives), then call [`handle_timeout`](Self::handle_timeout). `None` means nothing
+///    is due: wait for the caller or the socket.
+///
+/// Every method that takes `now` expects a monotonic clock; the session never reads one.
+///
+/// # Example: a blocking driver over `std::net`
+///
+/// ```no_run
+/// use std::io::{ErrorKind, Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::{Duration, Instant};
+///
+/// use msn_http_core::client::{ClientConfig, Connection, Event, Session, Target};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let target = Target::notification("messenger.hotmail.com");
+/// let mut session = Session::new(ClientConfig::default(), target, Instant::now())?;
+/// session.send(b"VER 1 MSNP8 CVR0\r\n")?;
+///
+/// let (mut out, mut buf) = (Vec::new(), vec![0u8; 16 * 1024]);
+/// let mut conn: Option<TcpStream> = None;
+/// loop {
+///     out.clear();
+///     if let Some(t) = session.poll_transmit(Instant::now(), &mut out) {
+///         if t.connection == Connection::Fresh {
+///             conn = None;
+///         }
+///         if conn.is_none() {
+///             match TcpStream::connect((t.destination.host(), t.destination.port())) {
+///                 Ok(stream) => conn = Some(stream),
+///                 Err(_) => session.handle_connect_failed(Instant::now()),
+///             }
+///         }
+///         if let Some(stream) = conn.as_mut() {
+///             if stream.write_all(&out).is_err() {
+///                 conn = None;
+///                 session.handle_eof(Instant::now());
+///             }
+///         }
+///     }
+///     while let Some(event) = session.poll_event() {
+///         match event {
+///             Event::Command(cmd) => println!("<< {}", String::from_utf8_lossy(cmd.line())),
+///             Event::Closed(closed) => {
+///                 println!("closed: {:?}", closed.reason);
+///                 return Ok(());
+///             }
+///             other => println!("{other:?}"),
+///         }
+///     }
+///     let Some(deadline) = session.poll_timeout() else { return Ok(()) };
+///     let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+///     match conn.as_mut().filter(|_| session.in_flight().is_some()) {
+///         Some(stream) => {
+///             stream.set_read_timeout(Some(wait))?;
+///             match stream.read(&mut buf) {
+///                 Ok(0) => {
+///                     conn = None;
+///                     session.handle_eof(Instant::now());
+///                 }
+///                 Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+///                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+///                     session.handle_timeout(Instant::now())
+///                 }
+///                 Err(_) => {
+///                     conn = None;
+///                     session.handle_eof(Instant::now());
+///                 }
+///             }
+///         }
+///         None => {
+///             std::thread::sleep(wait);
+///             session.handle_timeout(Instant::now());
+///         }
+///     }
+/// }
+/// # }
+/// ```
+///
+/// # Guarantees
+///
+/// - Never more than one request in flight; the latest SessionID is always the one sent; the
+///   destination changes (after `GW-IP`/`X-MSN-Host`) only between requests.
+/// - Commands queued while a request is in flight are coalesced into the next request, cut
+///   only between commands. A command request whose fate is unknown is never resent silently
+///   (see [`UnconfirmedPolicy`]); polls are resent only when no byte of their response arrived.
+/// - Memory is bounded by the configured limits; no input can make the session panic.
+/// - After a fatal error the session stays closed: it makes no more requests and ignores input.
+pub struct Session {
+    settings: Settings,
+    encoder: RequestEncoder,
+    target: Target,
+    phase: Phase,
+    session_id: String,
+    first_session_id: String,
+    gateway: Endpoint,
+    pending_gateway: Option<Endpoint>,
+    unreachable: Vec<Endpoint>,
+    fresh_connection: bool,
+    in_flight: Option<InFlight>,
+    decoder: ResponseDecoder,
+    disposition: Option<Disposition>,
+    outgoing: OutgoingQueue,
+    inbound: CommandFramer,
+    events: VecDeque<(u64, Pending)>,
+    poll: PollSchedule,
+    retry_at: Option<Instant>,
+    failures: u32,
+    awaiting_decision: Option<usize>,
+    close_after: Option<u64>,
+    finished: bool,
+    now: Instant,
+    stats: Stats,
+}
+
+impl Session {
+    /// A session that will open `target` through the gateway in `config`. Nothing is sent until
+    /// the first command is queued with [`send`](Self::send).
+    pub fn new(config: ClientConfig, target: Target, now: Instant) -> Result<Self, ConfigError> {
+        check_config(&config)?;
+        Endpoint::parse(&target.ip, 1863).map_err(ConfigError::InvalidTarget)?;
+        let credentials = config.proxy.as_ref().and_then(|p| p.credentials.as_ref());
+        let encoder = RequestEncoder::new(
+            &config.gateway_path,
+            &config.headers,
+            credentials.map(|(user, password)| (user.as_str(), password.as_str())),
+        )?;
+        let settings = Settings {
+            configured_gateway: config.gateway.clone(),
+            proxy: config.proxy.map(|p| p.endpoint),
+            request_timeout: config.request_timeout,
+            max_request_body_bytes: config.max_request_body_bytes,
+            max_inbound_bytes: config.max_inbound_bytes,
+            max_consecutive_failures: config.max_consecutive_failures,
+            retry_delay: config.retry_delay,
+            unconfirmed: config.unconfirmed,
+            output: config.output,
+            payload_commands: config.payload_commands.clone(),
+            framer_limits: config.framer_limits,
+        };
+        Ok(Self {
+            encoder,
+            target,
+            phase: Phase::Opening,
+            session_id: String::new(),
+            first_session_id: String::new(),
+            gateway: config.gateway,
+            pending_gateway: None,
+            unreachable: Vec::new(),
+            fresh_connection: true,
+            in_flight: None,
+            decoder: ResponseDecoder::new(config.http_limits),
+            disposition: None,
+            outgoing: OutgoingQueue::new(config.max_queued_bytes),
+            inbound: CommandFramer::new(config.payload_commands, config.framer_limits),
+            events: VecDeque::new(),
+            poll: PollSchedule::new(config.poll_policy),
+            retry_at: None,
+            failures: 0,
+            awaiting_decision: None,
+            close_after: None,
+            finished: false,
+            now,
+            stats: Stats::default(),
+            settings,
+        })
+    }
+
+    /// Queues MSNP bytes to send: whole commands, or pieces of them (a partial command waits
+    /// for its rest). All or nothing: a refused call queues no byte.
+    ///
+    /// Refuses `PNG` ([`SendError::PingNotAllowed`]): over the gateway, polling keeps the
+    /// session alive and the official server disconnects clients that ping.
+    pub fn send(&mut self, msnp: &[u8]) -> Result<(), SendError> {
+        if self.phase == Phase::Closed || self.close_after.is_some() {
+            return Err(SendError::Closed);
+        }
+        let rules = &self.settings.payload_commands;
+        self.outgoing.push(msnp, rules, self.settings.framer_limits, true)?;
+        self.poll.caller_sent();
+        Ok(())
+    }
+
+    /// Ends the session cleanly: queues `OUT`, and the session closes with
+    /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it.
+    /// A session that never made a request closes at once. A partial command at the end of the
+    /// queue is dropped (it could never be completed).
+    pub fn close(&mut self) {
+        if self.phase == Phase::Closed || self.close_after.is_some() {
+            return;
+        }
+        if self.phase == Phase::Opening && self.in_flight.is_none() {
+            return self.close_session(CloseReason::LocalClose);
+        }
+        self.outgoing.drop_partial_command();
+        let rules = &self.settings.payload_commands;
+        // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
+        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false);
+        self.close_after = Some(self.outgoing.end());
+    }
+
+    /// Ends the session at once with [`CloseReason::Aborted`], without telling the gateway.
+    pub fn abort(&mut self) {
+        self.close_session(CloseReason::Aborted);
+    }
+
+    /// After [`Recovery::AwaitingDecision`]: send the unconfirmed commands again.
+    pub fn resend_unconfirmed(&mut self) {
+        self.awaiting_decision = None;
+    }
+
+    /// After [`Recovery::AwaitingDecision`]: drop the unconfirmed commands and go on. Returns
+    /// how many bytes were dropped.
+    pub fn discard_unconfirmed(&mut self) -> usize {
+        let Some(len) = self.awaiting_decision.take() else {
+            return 0;
+        };
+        self.outgoing.confirm(len);
+        if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
+            self.close_session(CloseReason::Aborted);
+        }
+        len
+    }
+
+    /// Appends the next request to `out`, if one is due at `now`, and returns where it goes.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit<'_>> {
+        self.now = now;
+        if self.phase == Phase::Closed || self.in_flight.is_some() || self.awaiting_decision.is_some()
+        {
+            return None;
+        }
+        if self.retry_at.is_some_and(|at| now < at) || self.backpressured() {
+            return None;
+        }
+        let body_len = self.outgoing.next_request_len(self.settings.max_request_body_bytes);
+        let kind = match self.phase {
+            Phase::Opening if body_len > 0 => RequestKind::Open,
+            Phase::Open if body_len > 0 => RequestKind::Send,
+            Phase::Open if self.poll.next_poll().is_some_and(|at| at <= now) => RequestKind::Poll,
+            _ => return None,
+        };
+        let line = match kind {
+            RequestKind::Open => RequestLine::Open { server: self.target.server, ip: &self.target.ip },
+            RequestKind::Send => RequestLine::Send { session_id: &self.session_id },
+            RequestKind::Poll => {
+                RequestLine::Poll { session_id: &self.session_id, lifespan: self.poll.lifespan() }
+            }
+        };
+        let form = match self.settings.proxy {
+            Some(_) => TargetForm::Absolute,
+            None => TargetForm::Origin,
+        };
+        let start = out.len();
+        let body = &self.outgoing.unconfirmed()[..body_len];
+        self.encoder.encode(out, &self.gateway, form, line, body);
+
+        let mut deadline = now + self.settings.request_timeout;
+        if let (RequestKind::Poll, Some(secs)) = (kind, self.poll.lifespan()) {
+            deadline += Duration::from_secs(u64::from(secs));
+        }
+        self.in_flight = Some(InFlight { kind, len: body_len, deadline });
+        self.retry_at = None;
+        self.poll.request_sent();
+        self.decoder.reset();
+        self.disposition = None;
+        self.stats.requests += 1;
+        self.stats.polls += u64::from(kind == RequestKind::Poll);
+        self.stats.msnp_bytes_sent += body_len as u64;
+        self.stats.wire_bytes_sent += (out.len() - start) as u64;
+        let connection = match std::mem::take(&mut self.fresh_connection) {
+            true => Connection::Fresh,
+            false => Connection::Reuse,
+        };
+        Some(Transmit {
+            destination: self.settings.proxy.as_ref().unwrap_or(&self.gateway),
+            connection,
+            kind,
+            len: out.len() - start,
+        })
+    }
+
+    /// Feeds bytes read from the connection.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let mut input = bytes;
+        loop {
+            if self.in_flight.is_none() {
+                if !input.is_empty() {
+                    self.unsolicited(input.len());
+                }
+                return;
+            }
+            match self.decoder.decode(&mut input) {
+                Err(e) => return self.fail(SessionError::from(e)),
+                Ok(ResponseStep::NeedMore) => return,
+                Ok(ResponseStep::Head) => {
+                    self.on_head();
+                    if self.phase == Phase::Closed {
+                        return;
+                    }
+                }
+                Ok(ResponseStep::Body(data)) => {
+                    if let Some(Disposition::Success { .. }) = self.disposition {
+                        self.inbound.push(data);
+                        self.stats.msnp_bytes_received += data.len() as u64;
+                    }
+                }
+                Ok(ResponseStep::Complete) => self.on_complete(now),
+            }
+        }
+    }
+
+    /// The connection reached end of stream (or broke).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.fresh_connection = true;
+        if self.in_flight.is_none() {
+            return;
+        }
+        match self.decoder.finish() {
+            EofOutcome::Complete => self.on_complete(now),
+            EofOutcome::Truncated { started } => {
+                let error = NetworkError::ConnectionClosed { response_started: started };
+                self.request_failed(now, error.into(), self.response_data_lost());
+            }
+        }
+    }
+
+    /// Connecting to the destination of the request in flight failed: nothing reached the
+    /// gateway, so the request is made again. When the destination was a `GW-IP` gateway, the
+    /// session falls back to the configured gateway ([`Event::GatewayFallback`]).
+    pub fn handle_connect_failed(&mut self, now: Instant) {
+        self.now = now;
+        if self.phase == Phase::Closed || self.in_flight.is_none() {
+            return;
+        }
+        let Some(flight) = self.in_flight.take() else { return };
+        self.decoder.reset();
+        self.fresh_connection = true;
+        self.stats.failed_requests += 1;
+        let mut retry_at = now + self.backoff(self.failures + 1);
+        if self.settings.proxy.is_none() && self.gateway != self.settings.configured_gateway {
+            if self.unreachable.len() == MAX_UNREACHABLE_GATEWAYS {
+                self.unreachable.remove(0);
+            }
+            let to = self.settings.configured_gateway.clone();
+            let unreachable = std::mem::replace(&mut self.gateway, to.clone());
+            self.unreachable.push(unreachable.clone());
+            self.push_event(Pending::GatewayFallback { unreachable, to });
+            retry_at = now;
+        }
+        if !self.count_failure() {
+            return;
+        }
+        self.retry_at = Some(retry_at);
+        self.push_event(Pending::RequestFailed {
+            kind: flight.kind,
+            error: NetworkError::ConnectFailed.into(),
+            recovery: Recovery::Resending,
+        });
+    }
+
+    /// Time passed: fails a request that has waited past its deadline. Other calls are no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.in_flight.is_some_and(|f| now >= f.deadline) {
+            self.fresh_connection = true;
+            let error = NetworkError::Timeout { response_started: self.decoder.started() };
+            self.request_failed(now, error.into(), self.response_data_lost());
+        }
+    }
+
+    /// The next instant the session wants [`handle_timeout`](Self::handle_timeout) (or
+    /// [`poll_transmit`](Self::poll_transmit)) called: the request deadline while a request is
+    /// in flight, else the retry or poll time. `None` when nothing is due (closed, waiting for a
+    /// decision, backpressured, or not yet opened).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        if let Some(flight) = self.in_flight {
+            return Some(flight.deadline);
+        }
+        if self.awaiting_decision.is_some() || self.backpressured() {
+            return None;
+        }
+        if self.retry_at.is_some() {
+            return self.retry_at;
+        }
+        if self.outgoing.next_request_len(usize::MAX) > 0 {
+            return Some(self.now);
+        }
+        match self.phase {
+            Phase::Open => self.poll.next_poll(),
+            _ => None,
+        }
+    }
+
+    /// The next event, in stream order: a command is reported before any event that happened
+    /// after its last byte arrived.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.finished {
+            return None;
+        }
+        let limit = self.events.front().map_or(u64::MAX, |(pos, _)| *pos);
+        match self.settings.output {
+            OutputMode::Commands => match self.inbound.next_command_end() {
+                Ok(Some(end)) if end <= limit => {
+                    return self.inbound.next_command_within(limit).ok().flatten().map(Event::Command);
+                }
+                Ok(_) => {}
+                Err(e) => self.on_frame_error(e),
+            },
+            OutputMode::Bytes => {
+                if self.inbound.position() < limit.min(self.inbound.end()) {
+                    return Some(Event::Data(self.inbound.take_bytes_within(limit)));
+                }
+            }
+        }
+        let (_, pending) = self.events.pop_front()?;
+        Some(match pending {
+            Pending::Established => Event::Established { session_id: &self.first_session_id },
+            Pending::GatewayMoved { from, to } => Event::GatewayMoved { from, to },
+            Pending::GatewayFallback { unreachable, to } => Event::GatewayFallback { unreachable, to },
+            Pending::RequestFailed { kind, error, recovery } => {
+                Event::RequestFailed { kind, error, recovery }
+            }
+            Pending::Warning(error) => Event::Warning(error),
+            Pending::Closed(reason) => {
+                self.finished = true;
+                self.events.clear();
+                let closed = Closed {
+                    reason,
+                    unsent_bytes: self.outgoing.len(),
+                    incomplete_inbound_bytes: self.inbound.buffered(),
+                };
+                self.inbound.clear();
+                Event::Closed(closed)
+            }
+        })
+    }
+
+    /// The latest session ID, once the gateway gave one.
+    pub fn session_id(&self) -> Option<&str> {
+        (!self.session_id.is_empty()).then_some(self.session_id.as_str())
+    }
+
+    /// The gateway the next request goes to.
+    pub fn gateway(&self) -> &Endpoint {
+        &self.gateway
+    }
+
+    /// The MSNP server this session opened.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The kind of the request in flight.
+    pub fn in_flight(&self) -> Option<RequestKind> {
+        self.in_flight.map(|f| f.kind)
+    }
+
+    /// Whether the session has ended (the `Closed` event may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Bytes queued and not yet confirmed by the gateway (the request in flight included).
+    pub fn queued_bytes(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// The queued bytes not yet confirmed by the gateway: after the session closed, what never
+    /// made it, to send on another session if the caller wants.
+    pub fn unsent(&self) -> &[u8] {
+        self.outgoing.unconfirmed()
+    }
+
+    /// Received bytes not yet delivered as events.
+    pub fn inbound_bytes(&self) -> usize {
+        self.inbound.buffered()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The poll policy in use.
+    pub fn poll_policy(&self) -> PollPolicy {
+        self.poll.policy()
+    }
+
+    fn on_head(&mut self) {
+        let status = self.decoder.head().status();
+        let disposition = match status {
+            200..=299 => match self.read_messenger_header() {
+                Ok(disposition) => disposition,
+                Err(e) => return self.fail(e.into()),
+            },
+            400 => Disposition::Rejected,
+            407 => return self.fail(RemoteError::ProxyAuthenticationRequired.into()),
+            500..=599 => Disposition::ServerError(status),
+            _ => return self.fail(RemoteError::UnexpectedStatus(status).into()),
+        };
+        self.disposition = Some(disposition);
+    }
+
+    /// Takes the SessionID and the next gateway from a successful response's head.
+    fn read_messenger_header(&mut self) -> Result<Disposition, RemoteError> {
+        let head = self.decoder.head();
+        let raw = head.messenger().ok_or(RemoteError::MissingMessengerHeader)?;
+        let header = parse_messenger_header(raw).map_err(RemoteError::MessengerHeader)?;
+        if let Some(id) = header.session_id {
+            self.session_id.clear();
+            self.session_id.push_str(id);
+            if self.first_session_id.is_empty() {
+                self.first_session_id.push_str(id);
+                self.events.push_back((self.inbound.end(), Pending::Established));
+            }
+        }
+        // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
+        let named = match head.msn_host().map(<[u8]>::trim_ascii) {
+            Some(host) if !host.is_empty() => Some(std::str::from_utf8(host).unwrap_or("\0")),
+            _ => header.gateway.filter(|gw| !gw.is_empty()),
+        };
+        let session_close = header.session_close;
+        self.pending_gateway = None;
+        if let Some(text) = named {
+            match self.gateway.moved_to(text) {
+                Ok(Some(to)) if !self.unreachable.contains(&to) => self.pending_gateway = Some(to),
+                Ok(_) => {}
+                Err(e) => self.warn(RemoteError::InvalidGatewayAddress(e).into()),
+            }
+        }
+        Ok(Disposition::Success { session_close })
+    }
+
+    fn on_complete(&mut self, now: Instant) {
+        let Some(flight) = self.in_flight.take() else { return };
+        if !self.decoder.head().keep_alive() {
+            self.fresh_connection = true;
+        }
+        let carried_data = self.decoder.body_received() > 0;
+        match self.disposition.take() {
+            Some(Disposition::Success { session_close }) => {
+                self.outgoing.confirm(flight.len);
+                self.failures = 0;
+                if flight.kind == RequestKind::Poll && !carried_data {
+                    self.stats.empty_polls += 1;
+                }
+                if let Some(to) = self.pending_gateway.take() {
+                    let from = std::mem::replace(&mut self.gateway, to.clone());
+                    self.fresh_connection = true;
+                    self.push_event(Pending::GatewayMoved { from, to });
+                }
+                if self.phase == Phase::Opening {
+                    self.phase = Phase::Open;
+                }
+                if session_close {
+                    self.close_session(CloseReason::ServerClosed);
+                } else if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
+                    self.close_session(CloseReason::LocalClose);
+                } else {
+                    self.poll.response(now, carried_data, flight.kind == RequestKind::Poll);
+                }
+            }
+            Some(Disposition::Rejected) => self.close_session(CloseReason::SessionRejected),
+            Some(Disposition::ServerError(status)) => {
+                self.in_flight = Some(flight);
+                self.request_failed(now, RemoteError::ServerError(status).into(), false);
+            }
+            // Every head sets a disposition or ends the session; nothing is left to do.
+            None => {}
+        }
+    }
+
+    /// Whether MSNP bytes may have been lost with the response in progress: some of it arrived,
+    /// and it was (or may have been) a successful one.
+    fn response_data_lost(&self) -> bool {
+        self.decoder.started()
+            && !matches!(self.disposition, Some(Disposition::Rejected | Disposition::ServerError(_)))
+    }
+
+    /// The request in flight failed; retry, ask, or give up as the policy says.
+    fn request_failed(&mut self, now: Instant, error: SessionError, data_lost: bool) {
+        let Some(flight) = self.in_flight.take() else { return };
+        self.decoder.reset();
+        self.disposition = None;
+        self.pending_gateway = None;
+        self.stats.failed_requests += 1;
+        if data_lost {
+            return self.close_session(CloseReason::Failed(error));
+        }
+        if !self.count_failure() {
+            return;
+        }
+        self.retry_at = Some(now + self.backoff(self.failures));
+        let recovery = match (flight.kind, self.settings.unconfirmed) {
+            (RequestKind::Poll, _) | (_, UnconfirmedPolicy::Resend) => Recovery::Resending,
+            (_, UnconfirmedPolicy::Discard) => {
+                self.outgoing.confirm(flight.len);
+                Recovery::Discarded { bytes: flight.len }
+            }
+            (_, UnconfirmedPolicy::Ask) => {
+                self.awaiting_decision = Some(flight.len);
+                Recovery::AwaitingDecision
+            }
+        };
+        self.push_event(Pending::RequestFailed { kind: flight.kind, error, recovery });
+        if matches!(recovery, Recovery::Discarded { .. })
+            && self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end)
+        {
+            self.close_session(CloseReason::Aborted);
+        }
+    }
+
+    /// Counts a failed request; closes the session and returns false past the limit.
+    fn count_failure(&mut self) -> bool {
+        self.failures += 1;
+        if self.failures > self.settings.max_consecutive_failures {
+            let error = NetworkError::TooManyFailures { failures: self.failures };
+            self.close_session(CloseReason::Failed(error.into()));
+            return false;
+        }
+        true
+    }
+
+    /// The wait before retry number `failures`: none for the first, then doubling.
+    fn backoff(&self, failures: u32) -> Duration {
+        match failures {
+            0 | 1 => Duration::ZERO,
+            n => self.settings.retry_delay * 2u32.pow((n - 2).min(MAX_BACKOFF_DOUBLINGS)),
+        }
+    }
+
+    /// Whether undelivered input should hold back further requests.
+    fn backpressured(&self) -> bool {
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            return true;
+        }
+        if self.inbound.buffered() < self.settings.max_inbound_bytes {
+            return false;
+        }
+        match self.settings.output {
+            OutputMode::Bytes => true,
+            // A partial command must be allowed to complete, or the session would stall.
+            OutputMode::Commands => !matches!(self.inbound.next_command_end(), Ok(None)),
+        }
+    }
+
+    fn unsolicited(&mut self, len: usize) {
+        self.fresh_connection = true;
+        if let Some((_, Pending::Warning(SessionError::Remote(RemoteError::UnsolicitedData {
+            len: total,
+        })))) = self.events.back_mut()
+        {
+            *total = total.saturating_add(len);
+            return;
+        }
+        self.warn(RemoteError::UnsolicitedData { len }.into());
+    }
+
+    fn warn(&mut self, error: SessionError) {
+        if self.events.len() < MAX_PENDING_EVENTS {
+            self.push_event(Pending::Warning(error));
+        }
+    }
+
+    fn push_event(&mut self, event: Pending) {
+        self.events.push_back((self.inbound.end(), event));
+    }
+
+    fn fail(&mut self, error: SessionError) {
+        self.close_session(CloseReason::Failed(error));
+    }
+
+    fn on_frame_error(&mut self, error: FrameError) {
+        // The rest of the stream cannot be framed: end now, ahead of anything still queued.
+        self.shut_down();
+        self.events.clear();
+        let reason = CloseReason::Failed(RemoteError::Msnp(error).into());
+        self.events.push_back((0, Pending::Closed(reason)));
+    }
+
+    fn close_session(&mut self, reason: CloseReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.shut_down();
+        self.push_event(Pending::Closed(reason));
+    }
+
+    fn shut_down(&mut self) {
+        self.phase = Phase::Closed;
+        self.in_flight = None;
+        self.retry_at = None;
+        self.awaiting_decision = None;
+        self.pending_gateway = None;
+    }
+}
+
+fn check_config(config: &ClientConfig) -> Result<(), ConfigError> {
+    let checks = [
+        (config.request_timeout.is_zero(), "request_timeout"),
+        (config.max_request_body_bytes == 0, "max_request_body_bytes"),
+        (config.max_queued_bytes == 0, "max_queued_bytes"),
+        (config.max_inbound_bytes == 0, "max_inbound_bytes"),
+        (config.max_consecutive_failures == 0, "max_consecutive_failures"),
+        (config.http_limits.max_head_bytes < 32, "http_limits.max_head_bytes"),
+        (config.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
+        (
+            match config.poll_policy {
+                PollPolicy::Official { interval } => interval.is_zero(),
+                PollPolicy::Adaptive { min, max } => max.is_zero() || min > max,
+                PollPolicy::LongPoll { lifespan_secs } => lifespan_secs == 0,
+            },
+            "poll_policy",
+        ),
+    ];
+    match checks.iter().find(|(bad, _)| *bad) {
+        Some((_, name)) => Err(ConfigError::InvalidLimit(name)),
+        None => Ok(()),
+    }
+}

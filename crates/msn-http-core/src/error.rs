@@ -1,0 +1,383 @@
+//! Error types, split by who is at fault: the remote peer (gateway or proxy), the network, or
+//! the local caller.
+//!
+//! Errors from the peer and the network reach the caller as [`Event`](crate::client::Event)s
+//! (non-fatal ones as warnings, fatal ones inside the final `Closed` event; fatal errors are
+//! sticky). Mistakes of the local caller are returned directly by the call that made them
+//! ([`SendError`], [`ConfigError`]).
+
+use std::fmt;
+
+use crate::AddressError;
+
+/// A malformed or unacceptable HTTP message, at the wire level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The start line or a header is not valid HTTP/1.x.
+    MalformedHead(HeadFault),
+    /// The head did not end within the configured head size.
+    HeadTooLarge {
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// More header fields than [`MAX_HEADERS`](crate::wire::MAX_HEADERS).
+    TooManyHeaders,
+    /// The body is larger than the configured body size.
+    BodyTooLarge {
+        /// The configured limit, in bytes.
+        limit: u64,
+    },
+    /// `Content-Length` is not a plain decimal number that fits in 64 bits.
+    InvalidContentLength,
+    /// Several `Content-Length` fields disagree.
+    ConflictingContentLength,
+    /// A transfer coding other than `chunked` (we never ask for one).
+    UnsupportedTransferEncoding,
+    /// A content coding such as gzip (we never advertise one).
+    UnsupportedContentEncoding,
+    /// A chunk-size line is not a hexadecimal size that fits in 64 bits.
+    InvalidChunkSize,
+    /// A chunk-size line or trailer line is longer than the decoder accepts.
+    ChunkLineTooLong,
+    /// Chunk data is not followed by CRLF.
+    InvalidChunkTerminator,
+    /// `101 Switching Protocols`: the gateway protocol never upgrades.
+    UnexpectedUpgrade,
+    /// A header that must appear at most once appeared twice.
+    DuplicateHeader(&'static str),
+}
+
+/// Which part of an HTTP head was malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeadFault {
+    /// An invalid header name.
+    HeaderName,
+    /// An invalid header value (for example a NUL byte).
+    HeaderValue,
+    /// A bad line ending.
+    NewLine,
+    /// An invalid status code or status line.
+    Status,
+    /// An invalid token (method or target).
+    Token,
+    /// Not `HTTP/1.0` or `HTTP/1.1`.
+    Version,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MalformedHead(part) => write!(f, "malformed HTTP head ({part:?})"),
+            Self::HeadTooLarge { limit } => write!(f, "HTTP head larger than {limit} bytes"),
+            Self::TooManyHeaders => f.write_str("too many HTTP header fields"),
+            Self::BodyTooLarge { limit } => write!(f, "HTTP body larger than {limit} bytes"),
+            Self::InvalidContentLength => f.write_str("invalid Content-Length"),
+            Self::ConflictingContentLength => f.write_str("conflicting Content-Length fields"),
+            Self::UnsupportedTransferEncoding => f.write_str("unsupported Transfer-Encoding"),
+            Self::UnsupportedContentEncoding => f.write_str("unsupported Content-Encoding"),
+            Self::InvalidChunkSize => f.write_str("invalid chunk size"),
+            Self::ChunkLineTooLong => f.write_str("chunk-size or trailer line too long"),
+            Self::InvalidChunkTerminator => f.write_str("chunk data not followed by CRLF"),
+            Self::UnexpectedUpgrade => f.write_str("unexpected 101 Switching Protocols"),
+            Self::DuplicateHeader(name) => write!(f, "duplicate {name} header"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// A malformed `X-MSN-Messenger` header value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessengerHeaderError {
+    /// The header value is empty.
+    Empty,
+    /// No `SessionID` key (and no `Session=close` either).
+    MissingSessionId,
+    /// `SessionID=` with nothing after it.
+    EmptySessionId,
+    /// A SessionID longer than [`MAX_SESSION_ID_LEN`](crate::wire::MAX_SESSION_ID_LEN).
+    SessionIdTooLong,
+    /// A SessionID holding a control character, space or non-ASCII byte.
+    InvalidSessionId,
+    /// The value does not follow the `key=value; key=value` grammar.
+    Syntax,
+}
+
+impl fmt::Display for MessengerHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "empty X-MSN-Messenger header",
+            Self::MissingSessionId => "X-MSN-Messenger without SessionID",
+            Self::EmptySessionId => "empty SessionID",
+            Self::SessionIdTooLong => "SessionID too long",
+            Self::InvalidSessionId => "SessionID holds an invalid byte",
+            Self::Syntax => "malformed X-MSN-Messenger header",
+        })
+    }
+}
+
+impl std::error::Error for MessengerHeaderError {}
+
+/// An MSNP byte stream that cannot be framed into commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A command line longer than the configured maximum without a line ending.
+    LineTooLong {
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// A payload command announcing more bytes than the configured maximum.
+    PayloadTooLarge {
+        /// The announced payload length.
+        len: u64,
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// An empty command line, or one whose command name is not 3 letters or digits.
+    InvalidCommand,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LineTooLong { limit } => write!(f, "MSNP command line longer than {limit} bytes"),
+            Self::PayloadTooLarge { len, limit } => {
+                write!(f, "MSNP payload of {len} bytes exceeds the limit of {limit}")
+            }
+            Self::InvalidCommand => f.write_str("invalid MSNP command line"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// The gateway, or a proxy on the way, broke the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The HTTP response could not be decoded.
+    Http(HttpError),
+    /// A 2xx response without an `X-MSN-Messenger` header (a transparent proxy or captive
+    /// portal answering in the gateway's place, typically).
+    MissingMessengerHeader,
+    /// The `X-MSN-Messenger` header could not be parsed.
+    MessengerHeader(MessengerHeaderError),
+    /// `GW-IP` or `X-MSN-Host` named an unusable address; the session stays where it was.
+    InvalidGatewayAddress(AddressError),
+    /// A status the protocol has no use for (3xx, 4xx other than 400 and 407).
+    UnexpectedStatus(u16),
+    /// A 5xx status.
+    ServerError(u16),
+    /// `407`: the proxy wants credentials (or rejected the ones configured).
+    ProxyAuthenticationRequired,
+    /// Bytes arrived while no request was in flight, or after a complete response.
+    UnsolicitedData {
+        /// How many bytes were discarded.
+        len: usize,
+    },
+    /// The MSNP stream inside the bodies could not be framed.
+    Msnp(FrameError),
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http(e) => write!(f, "gateway sent bad HTTP: {e}"),
+            Self::MissingMessengerHeader => f.write_str("response without X-MSN-Messenger header"),
+            Self::MessengerHeader(e) => write!(f, "gateway sent a bad header: {e}"),
+            Self::InvalidGatewayAddress(e) => write!(f, "gateway named a bad address: {e}"),
+            Self::UnexpectedStatus(code) => write!(f, "unexpected HTTP status {code}"),
+            Self::ServerError(code) => write!(f, "gateway or proxy error: HTTP {code}"),
+            Self::ProxyAuthenticationRequired => f.write_str("proxy authentication required"),
+            Self::UnsolicitedData { len } => write!(f, "{len} unsolicited bytes from the gateway"),
+            Self::Msnp(e) => write!(f, "gateway sent a bad MSNP stream: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// The network failed us: nothing here says the peer misbehaved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The adapter could not connect to the destination.
+    ConnectFailed,
+    /// The connection ended before the response was complete.
+    ConnectionClosed {
+        /// Whether any byte of the response had arrived.
+        response_started: bool,
+    },
+    /// No complete response within the request timeout.
+    Timeout {
+        /// Whether any byte of the response had arrived.
+        response_started: bool,
+    },
+    /// Too many failed requests in a row; the session gives up.
+    TooManyFailures {
+        /// How many requests failed in a row.
+        failures: u32,
+    },
+}
+
+impl fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConnectFailed => f.write_str("could not connect"),
+            Self::ConnectionClosed { response_started: true } => {
+                f.write_str("connection closed in the middle of a response")
+            }
+            Self::ConnectionClosed { response_started: false } => {
+                f.write_str("connection closed before any response")
+            }
+            Self::Timeout { response_started: true } => f.write_str("response stalled"),
+            Self::Timeout { response_started: false } => f.write_str("no response in time"),
+            Self::TooManyFailures { failures } => write!(f, "{failures} requests failed in a row"),
+        }
+    }
+}
+
+impl std::error::Error for NetworkError {}
+
+/// An error of a session, by who is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The gateway or a proxy broke the protocol.
+    Remote(RemoteError),
+    /// The network failed.
+    Network(NetworkError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Remote(e) => e.fmt(f),
+            Self::Network(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Remote(e) => Some(e),
+            Self::Network(e) => Some(e),
+        }
+    }
+}
+
+impl From<RemoteError> for SessionError {
+    fn from(e: RemoteError) -> Self {
+        Self::Remote(e)
+    }
+}
+
+impl From<NetworkError> for SessionError {
+    fn from(e: NetworkError) -> Self {
+        Self::Network(e)
+    }
+}
+
+impl From<HttpError> for SessionError {
+    fn from(e: HttpError) -> Self {
+        Self::Remote(RemoteError::Http(e))
+    }
+}
+
+/// Why [`Session::send`](crate::client::Session::send) refused bytes. Nothing of a refused call
+/// is queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session has ended (or is ending after [`close`](crate::client::Session::close)).
+    Closed,
+    /// The outgoing queue would exceed its limit; drive the session and try again.
+    QueueFull {
+        /// Bytes already queued (including the request in flight).
+        queued: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// `PNG` may not be sent through the gateway (the official server disconnects); the
+    /// gateway session's polling keeps the connection alive instead.
+    PingNotAllowed,
+    /// A command line longer than the configured maximum.
+    LineTooLong {
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// A command line that is empty or whose name is not 3 letters or digits.
+    InvalidCommand,
+    /// A payload command announcing more bytes than the configured maximum.
+    PayloadTooLarge {
+        /// The announced length.
+        len: u64,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("session closed"),
+            Self::QueueFull { queued, limit } => {
+                write!(f, "outgoing queue full ({queued} of {limit} bytes)")
+            }
+            Self::PingNotAllowed => f.write_str("PNG is not allowed over the HTTP gateway"),
+            Self::LineTooLong { limit } => write!(f, "command line longer than {limit} bytes"),
+            Self::InvalidCommand => f.write_str("invalid MSNP command"),
+            Self::PayloadTooLarge { len, limit } => {
+                write!(f, "payload of {len} bytes exceeds the limit of {limit}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl From<FrameError> for SendError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::LineTooLong { limit } => Self::LineTooLong { limit },
+            FrameError::PayloadTooLarge { len, limit } => Self::PayloadTooLarge { len, limit },
+            FrameError::InvalidCommand => Self::InvalidCommand,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A header name or value holds a byte that would break the request (CR, LF, NUL, or a
+    /// non-token byte in a name), or names a header the session writes itself.
+    InvalidHeader(String),
+    /// The gateway path must start with `/` and hold only URL-safe bytes.
+    InvalidPath,
+    /// The target MSNP server (`IP=` value) is empty or malformed.
+    InvalidTarget(AddressError),
+    /// Proxy credentials hold a byte that cannot go in a header.
+    InvalidCredentials,
+    /// A limit or duration that makes no sense (zero, or smaller than another it must exceed).
+    InvalidLimit(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidHeader(name) => write!(f, "invalid request header {name:?}"),
+            Self::InvalidPath => f.write_str("invalid gateway path"),
+            Self::InvalidTarget(e) => write!(f, "invalid target server: {e}"),
+            Self::InvalidCredentials => f.write_str("invalid proxy credentials"),
+            Self::InvalidLimit(name) => write!(f, "invalid setting: {name}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

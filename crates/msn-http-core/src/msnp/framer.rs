@@ -1,0 +1,211 @@
+//! Reassembles whole MSNP commands from a byte stream pushed in pieces of any size.
+
+use crate::error::FrameError;
+
+use super::PayloadCommands;
+use super::command::{Command, parse_line, text_len};
+
+/// Limits on what one command may hold. Exceeding one is a [`FrameError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramerLimits {
+    /// The longest command line, line ending excluded. Default 16 KiB.
+    pub max_line_bytes: usize,
+    /// The largest payload a payload command may announce. Default 1 MiB.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for FramerLimits {
+    fn default() -> Self {
+        Self { max_line_bytes: 16 * 1024, max_payload_bytes: 1024 * 1024 }
+    }
+}
+
+/// Frames MSNP commands out of a byte stream.
+///
+/// Push bytes as they arrive with [`push`](Self::push); take whole commands with
+/// [`next_command`](Self::next_command). A command is handed out only when all of it (line and
+/// payload) has arrived, and is consumed when the next one is asked for, so the borrow needs no
+/// copy. The buffer holds at most the bytes not yet taken.
+#[derive(Clone, Debug)]
+pub struct CommandFramer {
+    buf: Vec<u8>,
+    start: usize,
+    pending: usize,
+    consumed: u64,
+    rules: PayloadCommands,
+    limits: FramerLimits,
+}
+
+impl CommandFramer {
+    /// A framer for the given payload commands and limits.
+    pub fn new(rules: PayloadCommands, limits: FramerLimits) -> Self {
+        Self { buf: Vec::new(), start: 0, pending: 0, consumed: 0, rules, limits }
+    }
+
+    /// Appends stream bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.release();
+        let reclaim = self.start == self.buf.len() || self.buf.len() + bytes.len() > self.buf.capacity();
+        if self.start > 0 && reclaim {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole command, if one has arrived.
+    pub fn next_command(&mut self) -> Result<Option<Command<'_>>, FrameError> {
+        self.next_command_within(u64::MAX)
+    }
+
+    /// The next whole command if it ends at or before stream offset `end`.
+    pub(crate) fn next_command_within(&mut self, end: u64) -> Result<Option<Command<'_>>, FrameError> {
+        self.release();
+        let Some((len, line_len, payload_start)) = self.peek()? else {
+            return Ok(None);
+        };
+        if self.consumed + len as u64 > end {
+            return Ok(None);
+        }
+        self.pending = len;
+        let bytes = &self.buf[self.start..self.start + len];
+        Ok(Some(Command::new(bytes, line_len, payload_start)))
+    }
+
+    /// The stream offset where the next whole command ends, if one is waiting.
+    pub(crate) fn next_command_end(&self) -> Result<Option<u64>, FrameError> {
+        Ok(self.peek()?.map(|(len, ..)| self.position() + len as u64))
+    }
+
+    /// Takes raw stream bytes up to stream offset `end`, for callers that frame MSNP themselves.
+    pub(crate) fn take_bytes_within(&mut self, end: u64) -> &[u8] {
+        self.release();
+        let available = self.buf.len() - self.start;
+        let allowed = end.saturating_sub(self.consumed);
+        let n = usize::try_from(allowed).map_or(available, |allowed| allowed.min(available));
+        self.pending = n;
+        &self.buf[self.start..self.start + n]
+    }
+
+    /// Bytes pushed and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start - self.pending
+    }
+
+    /// Stream offset of the first byte not yet taken.
+    pub fn position(&self) -> u64 {
+        self.consumed + self.pending as u64
+    }
+
+    /// Stream offset just past the last byte pushed.
+    pub fn end(&self) -> u64 {
+        self.consumed + (self.buf.len() - self.start) as u64
+    }
+
+    /// Drops everything buffered (the stream is over).
+    pub fn clear(&mut self) {
+        self.release();
+        self.consumed += (self.buf.len() - self.start) as u64;
+        self.buf.clear();
+        self.start = 0;
+    }
+
+    /// Consumes what the last call handed out.
+    fn release(&mut self) {
+        self.start += self.pending;
+        self.consumed += self.pending as u64;
+        self.pending = 0;
+    }
+
+    /// The length, line length and payload offset of the next command not yet handed out, if
+    /// all of it is here.
+    fn peek(&self) -> Result<Option<(usize, usize, Option<usize>)>, FrameError> {
+        let data = &self.buf[self.start + self.pending..];
+        let max_line = self.limits.max_line_bytes;
+        let Some(nl) = memchr::memchr(b'\n', data) else {
+            if data.len() > max_line + 1 {
+                return Err(FrameError::LineTooLong { limit: max_line });
+            }
+            return Ok(None);
+        };
+        let line_len = text_len(&data[..=nl]);
+        if line_len > max_line {
+            return Err(FrameError::LineTooLong { limit: max_line });
+        }
+        let info = parse_line(&data[..line_len], &self.rules, self.limits.max_payload_bytes)?;
+        let head_len = nl + 1;
+        match info.payload_len {
+            None => Ok(Some((head_len, line_len, None))),
+            // The length was checked against `max_payload_bytes`, a `usize`.
+            Some(payload) => {
+                let total = head_len + payload as usize;
+                Ok((data.len() >= total).then_some((total, line_len, Some(head_len))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_all(stream: &[u8], step: usize) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+        let mut out = Vec::new();
+        for piece in stream.chunks(step.max(1)) {
+            framer.push(piece);
+            while let Some(cmd) = framer.next_command()? {
+                out.push(cmd.as_bytes().to_vec());
+            }
+        }
+        assert_eq!(framer.buffered(), 0, "leftover bytes");
+        Ok(out)
+    }
+
+    #[test]
+    fn commands_come_out_whole_at_every_split() {
+        let stream = b"VER 1 MSNP8\r\nMSG a@b.c A 12\r\nMSG x\r\nPNG\r\nNOT 3\r\nabcCHL 0 1\n911 4\r\n";
+        let want: Vec<&[u8]> = vec![
+            b"VER 1 MSNP8\r\n",
+            b"MSG a@b.c A 12\r\nMSG x\r\nPNG\r\n",
+            b"NOT 3\r\nabc",
+            b"CHL 0 1\n",
+            b"911 4\r\n",
+        ];
+        for step in 1..=stream.len() {
+            assert_eq!(frame_all(stream, step).unwrap(), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn limits_hold_without_a_line_ending() {
+        let mut framer = CommandFramer::new(
+            PayloadCommands::default(),
+            FramerLimits { max_line_bytes: 8, max_payload_bytes: 4 },
+        );
+        framer.push(b"VER 1 MS");
+        assert_eq!(framer.next_command(), Ok(None));
+        framer.push(b"NP");
+        assert_eq!(framer.next_command(), Err(FrameError::LineTooLong { limit: 8 }));
+
+        let mut framer = CommandFramer::new(
+            PayloadCommands::default(),
+            FramerLimits { max_line_bytes: 64, max_payload_bytes: 4 },
+        );
+        framer.push(b"MSG 1 N 5\r\n");
+        assert_eq!(framer.next_command(), Err(FrameError::PayloadTooLarge { len: 5, limit: 4 }));
+    }
+
+    #[test]
+    fn offsets_track_the_stream() {
+        let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+        framer.push(b"OUT\r\nVER 1");
+        assert_eq!(framer.next_command_within(4), Ok(None));
+        assert_eq!(framer.next_command_within(5).unwrap().map(|c| c.name()), Some("OUT"));
+        assert_eq!(framer.next_command(), Ok(None));
+        assert_eq!((framer.position(), framer.end(), framer.buffered()), (5, 10, 5));
+        assert_eq!(framer.take_bytes_within(7), b"VE");
+        assert_eq!(framer.take_bytes_within(u64::MAX), b"R 1");
+        assert_eq!(framer.position(), 10);
+    }
+}
