@@ -63,7 +63,10 @@ impl Endpoint {
     /// An endpoint from a host known to be valid (a constant of this crate).
     pub(crate) fn trusted(host: &str, port: u16) -> Self {
         debug_assert!(validate_host(host).is_ok() && port != 0);
-        Self { host: host.to_owned(), port }
+        Self {
+            host: host.to_owned(),
+            port,
+        }
     }
 
     /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal; a missing port
@@ -181,7 +184,11 @@ fn validate_host(host: &str) -> Result<(), AddressError> {
             b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'
         }
     });
-    if valid { Ok(()) } else { Err(AddressError::InvalidHost) }
+    if valid {
+        Ok(())
+    } else {
+        Err(AddressError::InvalidHost)
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +198,10 @@ mod tests {
     #[test]
     fn parses_every_documented_form() {
         let cases = [
-            ("gateway.messenger.hotmail.com", ("gateway.messenger.hotmail.com", 80)),
+            (
+                "gateway.messenger.hotmail.com",
+                ("gateway.messenger.hotmail.com", 80),
+            ),
             ("207.46.110.18:8080", ("207.46.110.18", 8080)),
             ("[::1]", ("::1", 80)),
             ("[2001:db8::1]:443", ("2001:db8::1", 443)),
@@ -231,11 +241,17 @@ mod tests {
     #[test]
     fn authority_omits_the_default_port_and_brackets_ipv6() {
         let mut out = Vec::new();
-        Endpoint::parse("example.net:80", 80).unwrap().write_authority(&mut out, 80);
+        Endpoint::parse("example.net:80", 80)
+            .unwrap()
+            .write_authority(&mut out, 80);
         out.push(b' ');
-        Endpoint::parse("example.net:81", 80).unwrap().write_authority(&mut out, 80);
+        Endpoint::parse("example.net:81", 80)
+            .unwrap()
+            .write_authority(&mut out, 80);
         out.push(b' ');
-        Endpoint::parse("[::1]:80", 80).unwrap().write_authority(&mut out, 80);
+        Endpoint::parse("[::1]:80", 80)
+            .unwrap()
+            .write_authority(&mut out, 80);
         assert_eq!(out, b"example.net example.net:81 [::1]");
     }
 }

@@ -7,7 +7,7 @@ use crate::Endpoint;
 use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
 use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands};
 use crate::wire::{
-    RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm, EofOutcome,
+    EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
     parse_messenger_header,
 };
 
@@ -15,7 +15,7 @@ use super::event::Pending;
 use super::outgoing::OutgoingQueue;
 use super::poll::PollSchedule;
 use super::{
-    CloseReason, Closed, ClientConfig, Event, OutputMode, PollPolicy, Recovery, RequestKind,
+    ClientConfig, CloseReason, Closed, Event, OutputMode, PollPolicy, Recovery, RequestKind,
     Target, UnconfirmedPolicy,
 };
 
@@ -309,7 +309,8 @@ impl Session {
             return Err(SendError::Closed);
         }
         let rules = &self.settings.payload_commands;
-        self.outgoing.push(msnp, rules, self.settings.framer_limits, true)?;
+        self.outgoing
+            .push(msnp, rules, self.settings.framer_limits, true)?;
         self.poll.caller_sent();
         Ok(())
     }
@@ -328,7 +329,9 @@ impl Session {
         self.outgoing.drop_partial_command();
         let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false);
+        let _ = self
+            .outgoing
+            .push(b"OUT\r\n", rules, self.settings.framer_limits, false);
         self.close_after = Some(self.outgoing.end());
     }
 
@@ -349,7 +352,10 @@ impl Session {
             return 0;
         };
         self.outgoing.confirm(len);
-        if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
+        if self
+            .close_after
+            .is_some_and(|end| self.outgoing.confirmed() >= end)
+        {
             self.close_session(CloseReason::Aborted);
         }
         len
@@ -358,14 +364,18 @@ impl Session {
     /// Appends the next request to `out`, if one is due at `now`, and returns where it goes.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit<'_>> {
         self.now = now;
-        if self.phase == Phase::Closed || self.in_flight.is_some() || self.awaiting_decision.is_some()
+        if self.phase == Phase::Closed
+            || self.in_flight.is_some()
+            || self.awaiting_decision.is_some()
         {
             return None;
         }
         if self.retry_at.is_some_and(|at| now < at) || self.backpressured() {
             return None;
         }
-        let body_len = self.outgoing.next_request_len(self.settings.max_request_body_bytes);
+        let body_len = self
+            .outgoing
+            .next_request_len(self.settings.max_request_body_bytes);
         let kind = match self.phase {
             Phase::Opening if body_len > 0 => RequestKind::Open,
             Phase::Open if body_len > 0 => RequestKind::Send,
@@ -373,11 +383,17 @@ impl Session {
             _ => return None,
         };
         let line = match kind {
-            RequestKind::Open => RequestLine::Open { server: self.target.server, ip: &self.target.ip },
-            RequestKind::Send => RequestLine::Send { session_id: &self.session_id },
-            RequestKind::Poll => {
-                RequestLine::Poll { session_id: &self.session_id, lifespan: self.poll.lifespan() }
-            }
+            RequestKind::Open => RequestLine::Open {
+                server: self.target.server,
+                ip: &self.target.ip,
+            },
+            RequestKind::Send => RequestLine::Send {
+                session_id: &self.session_id,
+            },
+            RequestKind::Poll => RequestLine::Poll {
+                session_id: &self.session_id,
+                lifespan: self.poll.lifespan(),
+            },
         };
         let form = match self.settings.proxy {
             Some(_) => TargetForm::Absolute,
@@ -391,7 +407,11 @@ impl Session {
         if let (RequestKind::Poll, Some(secs)) = (kind, self.poll.lifespan()) {
             deadline += Duration::from_secs(u64::from(secs));
         }
-        self.in_flight = Some(InFlight { kind, len: body_len, deadline });
+        self.in_flight = Some(InFlight {
+            kind,
+            len: body_len,
+            deadline,
+        });
         self.retry_at = None;
         self.poll.request_sent();
         self.decoder.reset();
@@ -459,7 +479,9 @@ impl Session {
         match self.decoder.finish() {
             EofOutcome::Complete => self.on_complete(now),
             EofOutcome::Truncated { started } => {
-                let error = NetworkError::ConnectionClosed { response_started: started };
+                let error = NetworkError::ConnectionClosed {
+                    response_started: started,
+                };
                 self.request_failed(now, error.into(), self.response_data_lost());
             }
         }
@@ -473,7 +495,9 @@ impl Session {
         if self.phase == Phase::Closed || self.in_flight.is_none() {
             return;
         }
-        let Some(flight) = self.in_flight.take() else { return };
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
         self.decoder.reset();
         self.fresh_connection = true;
         self.stats.failed_requests += 1;
@@ -507,7 +531,9 @@ impl Session {
         }
         if self.in_flight.is_some_and(|f| now >= f.deadline) {
             self.fresh_connection = true;
-            let error = NetworkError::Timeout { response_started: self.decoder.started() };
+            let error = NetworkError::Timeout {
+                response_started: self.decoder.started(),
+            };
             self.request_failed(now, error.into(), self.response_data_lost());
         }
     }
@@ -548,7 +574,12 @@ impl Session {
         match self.settings.output {
             OutputMode::Commands => match self.inbound.next_command_end() {
                 Ok(Some(end)) if end <= limit => {
-                    return self.inbound.next_command_within(limit).ok().flatten().map(Event::Command);
+                    return self
+                        .inbound
+                        .next_command_within(limit)
+                        .ok()
+                        .flatten()
+                        .map(Event::Command);
                 }
                 Ok(_) => {}
                 Err(e) => self.on_frame_error(e),
@@ -561,12 +592,22 @@ impl Session {
         }
         let (_, pending) = self.events.pop_front()?;
         Some(match pending {
-            Pending::Established => Event::Established { session_id: &self.first_session_id },
+            Pending::Established => Event::Established {
+                session_id: &self.first_session_id,
+            },
             Pending::GatewayMoved { from, to } => Event::GatewayMoved { from, to },
-            Pending::GatewayFallback { unreachable, to } => Event::GatewayFallback { unreachable, to },
-            Pending::RequestFailed { kind, error, recovery } => {
-                Event::RequestFailed { kind, error, recovery }
+            Pending::GatewayFallback { unreachable, to } => {
+                Event::GatewayFallback { unreachable, to }
             }
+            Pending::RequestFailed {
+                kind,
+                error,
+                recovery,
+            } => Event::RequestFailed {
+                kind,
+                error,
+                recovery,
+            },
             Pending::Warning(error) => Event::Warning(error),
             Pending::Closed(reason) => {
                 self.finished = true;
@@ -651,14 +692,17 @@ impl Session {
     /// Takes the SessionID and the next gateway from a successful response's head.
     fn read_messenger_header(&mut self) -> Result<Disposition, RemoteError> {
         let head = self.decoder.head();
-        let raw = head.messenger().ok_or(RemoteError::MissingMessengerHeader)?;
+        let raw = head
+            .messenger()
+            .ok_or(RemoteError::MissingMessengerHeader)?;
         let header = parse_messenger_header(raw).map_err(RemoteError::MessengerHeader)?;
         if let Some(id) = header.session_id {
             self.session_id.clear();
             self.session_id.push_str(id);
             if self.first_session_id.is_empty() {
                 self.first_session_id.push_str(id);
-                self.events.push_back((self.inbound.end(), Pending::Established));
+                self.events
+                    .push_back((self.inbound.end(), Pending::Established));
             }
         }
         // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
@@ -679,7 +723,9 @@ impl Session {
     }
 
     fn on_complete(&mut self, now: Instant) {
-        let Some(flight) = self.in_flight.take() else { return };
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
         if !self.decoder.head().keep_alive() {
             self.fresh_connection = true;
         }
@@ -701,10 +747,14 @@ impl Session {
                 }
                 if session_close {
                     self.close_session(CloseReason::ServerClosed);
-                } else if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
+                } else if self
+                    .close_after
+                    .is_some_and(|end| self.outgoing.confirmed() >= end)
+                {
                     self.close_session(CloseReason::LocalClose);
                 } else {
-                    self.poll.response(now, carried_data, flight.kind == RequestKind::Poll);
+                    self.poll
+                        .response(now, carried_data, flight.kind == RequestKind::Poll);
                 }
             }
             Some(Disposition::Rejected) => self.close_session(CloseReason::SessionRejected),
@@ -721,12 +771,17 @@ impl Session {
     /// and it was (or may have been) a successful one.
     fn response_data_lost(&self) -> bool {
         self.decoder.started()
-            && !matches!(self.disposition, Some(Disposition::Rejected | Disposition::ServerError(_)))
+            && !matches!(
+                self.disposition,
+                Some(Disposition::Rejected | Disposition::ServerError(_))
+            )
     }
 
     /// The request in flight failed; retry, ask, or give up as the policy says.
     fn request_failed(&mut self, now: Instant, error: SessionError, data_lost: bool) {
-        let Some(flight) = self.in_flight.take() else { return };
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
         self.decoder.reset();
         self.disposition = None;
         self.pending_gateway = None;
@@ -749,9 +804,15 @@ impl Session {
                 Recovery::AwaitingDecision
             }
         };
-        self.push_event(Pending::RequestFailed { kind: flight.kind, error, recovery });
+        self.push_event(Pending::RequestFailed {
+            kind: flight.kind,
+            error,
+            recovery,
+        });
         if matches!(recovery, Recovery::Discarded { .. })
-            && self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end)
+            && self
+                .close_after
+                .is_some_and(|end| self.outgoing.confirmed() >= end)
         {
             self.close_session(CloseReason::Aborted);
         }
@@ -761,7 +822,9 @@ impl Session {
     fn count_failure(&mut self) -> bool {
         self.failures += 1;
         if self.failures > self.settings.max_consecutive_failures {
-            let error = NetworkError::TooManyFailures { failures: self.failures };
+            let error = NetworkError::TooManyFailures {
+                failures: self.failures,
+            };
             self.close_session(CloseReason::Failed(error.into()));
             return false;
         }
@@ -793,9 +856,10 @@ impl Session {
 
     fn unsolicited(&mut self, len: usize) {
         self.fresh_connection = true;
-        if let Some((_, Pending::Warning(SessionError::Remote(RemoteError::UnsolicitedData {
-            len: total,
-        })))) = self.events.back_mut()
+        if let Some((
+            _,
+            Pending::Warning(SessionError::Remote(RemoteError::UnsolicitedData { len: total })),
+        )) = self.events.back_mut()
         {
             *total = total.saturating_add(len);
             return;
@@ -848,9 +912,18 @@ fn check_config(config: &ClientConfig) -> Result<(), ConfigError> {
         (config.max_request_body_bytes == 0, "max_request_body_bytes"),
         (config.max_queued_bytes == 0, "max_queued_bytes"),
         (config.max_inbound_bytes == 0, "max_inbound_bytes"),
-        (config.max_consecutive_failures == 0, "max_consecutive_failures"),
-        (config.http_limits.max_head_bytes < 32, "http_limits.max_head_bytes"),
-        (config.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
+        (
+            config.max_consecutive_failures == 0,
+            "max_consecutive_failures",
+        ),
+        (
+            config.http_limits.max_head_bytes < 32,
+            "http_limits.max_head_bytes",
+        ),
+        (
+            config.framer_limits.max_line_bytes < 8,
+            "framer_limits.max_line_bytes",
+        ),
         (
             match config.poll_policy {
                 PollPolicy::Official { interval } => interval.is_zero(),

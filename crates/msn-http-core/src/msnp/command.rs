@@ -54,10 +54,15 @@ pub(crate) fn parse_line<'a>(
         {
             let len = last
                 .iter()
-                .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .try_fold(0u64, |acc, &d| {
+                    acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
                 .unwrap_or(u64::MAX);
             if len > max_payload as u64 {
-                return Err(FrameError::PayloadTooLarge { len, limit: max_payload });
+                return Err(FrameError::PayloadTooLarge {
+                    len,
+                    limit: max_payload,
+                });
             }
             payload_len = Some(len);
         }
@@ -99,7 +104,11 @@ pub struct Command<'a> {
 
 impl<'a> Command<'a> {
     pub(super) fn new(bytes: &'a [u8], line_len: usize, payload_start: Option<usize>) -> Self {
-        Self { bytes, line_len, payload_start }
+        Self {
+            bytes,
+            line_len,
+            payload_start,
+        }
     }
 
     /// The command name: three ASCII letters (`MSG`) or digits for errors (`911`).
@@ -215,10 +224,19 @@ mod tests {
         for bad in ["", "MS", "MSGX 1", "M G 1", "\u{e9}AB 1", " MSG 1"] {
             assert_eq!(info(bad), Err(FrameError::InvalidCommand), "{bad:?}");
         }
-        assert_eq!(info("MSG 1 N 1001"), Err(FrameError::PayloadTooLarge { len: 1001, limit: 1000 }));
+        assert_eq!(
+            info("MSG 1 N 1001"),
+            Err(FrameError::PayloadTooLarge {
+                len: 1001,
+                limit: 1000
+            })
+        );
         assert_eq!(
             info("MSG 1 N 99999999999999999999"),
-            Err(FrameError::PayloadTooLarge { len: u64::MAX, limit: 1000 })
+            Err(FrameError::PayloadTooLarge {
+                len: u64::MAX,
+                limit: 1000
+            })
         );
     }
 

@@ -65,7 +65,10 @@ impl PayloadCommands {
             return self;
         }
         self.rules.retain(|rule| rule.name != name);
-        self.rules.push(PayloadRule { name, min_tokens: min_tokens.max(2) });
+        self.rules.push(PayloadRule {
+            name,
+            min_tokens: min_tokens.max(2),
+        });
         self
     }
 
@@ -81,7 +84,10 @@ impl PayloadCommands {
     }
 
     fn min_tokens(&self, name: &[u8]) -> Option<usize> {
-        self.rules.iter().find(|rule| rule.name == name).map(|rule| usize::from(rule.min_tokens))
+        self.rules
+            .iter()
+            .find(|rule| rule.name == name)
+            .map(|rule| usize::from(rule.min_tokens))
     }
 }
 

@@ -35,8 +35,11 @@ fn space(input: &[u8]) -> IResult<&[u8], &[u8]> {
     take_while(is_space)(input)
 }
 
+/// One `key[=value]` pair of the header value.
+type Param<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// `key [= value]`, the value running to the next `;` with trailing spaces removed.
-fn param(input: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
+fn param(input: &[u8]) -> IResult<&[u8], Param<'_>> {
     (
         take_while1(|b| b != b'=' && b != b';' && !is_space(b)),
         opt(preceded((space, tag("="), space), take_till(|b| b == b';'))),
@@ -46,7 +49,7 @@ fn param(input: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
 }
 
 /// One `;`-separated item, which may be empty (stray or trailing `;`).
-fn item(input: &[u8]) -> IResult<&[u8], Option<(&[u8], Option<&[u8]>)>> {
+fn item(input: &[u8]) -> IResult<&[u8], Option<Param<'_>>> {
     delimited(space, opt(param), space).parse(input)
 }
 
@@ -124,7 +127,10 @@ mod tests {
 
         let revival =
             parse("SessionID=ee242912-db5a-4b93-bc49-d615b0fa7965; GW-IP=127.0.0.1").unwrap();
-        assert_eq!(revival.session_id, Some("ee242912-db5a-4b93-bc49-d615b0fa7965"));
+        assert_eq!(
+            revival.session_id,
+            Some("ee242912-db5a-4b93-bc49-d615b0fa7965")
+        );
 
         let tight = parse("SessionID=1.2;GW-IP=10.0.0.1:8080;Session=close").unwrap();
         assert_eq!(
@@ -136,7 +142,8 @@ mod tests {
             }
         );
 
-        let loose = parse("  GW-IP = gw.example.net ;\tSessionID=abc== ;  Foo=bar; Flag; ").unwrap();
+        let loose =
+            parse("  GW-IP = gw.example.net ;\tSessionID=abc== ;  Foo=bar; Flag; ").unwrap();
         assert_eq!(loose.session_id, Some("abc=="));
         assert_eq!(loose.gateway, Some("gw.example.net"));
 
@@ -152,7 +159,10 @@ mod tests {
 
     #[test]
     fn keys_are_case_sensitive_as_written() {
-        assert_eq!(parse("sessionid=1"), Err(MessengerHeaderError::MissingSessionId));
+        assert_eq!(
+            parse("sessionid=1"),
+            Err(MessengerHeaderError::MissingSessionId)
+        );
     }
 
     #[test]
@@ -163,10 +173,16 @@ mod tests {
             ("   ", MessengerHeaderError::Empty),
             ("GW-IP=1.2.3.4", MessengerHeaderError::MissingSessionId),
             ("SessionID=", MessengerHeaderError::EmptySessionId),
-            ("SessionID; GW-IP=1.2.3.4", MessengerHeaderError::EmptySessionId),
+            (
+                "SessionID; GW-IP=1.2.3.4",
+                MessengerHeaderError::EmptySessionId,
+            ),
             ("SessionID=a b", MessengerHeaderError::InvalidSessionId),
             ("SessionID=a\u{1}b", MessengerHeaderError::InvalidSessionId),
-            ("SessionID=caf\u{e9}", MessengerHeaderError::InvalidSessionId),
+            (
+                "SessionID=caf\u{e9}",
+                MessengerHeaderError::InvalidSessionId,
+            ),
             (long.as_str(), MessengerHeaderError::SessionIdTooLong),
             ("=x; SessionID=1", MessengerHeaderError::Syntax),
         ];

@@ -40,7 +40,10 @@ pub struct Header {
 impl Header {
     /// A header field.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), value: value.into() }
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -78,16 +81,25 @@ impl HeaderSet {
     /// `text/xml; charset=utf-8` and `Cache-Control: no-cache`.
     pub fn proxy_friendly() -> Self {
         let mut set = Self::official();
-        set.after_host.push(Header::new("Cache-Control", "no-cache"));
+        set.after_host
+            .push(Header::new("Cache-Control", "no-cache"));
         set.with_content_type("text/xml; charset=utf-8")
     }
 
     /// Replaces (or adds) the `Content-Type` field.
     pub fn with_content_type(mut self, content_type: &str) -> Self {
-        let fields = self.before_host.iter_mut().chain(self.after_host.iter_mut());
-        match fields.into_iter().find(|h| h.name.eq_ignore_ascii_case("content-type")) {
+        let fields = self
+            .before_host
+            .iter_mut()
+            .chain(self.after_host.iter_mut());
+        match fields
+            .into_iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+        {
             Some(field) => field.value = content_type.to_owned(),
-            None => self.after_host.push(Header::new("Content-Type", content_type)),
+            None => self
+                .after_host
+                .push(Header::new("Content-Type", content_type)),
         }
         self
     }
@@ -209,7 +221,10 @@ impl RequestEncoder {
                 out.extend_from_slice(b"?SessionID=");
                 escape_query_value(out, session_id.as_bytes());
             }
-            RequestLine::Poll { session_id, lifespan } => {
+            RequestLine::Poll {
+                session_id,
+                lifespan,
+            } => {
                 out.extend_from_slice(b"?Action=poll&SessionID=");
                 escape_query_value(out, session_id.as_bytes());
                 if let Some(seconds) = lifespan {
@@ -233,7 +248,12 @@ impl RequestEncoder {
 }
 
 /// Header fields the encoder writes itself and a header set may not repeat.
-const RESERVED_FIELDS: [&str; 4] = ["host", "content-length", "transfer-encoding", "proxy-authorization"];
+const RESERVED_FIELDS: [&str; 4] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "proxy-authorization",
+];
 
 fn render_fields(fields: &[Header]) -> Result<Vec<u8>, ConfigError> {
     let mut out = Vec::new();
@@ -294,21 +314,33 @@ mod tests {
     #[test]
     fn query_values_are_escaped() {
         let text = encode(
-            RequestLine::Open { server: ServerKind::Switchboard, ip: "a b&c=d%:1864" },
+            RequestLine::Open {
+                server: ServerKind::Switchboard,
+                ip: "a b&c=d%:1864",
+            },
             TargetForm::Origin,
             b"",
         );
         assert!(text.starts_with(
             "POST /gateway/gateway.dll?Action=open&Server=SB&IP=a%20b%26c%3Dd%25:1864 HTTP/1.1\r\n"
         ));
-        let text = encode(RequestLine::Send { session_id: "x=y;z" }, TargetForm::Origin, b"");
+        let text = encode(
+            RequestLine::Send {
+                session_id: "x=y;z",
+            },
+            TargetForm::Origin,
+            b"",
+        );
         assert!(text.starts_with("POST /gateway/gateway.dll?SessionID=x%3Dy%3Bz HTTP/1.1\r\n"));
     }
 
     #[test]
     fn absolute_form_names_the_gateway_and_its_port() {
         let text = encode(
-            RequestLine::Poll { session_id: "1", lifespan: Some(30) },
+            RequestLine::Poll {
+                session_id: "1",
+                lifespan: Some(30),
+            },
             TargetForm::Absolute,
             b"",
         );
@@ -328,7 +360,13 @@ mod tests {
         .unwrap();
         let gw = Endpoint::parse("gw", 80).unwrap();
         let mut out = Vec::new();
-        enc.encode(&mut out, &gw, TargetForm::Absolute, RequestLine::Send { session_id: "1" }, b"");
+        enc.encode(
+            &mut out,
+            &gw,
+            TargetForm::Absolute,
+            RequestLine::Send { session_id: "1" },
+            b"",
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(
             "Host: gw\r\nProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nProxy-Connection"
@@ -341,8 +379,14 @@ mod tests {
             before_host: vec![Header::new("X-Evil", "a\r\nHost: b")],
             after_host: vec![],
         };
-        let reserved = HeaderSet { before_host: vec![Header::new("HOST", "b")], after_host: vec![] };
-        let bad_name = HeaderSet { before_host: vec![Header::new("A B", "c")], after_host: vec![] };
+        let reserved = HeaderSet {
+            before_host: vec![Header::new("HOST", "b")],
+            after_host: vec![],
+        };
+        let bad_name = HeaderSet {
+            before_host: vec![Header::new("A B", "c")],
+            after_host: vec![],
+        };
         for set in [bad_value, reserved, bad_name] {
             assert!(matches!(
                 RequestEncoder::new(DEFAULT_GATEWAY_PATH, &set, None),
@@ -354,8 +398,12 @@ mod tests {
             Some(ConfigError::InvalidPath)
         );
         assert_eq!(
-            RequestEncoder::new(DEFAULT_GATEWAY_PATH, &HeaderSet::official(), Some(("a:b", "c")))
-                .err(),
+            RequestEncoder::new(
+                DEFAULT_GATEWAY_PATH,
+                &HeaderSet::official(),
+                Some(("a:b", "c"))
+            )
+            .err(),
             Some(ConfigError::InvalidCredentials)
         );
     }
@@ -363,8 +411,12 @@ mod tests {
     #[test]
     fn proxy_friendly_set_swaps_the_content_type() {
         let set = HeaderSet::proxy_friendly();
-        let ct: Vec<_> =
-            set.after_host.iter().filter(|h| h.name == "Content-Type").map(|h| &h.value).collect();
+        let ct: Vec<_> = set
+            .after_host
+            .iter()
+            .filter(|h| h.name == "Content-Type")
+            .map(|h| &h.value)
+            .collect();
         assert_eq!(ct, ["text/xml; charset=utf-8"]);
         assert!(set.after_host.iter().any(|h| h.name == "Cache-Control"));
     }
