@@ -376,10 +376,15 @@ impl Session {
         let body_len = self
             .outgoing
             .next_request_len(self.settings.max_request_body_bytes);
+        // A due retry with nothing queued is a poll: the failed request was one, or its
+        // commands were discarded, and either way the poll timer was stopped when it went out.
+        let retry_due = self.retry_at.is_some();
         let kind = match self.phase {
             Phase::Opening if body_len > 0 => RequestKind::Open,
             Phase::Open if body_len > 0 => RequestKind::Send,
-            Phase::Open if self.poll.next_poll().is_some_and(|at| at <= now) => RequestKind::Poll,
+            Phase::Open if retry_due || self.poll.next_poll().is_some_and(|at| at <= now) => {
+                RequestKind::Poll
+            }
             _ => return None,
         };
         let line = match kind {
@@ -552,10 +557,12 @@ impl Session {
         if self.awaiting_decision.is_some() || self.backpressured() {
             return None;
         }
-        if self.retry_at.is_some() {
+        let queued = self.outgoing.next_request_len(usize::MAX) > 0;
+        // Before the session opened there is nothing to retry without a queued command.
+        if self.retry_at.is_some() && (self.phase == Phase::Open || queued) {
             return self.retry_at;
         }
-        if self.outgoing.next_request_len(usize::MAX) > 0 {
+        if queued {
             return Some(self.now);
         }
         match self.phase {

@@ -118,10 +118,13 @@ impl BodyDecoder {
                     return Ok(self.take(input, n));
                 }
                 State::CloseDelimited => {
-                    let n = input.len();
-                    if self.received + n as u64 > self.limit {
+                    // Hand out what fits first, so the outcome does not depend on how the
+                    // bytes were split into reads.
+                    let room = self.limit.saturating_sub(self.received);
+                    if room == 0 {
                         return Err(HttpError::BodyTooLarge { limit: self.limit });
                     }
+                    let n = usize::try_from(room).unwrap_or(usize::MAX).min(input.len());
                     return Ok(self.take(input, n));
                 }
                 State::ChunkData { remaining } => {

@@ -114,7 +114,8 @@ impl ResponseHead {
 enum State {
     Head,
     Body(BodyDecoder),
-    Complete,
+    /// Done, with the number of body bytes the response had.
+    Complete { body_len: u64 },
 }
 
 /// Decodes one response at a time from bytes that may arrive in pieces of any size.
@@ -171,7 +172,7 @@ impl ResponseDecoder {
 
     /// Whether the current response is complete.
     pub fn is_complete(&self) -> bool {
-        matches!(self.state, State::Complete)
+        matches!(self.state, State::Complete { .. })
     }
 
     /// Decodes from the front of `input`, advancing it past what was used. Call again until it
@@ -179,13 +180,13 @@ impl ResponseDecoder {
     pub fn decode<'a>(&mut self, input: &mut &'a [u8]) -> Result<ResponseStep<'a>, HttpError> {
         loop {
             match &mut self.state {
-                State::Complete => return Ok(ResponseStep::Complete),
+                State::Complete { .. } => return Ok(ResponseStep::Complete),
                 State::Body(body) => {
                     return Ok(match body.decode(input)? {
                         BodyStep::Data(data) => ResponseStep::Body(data),
                         BodyStep::NeedMore => ResponseStep::NeedMore,
                         BodyStep::Done => {
-                            self.state = State::Complete;
+                            self.state = State::Complete { body_len: body.received() };
                             ResponseStep::Complete
                         }
                     });
@@ -215,9 +216,9 @@ impl ResponseDecoder {
     /// cut short.
     pub fn finish(&mut self) -> EofOutcome {
         match &self.state {
-            State::Complete => EofOutcome::Complete,
+            State::Complete { .. } => EofOutcome::Complete,
             State::Body(body) if body.is_close_delimited() => {
-                self.state = State::Complete;
+                self.state = State::Complete { body_len: body.received() };
                 EofOutcome::Complete
             }
             _ => EofOutcome::Truncated {
@@ -226,11 +227,12 @@ impl ResponseDecoder {
         }
     }
 
-    /// Body bytes of the current response decoded so far.
+    /// Body bytes of the current response decoded so far (all of them once it is complete).
     pub fn body_received(&self) -> u64 {
         match &self.state {
+            State::Head => 0,
             State::Body(body) => body.received(),
-            _ => 0,
+            State::Complete { body_len } => *body_len,
         }
     }
 
@@ -387,6 +389,7 @@ mod tests {
         assert_eq!(d.decode(&mut input), Ok(ResponseStep::NeedMore));
         assert_eq!(d.finish(), EofOutcome::Complete);
         assert!(d.is_complete());
+        assert_eq!(d.body_received(), 13, "the length survives completion");
     }
 
     #[test]
