@@ -22,6 +22,7 @@
 pub mod client;
 mod endpoint;
 pub mod error;
+pub mod gateway;
 pub mod msnp;
 pub mod wire;
 

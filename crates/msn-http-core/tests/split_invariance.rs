@@ -13,7 +13,11 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let case = |name, wire: &[u8], eof| Case { name, wire: wire.to_vec(), eof };
+    let case = |name, wire: &[u8], eof| Case {
+        name,
+        wire: wire.to_vec(),
+        eof,
+    };
     vec![
         case("official", include_bytes!("fixtures/ns-open-response.http"), false),
         case("revival", include_bytes!("fixtures/revival-response.http"), false),
@@ -77,12 +81,26 @@ fn run(pieces: &[&[u8]], eof: bool) -> (Vec<Ev>, String) {
 fn every_split_gives_the_same_events() {
     for case in cases() {
         let whole = run(&[&case.wire], case.eof);
-        assert!(!whole.0.is_empty(), "{}: the case produces events", case.name);
+        assert!(
+            !whole.0.is_empty(),
+            "{}: the case produces events",
+            case.name
+        );
         let bytes: Vec<&[u8]> = case.wire.chunks(1).collect();
-        assert_eq!(run(&bytes, case.eof), whole, "{}: one byte at a time", case.name);
+        assert_eq!(
+            run(&bytes, case.eof),
+            whole,
+            "{}: one byte at a time",
+            case.name
+        );
         for at in 0..=case.wire.len() {
             let (a, b) = case.wire.split_at(at);
-            assert_eq!(run(&[a, b], case.eof), whole, "{}: split at {at}", case.name);
+            assert_eq!(
+                run(&[a, b], case.eof),
+                whole,
+                "{}: split at {at}",
+                case.name
+            );
         }
     }
 }
@@ -95,11 +113,19 @@ fn the_cases_mean_what_they_say() {
     };
     assert_eq!(
         outcome("chunked, commands cut across chunks, trailer"),
-        [Ev::Established("1.1".into()), Ev::command("VER 1 MSNP8\r\n"), Ev::command("MSG a b 4\r\nxyzz")]
+        [
+            Ev::Established("1.1".into()),
+            Ev::command("VER 1 MSNP8\r\n"),
+            Ev::command("MSG a b 4\r\nxyzz")
+        ]
     );
     assert_eq!(
         outcome("100 Continue, then a payload command"),
-        [Ev::Established("1.1".into()), Ev::command("VER 1 MSNP8\r\n"), Ev::command("NOT 5\r\n<a/>\n")]
+        [
+            Ev::Established("1.1".into()),
+            Ev::command("VER 1 MSNP8\r\n"),
+            Ev::command("NOT 5\r\n<a/>\n")
+        ]
     );
     assert!(matches!(outcome("garbage").as_slice(), [Ev::Closed(_)]));
 }

@@ -9,14 +9,23 @@ mod body;
 mod framing;
 mod messenger;
 mod request;
+mod request_decoder;
 mod response;
+mod response_encoder;
 
 pub use body::BodyKind;
 pub use messenger::{MAX_SESSION_ID_LEN, MessengerHeader, parse_messenger_header};
 pub use request::{
     DEFAULT_GATEWAY_PATH, Header, HeaderSet, RequestEncoder, RequestLine, ServerKind, TargetForm,
 };
+pub use request_decoder::{
+    GatewayQuery, MAX_IP_PARAM_LEN, Method, QueryAction, QueryError, RequestDecoder, RequestError,
+    RequestHead, RequestStep,
+};
 pub use response::{EofOutcome, ResponseDecoder, ResponseHead, ResponseStep};
+pub use response_encoder::{
+    ConnectionHeader, MESSENGER_CONTENT_TYPE, ResponseEncoder, SessionResponse, reason_phrase,
+};
 
 pub(crate) use body::{BodyDecoder, BodyStep};
 pub(crate) use framing::{FramingHeaders, head_fault};

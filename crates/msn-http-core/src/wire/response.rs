@@ -115,7 +115,9 @@ enum State {
     Head,
     Body(BodyDecoder),
     /// Done, with the number of body bytes the response had.
-    Complete { body_len: u64 },
+    Complete {
+        body_len: u64,
+    },
 }
 
 /// Decodes one response at a time from bytes that may arrive in pieces of any size.
@@ -186,7 +188,9 @@ impl ResponseDecoder {
                         BodyStep::Data(data) => ResponseStep::Body(data),
                         BodyStep::NeedMore => ResponseStep::NeedMore,
                         BodyStep::Done => {
-                            self.state = State::Complete { body_len: body.received() };
+                            self.state = State::Complete {
+                                body_len: body.received(),
+                            };
                             ResponseStep::Complete
                         }
                     });
@@ -218,7 +222,9 @@ impl ResponseDecoder {
         match &self.state {
             State::Complete { .. } => EofOutcome::Complete,
             State::Body(body) if body.is_close_delimited() => {
-                self.state = State::Complete { body_len: body.received() };
+                self.state = State::Complete {
+                    body_len: body.received(),
+                };
                 EofOutcome::Complete
             }
             _ => EofOutcome::Truncated {

@@ -1,0 +1,481 @@
+//! Gateway settings: where backends may be, how sessions behave, and every limit.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::msnp::{FramerLimits, PayloadCommands};
+use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits};
+use crate::{AddressError, Endpoint};
+
+/// The MSNP port assumed when `IP=` names no port.
+pub const DEFAULT_BACKEND_PORT: u16 = 1863;
+/// The longest any configured duration may be (keeps instant arithmetic far from overflow).
+pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One backend the gateway may connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendRule {
+    /// The host as clients name it in `IP=` (matched without regard to ASCII case).
+    pub host: String,
+    /// The only port allowed, or `None` for any port.
+    pub port: Option<u16>,
+    /// Where to connect instead of the named address (a gateway in front of a private
+    /// server), or `None` to connect where `IP=` says.
+    pub connect_to: Option<Endpoint>,
+}
+
+/// The backends a session may open. A gateway that connects wherever `IP=` says is an open
+/// proxy; this list is what stops that. It starts empty: nothing is allowed.
+///
+/// ```
+/// use msn_http_core::Endpoint;
+/// use msn_http_core::gateway::BackendAllowlist;
+///
+/// let allow = BackendAllowlist::new()
+///     .allow("messenger.example.net", Some(1863))
+///     .route("messenger.hotmail.com", None, Endpoint::parse("10.0.0.5:1863", 1863).unwrap());
+/// let ns = Endpoint::parse("MESSENGER.example.net", 1863).unwrap();
+/// assert_eq!(allow.resolve(&ns), Some(ns.clone()));
+/// let wrong_port = Endpoint::parse("messenger.example.net:25", 1863).unwrap();
+/// assert_eq!(allow.resolve(&wrong_port), None);
+/// let routed = Endpoint::parse("messenger.hotmail.com", 1863).unwrap();
+/// assert_eq!(allow.resolve(&routed).unwrap().to_string(), "10.0.0.5:1863");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendAllowlist {
+    rules: Vec<BackendRule>,
+}
+
+impl BackendAllowlist {
+    /// An empty list: every open is refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Allows `host` on `port` (`None`: any port), connecting where the client says.
+    pub fn allow(mut self, host: impl Into<String>, port: Option<u16>) -> Self {
+        self.rules.push(BackendRule {
+            host: host.into(),
+            port,
+            connect_to: None,
+        });
+        self
+    }
+
+    /// Allows `host` on `port` (`None`: any port), connecting to `connect_to` instead.
+    pub fn route(
+        mut self,
+        host: impl Into<String>,
+        port: Option<u16>,
+        connect_to: Endpoint,
+    ) -> Self {
+        self.rules.push(BackendRule {
+            host: host.into(),
+            port,
+            connect_to: Some(connect_to),
+        });
+        self
+    }
+
+    /// The rules, in order; the first that matches decides.
+    pub fn rules(&self) -> &[BackendRule] {
+        &self.rules
+    }
+
+    /// Where to connect for a client that asked for `requested`, or `None` when not allowed.
+    pub fn resolve(&self, requested: &Endpoint) -> Option<Endpoint> {
+        let rule = self.rules.iter().find(|rule| {
+            rule.host.eq_ignore_ascii_case(requested.host())
+                && rule.port.is_none_or(|port| port == requested.port())
+        })?;
+        Some(rule.connect_to.clone().unwrap_or_else(|| requested.clone()))
+    }
+}
+
+/// What the gateway does when a client sends `PNG` (which the official gateway forbade: in HTTP
+/// mode the polling keeps the session alive).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PingPolicy {
+    /// The official behaviour: the request gets `400 Bad Request` and the session ends. The
+    /// whole request is dropped, commands before the `PNG` included.
+    #[default]
+    Refuse,
+    /// Drop the `PNG` and answer it from the gateway with `QNG <next_ping_secs>`, delivered in
+    /// the next response at a command boundary.
+    Answer {
+        /// The seconds `QNG` tells the client to wait before the next ping.
+        next_ping_secs: u32,
+    },
+    /// Pass it to the backend, which answers as it would over TCP.
+    Forward,
+}
+
+impl PingPolicy {
+    /// Answering with `QNG 50`.
+    pub const fn answer() -> Self {
+        Self::Answer { next_ping_secs: 50 }
+    }
+}
+
+/// Which browser origins may read gateway responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Any origin (`Access-Control-Allow-Origin: *`).
+    Any,
+    /// These origins exactly (for example `https://app.example`); the matching one is echoed.
+    List(Vec<String>),
+}
+
+/// CORS settings, for browser clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// Which origins get the CORS headers.
+    pub allowed_origins: AllowedOrigins,
+    /// How long a browser may cache a preflight answer (`Access-Control-Max-Age`). Default 10
+    /// minutes.
+    pub max_age: Duration,
+}
+
+impl CorsPolicy {
+    /// Any origin, preflights cached 10 minutes.
+    pub fn any() -> Self {
+        Self {
+            allowed_origins: AllowedOrigins::Any,
+            max_age: Duration::from_secs(600),
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if it gets one.
+    /// Requests without `Origin` (not from a browser) get none.
+    pub fn allow_origin<'a>(&'a self, origin: Option<&'a str>) -> Option<&'a str> {
+        let origin = origin?;
+        match &self.allowed_origins {
+            AllowedOrigins::Any => Some("*"),
+            AllowedOrigins::List(list) => list.iter().any(|o| o == origin).then_some(origin),
+        }
+    }
+}
+
+/// Settings of a [`Gateway`](crate::gateway::Gateway). Start from [`GatewayConfig::new`] and
+/// change fields; [`Gateway::new`](crate::gateway::Gateway::new) checks them.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// This gateway's public address, sent as `GW-IP` in every response: where clients send
+    /// their next request. Empty tells clients to keep the host they used.
+    pub gw_ip: String,
+    /// The 32 bytes that seed session ID generation. Take them from the operating system's
+    /// random source; anyone who knows them can predict session IDs.
+    pub seed: [u8; 32],
+    /// The gateway script. Default `/gateway/gateway.dll` (matched without regard to case).
+    pub gateway_path: String,
+    /// The backends sessions may open. Default: none.
+    pub backends: BackendAllowlist,
+    /// The port of an `IP=` without one. Default 1863.
+    pub default_backend_port: u16,
+    /// Limits on request heads and bodies, per request. Default 8 KiB of head, 64 KiB of body.
+    pub http_limits: HttpLimits,
+    /// Sessions open at once; an open beyond it gets `503`. Default 10 000.
+    pub max_sessions: usize,
+    /// Client connections open at once; [`Gateway::handle_accept`] refuses more. Default
+    /// 20 000. Each buffers at most `http_limits.max_head_bytes` of a head and as much of
+    /// pipelined input.
+    ///
+    /// [`Gateway::handle_accept`]: crate::gateway::Gateway::handle_accept
+    pub max_connections: usize,
+    /// Head and pipelined bytes buffered over all client connections together (heads that
+    /// arrive in one piece are parsed in place and never count). A connection whose input
+    /// would pass it gets `503` and is closed. Default 16 MiB.
+    pub max_buffered_head_bytes: usize,
+    /// Backend bytes a session queues for its client; when full the backend is paused until
+    /// the client polls. Default 64 KiB.
+    pub max_queued_bytes: usize,
+    /// The largest response body. Whole commands that fit go together; a single command larger
+    /// than this goes in pieces of this size (clients reassemble). Default 16 KiB.
+    pub max_response_body_bytes: usize,
+    /// A session with no request for this long ends, and its backend is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// The longest a poll is held for `Lifespan=`; longer lifespans are cut to it. Default 30 s.
+    pub max_lifespan: Duration,
+    /// How long a request that carried commands is held for the backend's answer, so that the
+    /// answer comes back in the same response (as it did with the official gateway). Zero
+    /// answers at once. Default 500 ms.
+    pub reply_wait: Duration,
+    /// How long connecting to a backend may take; an open request waiting longer gets `504`.
+    /// Default 10 s.
+    pub connect_timeout: Duration,
+    /// How long a request may take to arrive, from its first byte to the end of its body;
+    /// slower ones get `408` and the connection is closed. Default 30 s.
+    pub request_timeout: Duration,
+    /// How long a client connection may sit idle between requests before the gateway closes
+    /// it. Default 120 s.
+    pub keep_alive_timeout: Duration,
+    /// What to do when a client sends `PNG`. Default: refuse, as the official gateway did.
+    pub ping: PingPolicy,
+    /// CORS for browser clients. Default: off.
+    pub cors: Option<CorsPolicy>,
+    /// Which commands carry payloads, for finding command boundaries.
+    pub payload_commands: PayloadCommands,
+    /// Limits on one MSNP command when finding boundaries. A stream that breaks them (or is not
+    /// MSNP) is passed through without regard to boundaries rather than refused.
+    pub framer_limits: FramerLimits,
+}
+
+impl GatewayConfig {
+    /// Default settings for a gateway reachable at `gw_ip`, with session IDs seeded by `seed`.
+    /// No backend is allowed until [`backends`](Self::backends) says so.
+    pub fn new(gw_ip: impl Into<String>, seed: [u8; 32]) -> Self {
+        Self {
+            gw_ip: gw_ip.into(),
+            seed,
+            gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
+            backends: BackendAllowlist::new(),
+            default_backend_port: DEFAULT_BACKEND_PORT,
+            http_limits: HttpLimits {
+                max_head_bytes: 8 * 1024,
+                max_body_bytes: 64 * 1024,
+            },
+            max_sessions: 10_000,
+            max_connections: 20_000,
+            max_buffered_head_bytes: 16 * 1024 * 1024,
+            max_queued_bytes: 64 * 1024,
+            max_response_body_bytes: 16 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            max_lifespan: Duration::from_secs(30),
+            reply_wait: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(120),
+            ping: PingPolicy::Refuse,
+            cors: None,
+            payload_commands: PayloadCommands::default(),
+            framer_limits: FramerLimits {
+                max_line_bytes: 8 * 1024,
+                max_payload_bytes: 1024 * 1024,
+            },
+        }
+    }
+
+    /// Sets the backend allowlist.
+    pub fn with_backends(mut self, backends: BackendAllowlist) -> Self {
+        self.backends = backends;
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), GatewayConfigError> {
+        if !self.gw_ip.is_empty() {
+            Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
+        }
+        for rule in self.backends.rules() {
+            if let Err(error) = Endpoint::new(rule.host.as_str(), 1) {
+                return Err(GatewayConfigError::InvalidBackend {
+                    host: rule.host.clone(),
+                    error,
+                });
+            }
+            if rule.port == Some(0) {
+                return Err(GatewayConfigError::InvalidBackend {
+                    host: rule.host.clone(),
+                    error: AddressError::InvalidPort,
+                });
+            }
+        }
+        let path_ok = self.gateway_path.starts_with('/')
+            && self
+                .gateway_path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b));
+        if !path_ok {
+            return Err(GatewayConfigError::InvalidPath);
+        }
+        if let Some(CorsPolicy {
+            allowed_origins: AllowedOrigins::List(list),
+            ..
+        }) = &self.cors
+        {
+            if let Some(bad) = list
+                .iter()
+                .find(|o| o.is_empty() || !o.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(GatewayConfigError::InvalidOrigin(bad.clone()));
+            }
+        }
+        let durations = [
+            (self.idle_timeout, "idle_timeout", false),
+            (self.max_lifespan, "max_lifespan", true),
+            (self.reply_wait, "reply_wait", true),
+            (self.connect_timeout, "connect_timeout", false),
+            (self.request_timeout, "request_timeout", false),
+            (self.keep_alive_timeout, "keep_alive_timeout", false),
+        ];
+        for (value, name, zero_ok) in durations {
+            if value > MAX_SETTING_DURATION || (!zero_ok && value.is_zero()) {
+                return Err(GatewayConfigError::InvalidLimit(name));
+            }
+        }
+        let checks = [
+            (self.default_backend_port == 0, "default_backend_port"),
+            (self.max_sessions == 0, "max_sessions"),
+            (self.max_sessions > u32::MAX as usize, "max_sessions"),
+            (self.max_connections == 0, "max_connections"),
+            (
+                self.max_buffered_head_bytes < self.http_limits.max_head_bytes,
+                "max_buffered_head_bytes",
+            ),
+            (self.max_queued_bytes == 0, "max_queued_bytes"),
+            // Room for the gateway's own `QNG` and at least as much again.
+            (self.max_response_body_bytes < 64, "max_response_body_bytes"),
+            (
+                self.http_limits.max_head_bytes < 64,
+                "http_limits.max_head_bytes",
+            ),
+            (
+                self.framer_limits.max_line_bytes < 8,
+                "framer_limits.max_line_bytes",
+            ),
+        ];
+        match checks.iter().find(|(bad, _)| *bad) {
+            Some((_, name)) => Err(GatewayConfigError::InvalidLimit(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("gw_ip", &self.gw_ip)
+            .field("seed", &"<secret>")
+            .field("gateway_path", &self.gateway_path)
+            .field("backends", &self.backends)
+            .field("default_backend_port", &self.default_backend_port)
+            .field("http_limits", &self.http_limits)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_connections", &self.max_connections)
+            .field("max_buffered_head_bytes", &self.max_buffered_head_bytes)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_response_body_bytes", &self.max_response_body_bytes)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifespan", &self.max_lifespan)
+            .field("reply_wait", &self.reply_wait)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("ping", &self.ping)
+            .field("cors", &self.cors)
+            .field("payload_commands", &self.payload_commands)
+            .field("framer_limits", &self.framer_limits)
+            .finish()
+    }
+}
+
+/// A gateway configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GatewayConfigError {
+    /// `gw_ip` is not a `host[:port]`.
+    InvalidGwIp(AddressError),
+    /// A backend rule names an invalid host or port.
+    InvalidBackend {
+        /// The rule's host.
+        host: String,
+        /// What is wrong with it.
+        error: AddressError,
+    },
+    /// The gateway path must start with `/` and hold only URL-safe bytes.
+    InvalidPath,
+    /// A CORS origin is empty or holds a byte that cannot go in a header.
+    InvalidOrigin(String),
+    /// A limit or duration that makes no sense (zero, or beyond
+    /// [`MAX_SETTING_DURATION`]).
+    InvalidLimit(&'static str),
+}
+
+impl fmt::Display for GatewayConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidGwIp(e) => write!(f, "invalid gw_ip: {e}"),
+            Self::InvalidBackend { host, error } => write!(f, "invalid backend {host:?}: {error}"),
+            Self::InvalidPath => f.write_str("invalid gateway path"),
+            Self::InvalidOrigin(origin) => write!(f, "invalid CORS origin {origin:?}"),
+            Self::InvalidLimit(name) => write!(f, "invalid setting: {name}"),
+        }
+    }
+}
+
+impl std::error::Error for GatewayConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_bad_settings_are_named() {
+        let good = GatewayConfig::new("gw.example.net", [1; 32]);
+        assert_eq!(good.check(), Ok(()));
+        assert!(
+            !format!("{good:?}").contains("[1, 1"),
+            "the seed is not printed"
+        );
+
+        let mut c = good.clone();
+        c.gw_ip = "gw;x".into();
+        assert_eq!(
+            c.check(),
+            Err(GatewayConfigError::InvalidGwIp(AddressError::InvalidHost))
+        );
+        let c = good
+            .clone()
+            .with_backends(BackendAllowlist::new().allow("bad host", None));
+        assert!(matches!(
+            c.check(),
+            Err(GatewayConfigError::InvalidBackend { .. })
+        ));
+        let mut c = good.clone();
+        c.idle_timeout = Duration::ZERO;
+        assert_eq!(
+            c.check(),
+            Err(GatewayConfigError::InvalidLimit("idle_timeout"))
+        );
+        let mut c = good.clone();
+        c.max_lifespan = MAX_SETTING_DURATION + Duration::from_secs(1);
+        assert_eq!(
+            c.check(),
+            Err(GatewayConfigError::InvalidLimit("max_lifespan"))
+        );
+        let mut c = good.clone();
+        c.max_response_body_bytes = 10;
+        assert_eq!(
+            c.check(),
+            Err(GatewayConfigError::InvalidLimit("max_response_body_bytes"))
+        );
+        let mut c = good.clone();
+        c.gateway_path = "gateway.dll".into();
+        assert_eq!(c.check(), Err(GatewayConfigError::InvalidPath));
+        let mut c = good;
+        c.cors = Some(CorsPolicy {
+            allowed_origins: AllowedOrigins::List(vec!["https://a\r\nX: y".into()]),
+            max_age: Duration::ZERO,
+        });
+        assert!(matches!(
+            c.check(),
+            Err(GatewayConfigError::InvalidOrigin(_))
+        ));
+    }
+
+    #[test]
+    fn cors_origins() {
+        let any = CorsPolicy::any();
+        assert_eq!(any.allow_origin(Some("https://x")), Some("*"));
+        assert_eq!(any.allow_origin(None), None);
+        let list = CorsPolicy {
+            allowed_origins: AllowedOrigins::List(vec!["https://a.example".into()]),
+            max_age: Duration::ZERO,
+        };
+        assert_eq!(
+            list.allow_origin(Some("https://a.example")),
+            Some("https://a.example")
+        );
+        assert_eq!(list.allow_origin(Some("https://b.example")), None);
+    }
+}
