@@ -2,6 +2,8 @@
 //! Runs without the test harness (`harness = false`), so no other thread's allocations can be
 //! counted in the window.
 
+#![allow(clippy::print_stdout)]
+
 use std::alloc::System;
 use std::time::{Duration, Instant};
 
