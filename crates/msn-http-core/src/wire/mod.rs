@@ -7,6 +7,7 @@
 
 mod body;
 mod framing;
+mod head;
 mod messenger;
 mod request;
 mod request_decoder;
@@ -29,6 +30,7 @@ pub use response_encoder::{
 
 pub(crate) use body::{BodyDecoder, BodyStep};
 pub(crate) use framing::{FramingHeaders, head_fault};
+pub(crate) use head::HeadBuffer;
 
 /// The most header fields a head may carry; more is [`HttpError::TooManyHeaders`](crate::error::HttpError::TooManyHeaders).
 pub const MAX_HEADERS: usize = 64;

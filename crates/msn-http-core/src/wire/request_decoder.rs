@@ -8,8 +8,8 @@ use crate::MAX_HOST_LEN;
 use crate::error::HttpError;
 
 use super::{
-    BodyDecoder, BodyKind, BodyStep, FramingHeaders, HttpLimits, HttpVersion, MAX_HEADERS,
-    MAX_SESSION_ID_LEN, ServerKind, TargetForm, head_fault,
+    BodyDecoder, BodyKind, BodyStep, FramingHeaders, HeadBuffer, HttpLimits, HttpVersion,
+    MAX_HEADERS, MAX_SESSION_ID_LEN, ServerKind, TargetForm, head_fault,
 };
 
 /// The longest `IP=` value accepted: a host, brackets and a port.
@@ -335,7 +335,7 @@ enum State {
 pub struct RequestDecoder {
     limits: HttpLimits,
     state: State,
-    head_buf: Vec<u8>,
+    head_buf: HeadBuffer,
     head: RequestHead,
     started: bool,
 }
@@ -346,7 +346,7 @@ impl RequestDecoder {
         Self {
             limits,
             state: State::Head,
-            head_buf: Vec::new(),
+            head_buf: HeadBuffer::default(),
             head: RequestHead::new(),
             started: false,
         }
@@ -355,10 +355,7 @@ impl RequestDecoder {
     /// Expect the next request (after [`RequestStep::Complete`]). Releases a large head buffer.
     pub fn reset(&mut self) {
         self.state = State::Head;
-        self.head_buf.clear();
-        if self.head_buf.capacity() > 1024 {
-            self.head_buf = Vec::new();
-        }
+        self.head_buf.clear(Some(1024));
         self.started = false;
     }
 
@@ -436,41 +433,13 @@ impl RequestDecoder {
     /// Accumulates and parses a head; `true` once one is complete.
     fn read_head(&mut self, input: &mut &[u8]) -> Result<bool, RequestError> {
         let limit = self.limits.max_head_bytes;
-        if self.head_buf.is_empty() {
-            // Fast path: the whole head is in this input, parse it in place.
-            let window = &input[..input.len().min(limit)];
-            if let Some(len) = parse_head(window, &mut self.head)? {
-                *input = &input[len..];
-                return Ok(true);
-            }
-            if window.len() >= limit {
-                return Err(too_large(window, limit));
-            }
-            self.head_buf.extend_from_slice(window);
-            *input = &input[window.len()..];
-            return Ok(false);
-        }
-        let before = self.head_buf.len();
-        let take = input.len().min(limit - before);
-        let fresh = &input[..take];
-        self.head_buf.extend_from_slice(fresh);
-        // A head can only complete with a newline; skip re-parsing until one arrives.
-        let parsed = match memchr::memchr(b'\n', fresh) {
-            Some(_) => parse_head(&self.head_buf, &mut self.head)?,
-            None => None,
-        };
-        match parsed {
-            Some(len) => {
-                *input = &input[len - before..];
-                self.head_buf.clear();
-                Ok(true)
-            }
-            None if self.head_buf.len() >= limit => Err(too_large(&self.head_buf, limit)),
-            None => {
-                *input = &input[take..];
-                Ok(false)
-            }
-        }
+        let head = &mut self.head;
+        self.head_buf.read(
+            input,
+            limit,
+            |bytes| parse_head(bytes, head),
+            |held| too_large(held, limit),
+        )
     }
 }
 

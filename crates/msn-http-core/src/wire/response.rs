@@ -4,8 +4,8 @@
 use crate::error::HttpError;
 
 use super::{
-    BodyDecoder, BodyKind, BodyStep, FramingHeaders, HttpLimits, HttpVersion, MAX_HEADERS,
-    head_fault,
+    BodyDecoder, BodyKind, BodyStep, FramingHeaders, HeadBuffer, HttpLimits, HttpVersion,
+    MAX_HEADERS, head_fault,
 };
 
 /// What one call to [`ResponseDecoder::decode`] produced.
@@ -138,7 +138,7 @@ enum State {
 pub struct ResponseDecoder {
     limits: HttpLimits,
     state: State,
-    head_buf: Vec<u8>,
+    head_buf: HeadBuffer,
     head: ResponseHead,
     started: bool,
 }
@@ -149,7 +149,7 @@ impl ResponseDecoder {
         Self {
             limits,
             state: State::Head,
-            head_buf: Vec::new(),
+            head_buf: HeadBuffer::default(),
             head: ResponseHead::new(),
             started: false,
         }
@@ -158,7 +158,7 @@ impl ResponseDecoder {
     /// Expect the next response (after [`ResponseStep::Complete`], or to abandon one).
     pub fn reset(&mut self) {
         self.state = State::Head;
-        self.head_buf.clear();
+        self.head_buf.clear(None);
         self.started = false;
     }
 
@@ -245,41 +245,13 @@ impl ResponseDecoder {
     /// Accumulates and parses a head; `true` once one is complete.
     fn read_head(&mut self, input: &mut &[u8]) -> Result<bool, HttpError> {
         let limit = self.limits.max_head_bytes;
-        if self.head_buf.is_empty() {
-            // Fast path: the whole head is in this input, parse it in place.
-            let window = &input[..input.len().min(limit)];
-            if let Some(len) = parse_head(window, &mut self.head)? {
-                *input = &input[len..];
-                return Ok(true);
-            }
-            if window.len() >= limit {
-                return Err(HttpError::HeadTooLarge { limit });
-            }
-            self.head_buf.extend_from_slice(window);
-            *input = &input[window.len()..];
-            return Ok(false);
-        }
-        let before = self.head_buf.len();
-        let take = input.len().min(limit - before);
-        let fresh = &input[..take];
-        self.head_buf.extend_from_slice(fresh);
-        // A head can only complete with a newline; skip re-parsing until one arrives.
-        let parsed = match memchr::memchr(b'\n', fresh) {
-            Some(_) => parse_head(&self.head_buf, &mut self.head)?,
-            None => None,
-        };
-        match parsed {
-            Some(len) => {
-                *input = &input[len - before..];
-                self.head_buf.clear();
-                Ok(true)
-            }
-            None if self.head_buf.len() >= limit => Err(HttpError::HeadTooLarge { limit }),
-            None => {
-                *input = &input[take..];
-                Ok(false)
-            }
-        }
+        let head = &mut self.head;
+        self.head_buf.read(
+            input,
+            limit,
+            |bytes| parse_head(bytes, head),
+            |_| HttpError::HeadTooLarge { limit },
+        )
     }
 }
 
