@@ -20,6 +20,8 @@ pub const MAX_HOST_LEN: usize = 253;
 pub struct Endpoint {
     host: String,
     port: u16,
+    /// Whether the host is an IPv6 literal (derived from `host`, kept to avoid rescans).
+    ipv6: bool,
 }
 
 /// Why a host or address was refused.
@@ -57,16 +59,14 @@ impl Endpoint {
         if port == 0 {
             return Err(AddressError::InvalidPort);
         }
-        Ok(Self { host, port })
+        let ipv6 = host.contains(':');
+        Ok(Self { host, port, ipv6 })
     }
 
     /// An endpoint from a host known to be valid (a constant of this crate).
     pub(crate) fn trusted(host: &str, port: u16) -> Self {
         debug_assert!(validate_host(host).is_ok() && port != 0);
-        Self {
-            host: host.to_owned(),
-            port,
-        }
+        Self { host: host.to_owned(), port, ipv6: host.contains(':') }
     }
 
     /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal; a missing port
@@ -107,7 +107,7 @@ impl Endpoint {
 
     /// Whether the host is an IPv6 literal (it then needs brackets in a URL or `Host` header).
     pub fn is_ipv6(&self) -> bool {
-        self.host.contains(':')
+        self.ipv6
     }
 
     /// Appends the URL authority form: `host`, with `:port` unless it is `omit_port`.
@@ -184,11 +184,7 @@ fn validate_host(host: &str) -> Result<(), AddressError> {
             b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'
         }
     });
-    if valid {
-        Ok(())
-    } else {
-        Err(AddressError::InvalidHost)
-    }
+    if valid { Ok(()) } else { Err(AddressError::InvalidHost) }
 }
 
 #[cfg(test)]
@@ -198,10 +194,7 @@ mod tests {
     #[test]
     fn parses_every_documented_form() {
         let cases = [
-            (
-                "gateway.messenger.hotmail.com",
-                ("gateway.messenger.hotmail.com", 80),
-            ),
+            ("gateway.messenger.hotmail.com", ("gateway.messenger.hotmail.com", 80)),
             ("207.46.110.18:8080", ("207.46.110.18", 8080)),
             ("[::1]", ("::1", 80)),
             ("[2001:db8::1]:443", ("2001:db8::1", 443)),
@@ -241,17 +234,11 @@ mod tests {
     #[test]
     fn authority_omits_the_default_port_and_brackets_ipv6() {
         let mut out = Vec::new();
-        Endpoint::parse("example.net:80", 80)
-            .unwrap()
-            .write_authority(&mut out, 80);
+        Endpoint::parse("example.net:80", 80).unwrap().write_authority(&mut out, 80);
         out.push(b' ');
-        Endpoint::parse("example.net:81", 80)
-            .unwrap()
-            .write_authority(&mut out, 80);
+        Endpoint::parse("example.net:81", 80).unwrap().write_authority(&mut out, 80);
         out.push(b' ');
-        Endpoint::parse("[::1]:80", 80)
-            .unwrap()
-            .write_authority(&mut out, 80);
+        Endpoint::parse("[::1]:80", 80).unwrap().write_authority(&mut out, 80);
         assert_eq!(out, b"example.net example.net:81 [::1]");
     }
 }

@@ -146,10 +146,7 @@ impl fmt::Display for FrameError {
         match self {
             Self::LineTooLong { limit } => write!(f, "MSNP command line longer than {limit} bytes"),
             Self::PayloadTooLarge { len, limit } => {
-                write!(
-                    f,
-                    "MSNP payload of {len} bytes exceeds the limit of {limit}"
-                )
+                write!(f, "MSNP payload of {len} bytes exceeds the limit of {limit}")
             }
             Self::InvalidCommand => f.write_str("invalid MSNP command line"),
         }
@@ -231,18 +228,14 @@ impl fmt::Display for NetworkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ConnectFailed => f.write_str("could not connect"),
-            Self::ConnectionClosed {
-                response_started: true,
-            } => f.write_str("connection closed in the middle of a response"),
-            Self::ConnectionClosed {
-                response_started: false,
-            } => f.write_str("connection closed before any response"),
-            Self::Timeout {
-                response_started: true,
-            } => f.write_str("response stalled"),
-            Self::Timeout {
-                response_started: false,
-            } => f.write_str("no response in time"),
+            Self::ConnectionClosed { response_started: true } => {
+                f.write_str("connection closed in the middle of a response")
+            }
+            Self::ConnectionClosed { response_started: false } => {
+                f.write_str("connection closed before any response")
+            }
+            Self::Timeout { response_started: true } => f.write_str("response stalled"),
+            Self::Timeout { response_started: false } => f.write_str("no response in time"),
             Self::TooManyFailures { failures } => write!(f, "{failures} requests failed in a row"),
         }
     }

@@ -23,18 +23,12 @@ pub struct Target {
 impl Target {
     /// A notification server session.
     pub fn notification(ip: impl Into<String>) -> Self {
-        Self {
-            server: ServerKind::Notification,
-            ip: ip.into(),
-        }
+        Self { server: ServerKind::Notification, ip: ip.into() }
     }
 
     /// A switchboard session.
     pub fn switchboard(ip: impl Into<String>) -> Self {
-        Self {
-            server: ServerKind::Switchboard,
-            ip: ip.into(),
-        }
+        Self { server: ServerKind::Switchboard, ip: ip.into() }
     }
 }
 
@@ -75,17 +69,12 @@ pub enum PollPolicy {
 impl PollPolicy {
     /// The official client's 2-second poll.
     pub const fn official() -> Self {
-        Self::Official {
-            interval: Duration::from_secs(2),
-        }
+        Self::Official { interval: Duration::from_secs(2) }
     }
 
     /// Adaptive polling from 250 ms up to 4 s.
     pub const fn adaptive() -> Self {
-        Self::Adaptive {
-            min: Duration::from_millis(250),
-            max: Duration::from_secs(4),
-        }
+        Self::Adaptive { min: Duration::from_millis(250), max: Duration::from_secs(4) }
     }
 
     /// Long polling with a 10-second lifespan.

@@ -109,19 +109,9 @@ pub enum Event<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
     Established,
-    GatewayMoved {
-        from: Endpoint,
-        to: Endpoint,
-    },
-    GatewayFallback {
-        unreachable: Endpoint,
-        to: Endpoint,
-    },
-    RequestFailed {
-        kind: RequestKind,
-        error: SessionError,
-        recovery: Recovery,
-    },
+    GatewayMoved { from: Endpoint, to: Endpoint },
+    GatewayFallback { unreachable: Endpoint, to: Endpoint },
+    RequestFailed { kind: RequestKind, error: SessionError, recovery: Recovery },
     Warning(SessionError),
     Closed(CloseReason),
 }

@@ -74,10 +74,7 @@ impl OutgoingQueue {
     ) -> Result<(), SendError> {
         let queued = self.len();
         if check_limit && queued + bytes.len() > self.limit {
-            return Err(SendError::QueueFull {
-                queued,
-                limit: self.limit,
-            });
+            return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
             (self.buf.len(), self.boundaries.len(), self.scan);
@@ -168,11 +165,7 @@ impl OutgoingQueue {
     /// Drops the first `len` unconfirmed bytes (the gateway confirmed them, or they are given up).
     pub(crate) fn confirm(&mut self, len: usize) {
         self.confirmed = (self.confirmed + len as u64).min(self.end());
-        while self
-            .boundaries
-            .front()
-            .is_some_and(|&b| b <= self.confirmed)
-        {
+        while self.boundaries.front().is_some_and(|&b| b <= self.confirmed) {
             self.boundaries.pop_front();
         }
         let dead = (self.confirmed - self.base) as usize;
@@ -195,10 +188,7 @@ mod tests {
     }
 
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
-        let limits = FramerLimits {
-            max_line_bytes: 32,
-            max_payload_bytes: 64,
-        };
+        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         q.push(bytes, &PayloadCommands::default(), limits, true)
     }
 
@@ -210,18 +200,11 @@ mod tests {
         push(&mut q, b" 5.1\r\nMSG 3 N 5\r\nhel").unwrap();
         assert_eq!(q.next_request_len(1000), 18 + 24);
         assert_eq!(q.next_request_len(20), 18);
-        assert_eq!(
-            q.next_request_len(5),
-            18,
-            "a large first command goes whole"
-        );
+        assert_eq!(q.next_request_len(5), 18, "a large first command goes whole");
         push(&mut q, b"lo").unwrap();
         assert_eq!(q.next_request_len(1000), q.len());
         q.confirm(18);
-        assert_eq!(
-            q.unconfirmed(),
-            b"CVR 2 0x0409 winnt 5.1\r\nMSG 3 N 5\r\nhello"
-        );
+        assert_eq!(q.unconfirmed(), b"CVR 2 0x0409 winnt 5.1\r\nMSG 3 N 5\r\nhello");
         q.confirm(q.len());
         assert_eq!((q.len(), q.next_request_len(1000)), (0, 0));
     }
@@ -230,24 +213,15 @@ mod tests {
     fn refused_bytes_leave_no_trace() {
         let mut q = queue();
         push(&mut q, b"CHG 1 NLN\r\n").unwrap();
-        assert_eq!(
-            push(&mut q, b"QRY 2 x 4\r\nabcdPNG\r\n"),
-            Err(SendError::PingNotAllowed)
-        );
+        assert_eq!(push(&mut q, b"QRY 2 x 4\r\nabcdPNG\r\n"), Err(SendError::PingNotAllowed));
         assert_eq!(push(&mut q, b"PN"), Ok(()));
         assert_eq!(push(&mut q, b"G\r\n"), Err(SendError::PingNotAllowed));
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
         assert_eq!(
             push(&mut q, &[b'a'; 100]),
-            Err(SendError::QueueFull {
-                queued: 13,
-                limit: 100
-            })
+            Err(SendError::QueueFull { queued: 13, limit: 100 })
         );
-        assert_eq!(
-            push(&mut q, &[b'a'; 40]),
-            Err(SendError::LineTooLong { limit: 32 })
-        );
+        assert_eq!(push(&mut q, &[b'a'; 40]), Err(SendError::LineTooLong { limit: 32 }));
         assert_eq!(push(&mut q, b"\r\n"), Err(SendError::InvalidCommand));
         assert_eq!(
             push(&mut q, b"X\r\nMSG 1 N 65\r\n"),

@@ -21,12 +21,7 @@ impl PollSchedule {
             PollPolicy::Official { interval } => interval,
             PollPolicy::LongPoll { .. } => Duration::ZERO,
         };
-        Self {
-            policy,
-            interval,
-            last_response: None,
-            next_poll: None,
-        }
+        Self { policy, interval, last_response: None, next_poll: None }
     }
 
     /// The policy in use.

@@ -309,8 +309,7 @@ impl Session {
             return Err(SendError::Closed);
         }
         let rules = &self.settings.payload_commands;
-        self.outgoing
-            .push(msnp, rules, self.settings.framer_limits, true)?;
+        self.outgoing.push(msnp, rules, self.settings.framer_limits, true)?;
         self.poll.caller_sent();
         Ok(())
     }
@@ -329,9 +328,7 @@ impl Session {
         self.outgoing.drop_partial_command();
         let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self
-            .outgoing
-            .push(b"OUT\r\n", rules, self.settings.framer_limits, false);
+        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false);
         self.close_after = Some(self.outgoing.end());
     }
 
@@ -352,10 +349,7 @@ impl Session {
             return 0;
         };
         self.outgoing.confirm(len);
-        if self
-            .close_after
-            .is_some_and(|end| self.outgoing.confirmed() >= end)
-        {
+        if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
             self.close_session(CloseReason::Aborted);
         }
         len
@@ -373,9 +367,7 @@ impl Session {
         if self.retry_at.is_some_and(|at| now < at) || self.backpressured() {
             return None;
         }
-        let body_len = self
-            .outgoing
-            .next_request_len(self.settings.max_request_body_bytes);
+        let body_len = self.outgoing.next_request_len(self.settings.max_request_body_bytes);
         // A due retry with nothing queued is a poll: the failed request was one, or its
         // commands were discarded, and either way the poll timer was stopped when it went out.
         let retry_due = self.retry_at.is_some();
@@ -388,17 +380,13 @@ impl Session {
             _ => return None,
         };
         let line = match kind {
-            RequestKind::Open => RequestLine::Open {
-                server: self.target.server,
-                ip: &self.target.ip,
-            },
-            RequestKind::Send => RequestLine::Send {
-                session_id: &self.session_id,
-            },
-            RequestKind::Poll => RequestLine::Poll {
-                session_id: &self.session_id,
-                lifespan: self.poll.lifespan(),
-            },
+            RequestKind::Open => {
+                RequestLine::Open { server: self.target.server, ip: &self.target.ip }
+            }
+            RequestKind::Send => RequestLine::Send { session_id: &self.session_id },
+            RequestKind::Poll => {
+                RequestLine::Poll { session_id: &self.session_id, lifespan: self.poll.lifespan() }
+            }
         };
         let form = match self.settings.proxy {
             Some(_) => TargetForm::Absolute,
@@ -412,11 +400,7 @@ impl Session {
         if let (RequestKind::Poll, Some(secs)) = (kind, self.poll.lifespan()) {
             deadline += Duration::from_secs(u64::from(secs));
         }
-        self.in_flight = Some(InFlight {
-            kind,
-            len: body_len,
-            deadline,
-        });
+        self.in_flight = Some(InFlight { kind, len: body_len, deadline });
         self.retry_at = None;
         self.poll.request_sent();
         self.decoder.reset();
@@ -484,9 +468,7 @@ impl Session {
         match self.decoder.finish() {
             EofOutcome::Complete => self.on_complete(now),
             EofOutcome::Truncated { started } => {
-                let error = NetworkError::ConnectionClosed {
-                    response_started: started,
-                };
+                let error = NetworkError::ConnectionClosed { response_started: started };
                 self.request_failed(now, error.into(), self.response_data_lost());
             }
         }
@@ -536,9 +518,7 @@ impl Session {
         }
         if self.in_flight.is_some_and(|f| now >= f.deadline) {
             self.fresh_connection = true;
-            let error = NetworkError::Timeout {
-                response_started: self.decoder.started(),
-            };
+            let error = NetworkError::Timeout { response_started: self.decoder.started() };
             self.request_failed(now, error.into(), self.response_data_lost());
         }
     }
@@ -599,22 +579,14 @@ impl Session {
         }
         let (_, pending) = self.events.pop_front()?;
         Some(match pending {
-            Pending::Established => Event::Established {
-                session_id: &self.first_session_id,
-            },
+            Pending::Established => Event::Established { session_id: &self.first_session_id },
             Pending::GatewayMoved { from, to } => Event::GatewayMoved { from, to },
             Pending::GatewayFallback { unreachable, to } => {
                 Event::GatewayFallback { unreachable, to }
             }
-            Pending::RequestFailed {
-                kind,
-                error,
-                recovery,
-            } => Event::RequestFailed {
-                kind,
-                error,
-                recovery,
-            },
+            Pending::RequestFailed { kind, error, recovery } => {
+                Event::RequestFailed { kind, error, recovery }
+            }
             Pending::Warning(error) => Event::Warning(error),
             Pending::Closed(reason) => {
                 self.finished = true;
@@ -699,17 +671,14 @@ impl Session {
     /// Takes the SessionID and the next gateway from a successful response's head.
     fn read_messenger_header(&mut self) -> Result<Disposition, RemoteError> {
         let head = self.decoder.head();
-        let raw = head
-            .messenger()
-            .ok_or(RemoteError::MissingMessengerHeader)?;
+        let raw = head.messenger().ok_or(RemoteError::MissingMessengerHeader)?;
         let header = parse_messenger_header(raw).map_err(RemoteError::MessengerHeader)?;
         if let Some(id) = header.session_id {
             self.session_id.clear();
             self.session_id.push_str(id);
             if self.first_session_id.is_empty() {
                 self.first_session_id.push_str(id);
-                self.events
-                    .push_back((self.inbound.end(), Pending::Established));
+                self.events.push_back((self.inbound.end(), Pending::Established));
             }
         }
         // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
@@ -754,14 +723,10 @@ impl Session {
                 }
                 if session_close {
                     self.close_session(CloseReason::ServerClosed);
-                } else if self
-                    .close_after
-                    .is_some_and(|end| self.outgoing.confirmed() >= end)
-                {
+                } else if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
                     self.close_session(CloseReason::LocalClose);
                 } else {
-                    self.poll
-                        .response(now, carried_data, flight.kind == RequestKind::Poll);
+                    self.poll.response(now, carried_data, flight.kind == RequestKind::Poll);
                 }
             }
             Some(Disposition::Rejected) => self.close_session(CloseReason::SessionRejected),
@@ -811,15 +776,9 @@ impl Session {
                 Recovery::AwaitingDecision
             }
         };
-        self.push_event(Pending::RequestFailed {
-            kind: flight.kind,
-            error,
-            recovery,
-        });
+        self.push_event(Pending::RequestFailed { kind: flight.kind, error, recovery });
         if matches!(recovery, Recovery::Discarded { .. })
-            && self
-                .close_after
-                .is_some_and(|end| self.outgoing.confirmed() >= end)
+            && self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end)
         {
             self.close_session(CloseReason::Aborted);
         }
@@ -829,9 +788,7 @@ impl Session {
     fn count_failure(&mut self) -> bool {
         self.failures += 1;
         if self.failures > self.settings.max_consecutive_failures {
-            let error = NetworkError::TooManyFailures {
-                failures: self.failures,
-            };
+            let error = NetworkError::TooManyFailures { failures: self.failures };
             self.close_session(CloseReason::Failed(error.into()));
             return false;
         }
@@ -919,18 +876,9 @@ fn check_config(config: &ClientConfig) -> Result<(), ConfigError> {
         (config.max_request_body_bytes == 0, "max_request_body_bytes"),
         (config.max_queued_bytes == 0, "max_queued_bytes"),
         (config.max_inbound_bytes == 0, "max_inbound_bytes"),
-        (
-            config.max_consecutive_failures == 0,
-            "max_consecutive_failures",
-        ),
-        (
-            config.http_limits.max_head_bytes < 32,
-            "http_limits.max_head_bytes",
-        ),
-        (
-            config.framer_limits.max_line_bytes < 8,
-            "framer_limits.max_line_bytes",
-        ),
+        (config.max_consecutive_failures == 0, "max_consecutive_failures"),
+        (config.http_limits.max_head_bytes < 32, "http_limits.max_head_bytes"),
+        (config.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
         (
             match config.poll_policy {
                 PollPolicy::Official { interval } => interval.is_zero(),

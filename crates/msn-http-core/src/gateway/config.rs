@@ -54,11 +54,7 @@ impl BackendAllowlist {
 
     /// Allows `host` on `port` (`None`: any port), connecting where the client says.
     pub fn allow(mut self, host: impl Into<String>, port: Option<u16>) -> Self {
-        self.rules.push(BackendRule {
-            host: host.into(),
-            port,
-            connect_to: None,
-        });
+        self.rules.push(BackendRule { host: host.into(), port, connect_to: None });
         self
     }
 
@@ -69,11 +65,7 @@ impl BackendAllowlist {
         port: Option<u16>,
         connect_to: Endpoint,
     ) -> Self {
-        self.rules.push(BackendRule {
-            host: host.into(),
-            port,
-            connect_to: Some(connect_to),
-        });
+        self.rules.push(BackendRule { host: host.into(), port, connect_to: Some(connect_to) });
         self
     }
 
@@ -139,10 +131,7 @@ pub struct CorsPolicy {
 impl CorsPolicy {
     /// Any origin, preflights cached 10 minutes.
     pub fn any() -> Self {
-        Self {
-            allowed_origins: AllowedOrigins::Any,
-            max_age: Duration::from_secs(600),
-        }
+        Self { allowed_origins: AllowedOrigins::Any, max_age: Duration::from_secs(600) }
     }
 
     /// The `Access-Control-Allow-Origin` value for a request from `origin`, if it gets one.
@@ -231,10 +220,7 @@ impl GatewayConfig {
             gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
             backends: BackendAllowlist::new(),
             default_backend_port: DEFAULT_BACKEND_PORT,
-            http_limits: HttpLimits {
-                max_head_bytes: 8 * 1024,
-                max_body_bytes: 64 * 1024,
-            },
+            http_limits: HttpLimits { max_head_bytes: 8 * 1024, max_body_bytes: 64 * 1024 },
             max_sessions: 10_000,
             max_connections: 20_000,
             max_buffered_head_bytes: 16 * 1024 * 1024,
@@ -268,10 +254,7 @@ impl GatewayConfig {
         }
         for rule in self.backends.rules() {
             if let Err(error) = Endpoint::new(rule.host.as_str(), 1) {
-                return Err(GatewayConfigError::InvalidBackend {
-                    host: rule.host.clone(),
-                    error,
-                });
+                return Err(GatewayConfigError::InvalidBackend { host: rule.host.clone(), error });
             }
             if rule.port == Some(0) {
                 return Err(GatewayConfigError::InvalidBackend {
@@ -288,14 +271,9 @@ impl GatewayConfig {
         if !path_ok {
             return Err(GatewayConfigError::InvalidPath);
         }
-        if let Some(CorsPolicy {
-            allowed_origins: AllowedOrigins::List(list),
-            ..
-        }) = &self.cors
-        {
-            if let Some(bad) = list
-                .iter()
-                .find(|o| o.is_empty() || !o.bytes().all(|b| b.is_ascii_graphic()))
+        if let Some(CorsPolicy { allowed_origins: AllowedOrigins::List(list), .. }) = &self.cors {
+            if let Some(bad) =
+                list.iter().find(|o| o.is_empty() || !o.bytes().all(|b| b.is_ascii_graphic()))
             {
                 return Err(GatewayConfigError::InvalidOrigin(bad.clone()));
             }
@@ -325,14 +303,8 @@ impl GatewayConfig {
             (self.max_queued_bytes == 0, "max_queued_bytes"),
             // Room for the gateway's own `QNG` and at least as much again.
             (self.max_response_body_bytes < 64, "max_response_body_bytes"),
-            (
-                self.http_limits.max_head_bytes < 64,
-                "http_limits.max_head_bytes",
-            ),
-            (
-                self.framer_limits.max_line_bytes < 8,
-                "framer_limits.max_line_bytes",
-            ),
+            (self.http_limits.max_head_bytes < 64, "http_limits.max_head_bytes"),
+            (self.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, name)) => Err(GatewayConfigError::InvalidLimit(name)),
@@ -413,42 +385,22 @@ mod tests {
     fn defaults_pass_and_bad_settings_are_named() {
         let good = GatewayConfig::new("gw.example.net", [1; 32]);
         assert_eq!(good.check(), Ok(()));
-        assert!(
-            !format!("{good:?}").contains("[1, 1"),
-            "the seed is not printed"
-        );
+        assert!(!format!("{good:?}").contains("[1, 1"), "the seed is not printed");
 
         let mut c = good.clone();
         c.gw_ip = "gw;x".into();
-        assert_eq!(
-            c.check(),
-            Err(GatewayConfigError::InvalidGwIp(AddressError::InvalidHost))
-        );
-        let c = good
-            .clone()
-            .with_backends(BackendAllowlist::new().allow("bad host", None));
-        assert!(matches!(
-            c.check(),
-            Err(GatewayConfigError::InvalidBackend { .. })
-        ));
+        assert_eq!(c.check(), Err(GatewayConfigError::InvalidGwIp(AddressError::InvalidHost)));
+        let c = good.clone().with_backends(BackendAllowlist::new().allow("bad host", None));
+        assert!(matches!(c.check(), Err(GatewayConfigError::InvalidBackend { .. })));
         let mut c = good.clone();
         c.idle_timeout = Duration::ZERO;
-        assert_eq!(
-            c.check(),
-            Err(GatewayConfigError::InvalidLimit("idle_timeout"))
-        );
+        assert_eq!(c.check(), Err(GatewayConfigError::InvalidLimit("idle_timeout")));
         let mut c = good.clone();
         c.max_lifespan = MAX_SETTING_DURATION + Duration::from_secs(1);
-        assert_eq!(
-            c.check(),
-            Err(GatewayConfigError::InvalidLimit("max_lifespan"))
-        );
+        assert_eq!(c.check(), Err(GatewayConfigError::InvalidLimit("max_lifespan")));
         let mut c = good.clone();
         c.max_response_body_bytes = 10;
-        assert_eq!(
-            c.check(),
-            Err(GatewayConfigError::InvalidLimit("max_response_body_bytes"))
-        );
+        assert_eq!(c.check(), Err(GatewayConfigError::InvalidLimit("max_response_body_bytes")));
         let mut c = good.clone();
         c.gateway_path = "gateway.dll".into();
         assert_eq!(c.check(), Err(GatewayConfigError::InvalidPath));
@@ -457,10 +409,7 @@ mod tests {
             allowed_origins: AllowedOrigins::List(vec!["https://a\r\nX: y".into()]),
             max_age: Duration::ZERO,
         });
-        assert!(matches!(
-            c.check(),
-            Err(GatewayConfigError::InvalidOrigin(_))
-        ));
+        assert!(matches!(c.check(), Err(GatewayConfigError::InvalidOrigin(_))));
     }
 
     #[test]
@@ -472,10 +421,7 @@ mod tests {
             allowed_origins: AllowedOrigins::List(vec!["https://a.example".into()]),
             max_age: Duration::ZERO,
         };
-        assert_eq!(
-            list.allow_origin(Some("https://a.example")),
-            Some("https://a.example")
-        );
+        assert_eq!(list.allow_origin(Some("https://a.example")), Some("https://a.example"));
         assert_eq!(list.allow_origin(Some("https://b.example")), None);
     }
 }

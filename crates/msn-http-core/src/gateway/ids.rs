@@ -21,9 +21,7 @@ impl fmt::Debug for IdSource {
 
 impl IdSource {
     pub(crate) fn new(seed: [u8; 32]) -> Self {
-        Self {
-            rng: ChaCha20Rng::from_seed(seed),
-        }
+        Self { rng: ChaCha20Rng::from_seed(seed) }
     }
 
     /// A new stable part: 64 random bits, never zero.

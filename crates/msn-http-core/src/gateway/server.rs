@@ -162,10 +162,7 @@ struct Settings {
 
 impl Settings {
     fn framing(&self) -> Framing<'_> {
-        Framing {
-            rules: &self.config.payload_commands,
-            limits: self.config.framer_limits,
-        }
+        Framing { rules: &self.config.payload_commands, limits: self.config.framer_limits }
     }
 
     fn cors(&self) -> Option<&CorsPolicy> {
@@ -590,10 +587,7 @@ impl Gateway {
             return;
         };
         match c.state {
-            ConnState::Reading {
-                sink: Some(Sink::Session(key)),
-                ..
-            }
+            ConnState::Reading { sink: Some(Sink::Session(key)), .. }
             | ConnState::Waiting(key)
             | ConnState::Replying(Reply::Session(key)) => self.release_request(key, conn),
             _ => {}
@@ -610,13 +604,7 @@ impl Gateway {
             return;
         }
         s.phase = Phase::Open;
-        let held = matches!(
-            s.request,
-            Some(Request {
-                state: ReqState::Held { .. },
-                ..
-            })
-        );
+        let held = matches!(s.request, Some(Request { state: ReqState::Held { .. }, .. }));
         self.queue_backend(backend);
         if held {
             self.settle(backend);
@@ -626,10 +614,7 @@ impl Gateway {
     /// Connecting to a backend failed. The open request gets `502` and the session ends.
     pub fn handle_backend_connect_failed(&mut self, now: Instant, backend: BackendId) {
         self.tick(now);
-        if self
-            .session_mut(backend)
-            .is_some_and(|s| s.phase == Phase::Connecting)
-        {
+        if self.session_mut(backend).is_some_and(|s| s.phase == Phase::Connecting) {
             self.stats.backend_connect_failures += 1;
             self.end_session(backend, 502);
         }
@@ -666,13 +651,8 @@ impl Gateway {
         if pause {
             s.paused = true;
         }
-        let held = matches!(
-            s.request,
-            Some(Request {
-                state: ReqState::Held { .. },
-                ..
-            })
-        ) && s.phase == Phase::Open;
+        let held = matches!(s.request, Some(Request { state: ReqState::Held { .. }, .. }))
+            && s.phase == Phase::Open;
         self.stats.bytes_from_backends += n as u64;
         if pause {
             self.stats.backend_pauses += 1;
@@ -697,13 +677,7 @@ impl Gateway {
         }
         s.backend_closed = true;
         s.up.clear();
-        let held = matches!(
-            s.request,
-            Some(Request {
-                state: ReqState::Held { .. },
-                ..
-            })
-        );
+        let held = matches!(s.request, Some(Request { state: ReqState::Held { .. }, .. }));
         if held {
             self.answer(backend);
         }
@@ -831,11 +805,8 @@ impl Gateway {
             .filter_map(|slot| slot.session.as_ref())
             .map(|s| s.down.capacity() + s.up.capacity())
             .sum();
-        let conns: usize = self
-            .conns
-            .values()
-            .map(|c| c.stash.capacity() + c.decoder.buffered())
-            .sum();
+        let conns: usize =
+            self.conns.values().map(|c| c.stash.capacity() + c.decoder.buffered()).sum();
         sessions + conns
     }
 
@@ -845,11 +816,8 @@ impl Gateway {
     pub fn memory_usage(&self) -> usize {
         use std::mem::size_of;
         let map = |entry: usize, len: usize| len * entry * 3 / 2;
-        let conn_heaps: usize = self
-            .conns
-            .values()
-            .map(|c| c.decoder.heap_capacity() + c.stash.capacity())
-            .sum();
+        let conn_heaps: usize =
+            self.conns.values().map(|c| c.decoder.heap_capacity() + c.stash.capacity()).sum();
         let session_heaps: usize = self
             .slots
             .iter()
@@ -917,10 +885,7 @@ impl Gateway {
             let step = conn.decoder.decode(&mut input);
             if let ConnState::Idle { .. } = conn.state {
                 if conn.decoder.started() {
-                    conn.state = ConnState::Reading {
-                        since: self.now,
-                        sink: None,
-                    };
+                    conn.state = ConnState::Reading { since: self.now, sink: None };
                     self.arm_conn(id);
                 }
             }
@@ -949,10 +914,7 @@ impl Gateway {
             return;
         };
         let sink = match conn.state {
-            ConnState::Reading {
-                sink: Some(Sink::Session(key)),
-                ..
-            } => Some(key),
+            ConnState::Reading { sink: Some(Sink::Session(key)), .. } => Some(key),
             _ => None,
         };
         conn.state = ConnState::Replying(Reply::Status(status));
@@ -991,10 +953,7 @@ impl Gateway {
             return;
         };
         if let ConnState::Reading { since, .. } = conn.state {
-            conn.state = ConnState::Reading {
-                since,
-                sink: Some(sink),
-            };
+            conn.state = ConnState::Reading { since, sink: Some(sink) };
         }
         if expect {
             conn.continue_due = true;
@@ -1027,18 +986,12 @@ impl Gateway {
             Some(slot) => slot,
             None => {
                 // `max_sessions` fits in a u32 (checked), and so does every slot index.
-                self.slots.push(Slot {
-                    generation: 0,
-                    session: None,
-                });
+                self.slots.push(Slot { generation: 0, session: None });
                 (self.slots.len() - 1) as u32
             }
         };
         let entry = &mut self.slots[slot as usize];
-        let key = BackendId {
-            slot,
-            generation: entry.generation,
-        };
+        let key = BackendId { slot, generation: entry.generation };
         entry.session = Some(Session {
             stable,
             suffix: 0,
@@ -1062,11 +1015,7 @@ impl Gateway {
         });
         self.by_stable.insert(stable, slot);
         self.stats.sessions_opened += 1;
-        self.actions.push_back(Action::Connect {
-            backend: key,
-            endpoint,
-            server,
-        });
+        self.actions.push_back(Action::Connect { backend: key, endpoint, server });
         Ok(Sink::Session(key))
     }
 
@@ -1081,10 +1030,7 @@ impl Gateway {
             let slot = *self.by_stable.get(&stable)?;
             let entry = &self.slots[slot as usize];
             let s = entry.session.as_ref()?;
-            (s.suffix == suffix).then_some(BackendId {
-                slot,
-                generation: entry.generation,
-            })
+            (s.suffix == suffix).then_some(BackendId { slot, generation: entry.generation })
         });
         let Some(key) = found else {
             self.stats.unknown_session_ids += 1;
@@ -1101,12 +1047,7 @@ impl Gateway {
             }
             return Err(400);
         }
-        s.request = Some(Request {
-            conn,
-            state: ReqState::Receiving,
-            lifespan,
-            has_body: false,
-        });
+        s.request = Some(Request { conn, state: ReqState::Receiving, lifespan, has_body: false });
         Ok(Sink::Session(key))
     }
 
@@ -1114,11 +1055,7 @@ impl Gateway {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        if let ConnState::Reading {
-            sink: Some(Sink::Session(key)),
-            ..
-        } = conn.state
-        {
+        if let ConnState::Reading { sink: Some(Sink::Session(key)), .. } = conn.state {
             if let Some(s) = self.session_mut(key) {
                 s.up.stage(data);
             }
@@ -1129,10 +1066,7 @@ impl Gateway {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let ConnState::Reading {
-            sink: Some(sink), ..
-        } = conn.state
-        else {
+        let ConnState::Reading { sink: Some(sink), .. } = conn.state else {
             return;
         };
         self.stats.requests += 1;
@@ -1171,9 +1105,7 @@ impl Gateway {
                 }
             }
         }
-        s.pending_pings = s
-            .pending_pings
-            .saturating_add(u8::try_from(pings).unwrap_or(u8::MAX));
+        s.pending_pings = s.pending_pings.saturating_add(u8::try_from(pings).unwrap_or(u8::MAX));
         if let Some(request) = s.request.as_mut() {
             request.has_body = staged > 0;
         }
@@ -1200,9 +1132,7 @@ impl Gateway {
             return;
         };
         if s.phase == Phase::Connecting {
-            request.state = ReqState::Held {
-                until: now + connect_timeout,
-            };
+            request.state = ReqState::Held { until: now + connect_timeout };
             return self.arm_session(key);
         }
         if deliverable {
@@ -1232,14 +1162,7 @@ impl Gateway {
         }
         let config = &self.settings.config;
         let force = s.down.len() >= config.max_queued_bytes;
-        s.down
-            .cut(
-                config.max_response_body_bytes,
-                force,
-                self.settings.framing(),
-            )
-            .len
-            > 0
+        s.down.cut(config.max_response_body_bytes, force, self.settings.framing()).len > 0
     }
 
     /// The session's request is answered at the next `poll_transmit`.
@@ -1307,14 +1230,9 @@ impl Gateway {
             return;
         };
         match conn.state {
-            ConnState::Reading {
-                since,
-                sink: Some(Sink::Session(k)),
-            } if k == key => {
-                conn.state = ConnState::Reading {
-                    since,
-                    sink: Some(Sink::Then(Reply::Status(status))),
-                };
+            ConnState::Reading { since, sink: Some(Sink::Session(k)) } if k == key => {
+                conn.state =
+                    ConnState::Reading { since, sink: Some(Sink::Then(Reply::Status(status))) };
             }
             ConnState::Waiting(k) | ConnState::Replying(Reply::Session(k)) if k == key => {
                 self.set_reply(request.conn, Reply::Status(status));
@@ -1330,31 +1248,24 @@ impl Gateway {
         let mut resumed = None;
         let close = {
             let Some(conn) = self.conns.get(&id) else {
-                return Transmit::Client {
-                    connection: id,
-                    len: 0,
-                    close: true,
-                };
+                return Transmit::Client { connection: id, len: 0, close: true };
             };
             let head = conn.decoder.head();
             let close = conn.close_after;
             let connection =
                 ConnectionHeader::answering(head.version() == HttpVersion::Http10, !close);
-            let origin = self
-                .settings
-                .cors()
-                .and_then(|c| c.allow_origin(head.origin()));
+            let origin = self.settings.cors().and_then(|c| c.allow_origin(head.origin()));
             match reply {
                 Reply::Status(status) => {
                     self.stats.error_responses += 1;
                     self.encoder.encode_status(out, status, connection, origin);
                 }
                 Reply::Preflight => {
-                    let max_age = self.settings.cors().map_or(0, |c| {
-                        u32::try_from(c.max_age.as_secs()).unwrap_or(u32::MAX)
-                    });
-                    self.encoder
-                        .encode_preflight(out, connection, origin, max_age);
+                    let max_age = self
+                        .settings
+                        .cors()
+                        .map_or(0, |c| u32::try_from(c.max_age.as_secs()).unwrap_or(u32::MAX));
+                    self.encoder.encode_preflight(out, connection, origin, max_age);
                 }
                 Reply::Session(key) => match session_in(&mut self.slots, key) {
                     Some(s) => {
@@ -1405,11 +1316,7 @@ impl Gateway {
         if let Some(key) = reply_session(reply).filter(|k| Some(*k) != ended) {
             self.arm_session(key);
         }
-        Transmit::Client {
-            connection: id,
-            len,
-            close,
-        }
+        Transmit::Client { connection: id, len, close }
     }
 
     fn session_timer(&mut self, key: BackendId) {
@@ -1419,10 +1326,7 @@ impl Gateway {
             return;
         };
         match s.request {
-            Some(Request {
-                state: ReqState::Held { until },
-                ..
-            }) if now >= until => {
+            Some(Request { state: ReqState::Held { until }, .. }) if now >= until => {
                 if s.phase == Phase::Connecting {
                     self.stats.backend_connect_failures += 1;
                     self.end_session(key, 504);
@@ -1482,10 +1386,7 @@ impl Gateway {
             return;
         };
         let due = match s.request {
-            Some(Request {
-                state: ReqState::Held { until },
-                ..
-            }) => Some(until),
+            Some(Request { state: ReqState::Held { until }, .. }) => Some(until),
             Some(_) => None,
             None => Some(s.idle_since + idle_timeout),
         };
@@ -1591,10 +1492,7 @@ fn route_query(query: &GatewayQuery, default_port: u16) -> Route {
                 server: query.server().unwrap_or(ServerKind::Notification),
             },
         },
-        (_, Some(id)) => Route::Existing {
-            id: parse_session_id(id),
-            lifespan: query.lifespan(),
-        },
+        (_, Some(id)) => Route::Existing { id: parse_session_id(id), lifespan: query.lifespan() },
     }
 }
 

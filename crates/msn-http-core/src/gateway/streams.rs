@@ -39,19 +39,11 @@ fn peek(data: &[u8], framing: Framing<'_>) -> Result<Peek, FrameError> {
     if text > max_line {
         return Err(FrameError::LineTooLong { limit: max_line });
     }
-    let info = parse_line(
-        &data[..text],
-        framing.rules,
-        framing.limits.max_payload_bytes,
-    )?;
+    let info = parse_line(&data[..text], framing.rules, framing.limits.max_payload_bytes)?;
     // `parse_line` refused lengths above `max_payload_bytes`, a `usize`.
     let payload = info.payload_len.unwrap_or(0) as usize;
     let total = (nl + 1).saturating_add(payload);
-    Ok(if data.len() >= total {
-        Peek::Whole(total)
-    } else {
-        Peek::Partial { total: Some(total) }
-    })
+    Ok(if data.len() >= total { Peek::Whole(total) } else { Peek::Partial { total: Some(total) } })
 }
 
 /// The length of a line without its `\n` or `\r\n`.
@@ -113,69 +105,37 @@ impl Downstream {
         let len = self.buf.len();
         let max = len.min(cap);
         if max == 0 {
-            return Cut {
-                len: 0,
-                front_skip: self.front_skip,
-                raw: self.raw,
-            };
+            return Cut { len: 0, front_skip: self.front_skip, raw: self.raw };
         }
         if self.raw {
-            return Cut {
-                len: max,
-                front_skip: 0,
-                raw: true,
-            };
+            return Cut { len: max, front_skip: 0, raw: true };
         }
         let mut pos = self.front_skip;
         if pos > max {
             // The rest of a command already cut: go on cutting it.
-            return Cut {
-                len: max,
-                front_skip: pos - max,
-                raw: false,
-            };
+            return Cut { len: max, front_skip: pos - max, raw: false };
         }
         while pos < len {
             match peek(&self.buf[pos..], framing) {
                 Err(_) => {
-                    return Cut {
-                        len: max,
-                        front_skip: 0,
-                        raw: true,
-                    };
+                    return Cut { len: max, front_skip: 0, raw: true };
                 }
                 Ok(Peek::Whole(n)) if pos + n <= cap => pos += n,
                 Ok(Peek::Whole(_)) if pos > 0 => break,
                 Ok(Peek::Whole(n)) => {
-                    return Cut {
-                        len: cap,
-                        front_skip: n - cap,
-                        raw: false,
-                    };
+                    return Cut { len: cap, front_skip: n - cap, raw: false };
                 }
                 Ok(Peek::Partial { .. }) if pos > 0 || !force => break,
                 Ok(Peek::Partial { total }) => {
                     return match total {
-                        Some(total) => Cut {
-                            len: max,
-                            front_skip: total - max,
-                            raw: false,
-                        },
+                        Some(total) => Cut { len: max, front_skip: total - max, raw: false },
                         // Cut inside a line: where the next command starts is unknowable.
-                        None => Cut {
-                            len: max,
-                            front_skip: 0,
-                            raw: true,
-                        },
+                        None => Cut { len: max, front_skip: 0, raw: true },
                     };
                 }
             }
         }
-        Cut {
-            len: pos,
-            front_skip: 0,
-            raw: false,
-        }
+        Cut { len: pos, front_skip: 0, raw: false }
     }
 
     /// The first `n` bytes.
@@ -312,7 +272,7 @@ impl Upstream {
                             framing.limits.max_payload_bytes,
                         )
                         .ok()
-                        .map(|info| (<[u8; 3]>::try_from(info.name).ok(), info.payload_len))
+                        .map(|info| (Some(*info.name), info.payload_len))
                     };
                     let Some((name, payload)) = parsed else {
                         self.scan = UpScan::Raw;
@@ -367,13 +327,7 @@ mod tests {
     use super::*;
 
     fn framing(rules: &PayloadCommands) -> Framing<'_> {
-        Framing {
-            rules,
-            limits: FramerLimits {
-                max_line_bytes: 64,
-                max_payload_bytes: 1000,
-            },
-        }
+        Framing { rules, limits: FramerLimits { max_line_bytes: 64, max_payload_bytes: 1000 } }
     }
 
     /// Takes responses of `cap` bytes until the queue is empty; returns the bodies.
@@ -401,10 +355,7 @@ mod tests {
         let mut down = queue(b"VER 1 MSNP8\r\nCVR 2 x\r\nMSG a b 5\r\nhelloUSR 3 OK a\r\n");
         assert_eq!(
             responses(&mut down, 30, false),
-            [
-                &b"VER 1 MSNP8\r\nCVR 2 x\r\n"[..],
-                b"MSG a b 5\r\nhelloUSR 3 OK a\r\n"
-            ]
+            [&b"VER 1 MSNP8\r\nCVR 2 x\r\n"[..], b"MSG a b 5\r\nhelloUSR 3 OK a\r\n"]
         );
     }
 
@@ -430,10 +381,7 @@ mod tests {
         let mut down = queue(&stream);
         let bodies = responses(&mut down, 10, false);
         assert_eq!(bodies.concat(), stream);
-        assert_eq!(
-            bodies.iter().map(Vec::len).collect::<Vec<_>>(),
-            [10, 10, 10, 7, 8]
-        );
+        assert_eq!(bodies.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 10, 7, 8]);
         assert!(down.at_boundary());
     }
 
@@ -458,44 +406,22 @@ mod tests {
     #[test]
     fn bodies_are_scanned_for_png_and_out() {
         let mut up = Upstream::default();
-        let got = commit(
-            &mut up,
-            b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n",
-            PingHandling::Answer,
-        );
-        assert_eq!(
-            got,
-            Commit::Queued {
-                out: false,
-                pings: 1
-            }
-        );
-        assert_eq!(
-            up.ready(),
-            b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n",
-            "a payload is not a command"
-        );
+        let got =
+            commit(&mut up, b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n", PingHandling::Answer);
+        assert_eq!(got, Commit::Queued { out: false, pings: 1 });
+        assert_eq!(up.ready(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n", "a payload is not a command");
         up.take_ready();
         assert_eq!(
             commit(&mut up, b"PN", PingHandling::Refuse),
-            Commit::Queued {
-                out: false,
-                pings: 0
-            }
+            Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"", "a partial line waits for its end");
-        assert_eq!(
-            commit(&mut up, b"G\r\n", PingHandling::Refuse),
-            Commit::PingRefused
-        );
+        assert_eq!(commit(&mut up, b"G\r\n", PingHandling::Refuse), Commit::PingRefused);
         assert_eq!(up.staged(), 0, "the refused body is gone");
         let mut up = Upstream::default();
         assert_eq!(
             commit(&mut up, b"OUT\r\nVER 9\r\n", PingHandling::Refuse),
-            Commit::Queued {
-                out: true,
-                pings: 0
-            }
+            Commit::Queued { out: true, pings: 0 }
         );
         assert_eq!(up.ready(), b"OUT\r\n", "nothing after OUT is kept");
     }
@@ -512,18 +438,11 @@ mod tests {
         up.take_ready();
         assert_eq!(
             commit(&mut up, b"R 2\r\nPNG\r\n", PingHandling::Forward),
-            Commit::Queued {
-                out: false,
-                pings: 0
-            }
+            Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"CVR 2\r\nPNG\r\n");
         up.take_ready();
         commit(&mut up, b"\x01\x02\r\nPNG\r\n", PingHandling::Refuse);
-        assert_eq!(
-            up.ready(),
-            b"\x01\x02\r\nPNG\r\n",
-            "unframable: passed as it is"
-        );
+        assert_eq!(up.ready(), b"\x01\x02\r\nPNG\r\n", "unframable: passed as it is");
     }
 }

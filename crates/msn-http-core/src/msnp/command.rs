@@ -1,12 +1,6 @@
 //! One MSNP command: its line, its arguments and its payload, borrowed or owned.
 
-use nom::{
-    IResult, Parser,
-    branch::alt,
-    bytes::complete::{take_while_m_n, take_while1},
-    combinator::{eof, rest},
-    sequence::preceded,
-};
+use nom::IResult;
 
 use crate::error::FrameError;
 
@@ -18,17 +12,23 @@ const MAX_LENGTH_DIGITS: usize = 20;
 /// What a command line says about the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LineInfo<'a> {
-    pub(crate) name: &'a [u8],
+    pub(crate) name: &'a [u8; 3],
     pub(crate) payload_len: Option<u64>,
 }
 
-fn name(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_while_m_n(3, 3, |b: u8| b.is_ascii_alphanumeric())(input)
-}
-
-/// `NAME` alone, or `NAME SP args`.
-fn line(input: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
-    (name, alt((eof, preceded(take_while1(|b| b == b' '), rest)))).parse(input)
+/// `NAME` (three ASCII letters or digits) followed by the end of the line or a space.
+fn name(input: &[u8]) -> IResult<&[u8], &[u8; 3]> {
+    match input.split_first_chunk::<3>() {
+        Some((name, rest))
+            if name.iter().all(u8::is_ascii_alphanumeric)
+                && rest.first().is_none_or(|&sp| sp == b' ') =>
+        {
+            Ok((rest, name))
+        }
+        _ => {
+            Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::AlphaNumeric)))
+        }
+    }
 }
 
 /// Parses a command line (without its line ending) and, for payload commands, the announced
@@ -38,36 +38,55 @@ pub(crate) fn parse_line<'a>(
     rules: &PayloadCommands,
     max_payload: usize,
 ) -> Result<LineInfo<'a>, FrameError> {
-    let (_, (name, args)) = line(text).map_err(|_| FrameError::InvalidCommand)?;
-    let mut payload_len = None;
-    if let Some(min_tokens) = rules.min_tokens(name) {
-        let mut tokens = 1;
-        let mut last: &[u8] = b"";
-        for token in split_args(args) {
-            tokens += 1;
-            last = token;
-        }
-        if tokens >= min_tokens
-            && last.len() <= MAX_LENGTH_DIGITS
-            && !last.is_empty()
-            && last.iter().all(u8::is_ascii_digit)
-        {
-            let len = last
-                .iter()
-                .try_fold(0u64, |acc, &d| {
-                    acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                })
-                .unwrap_or(u64::MAX);
-            if len > max_payload as u64 {
-                return Err(FrameError::PayloadTooLarge {
-                    len,
-                    limit: max_payload,
-                });
-            }
-            payload_len = Some(len);
-        }
-    }
+    let (args, name) = name(text).map_err(|_| FrameError::InvalidCommand)?;
+    let payload_len = match rules.min_tokens(name) {
+        Some(min_tokens) => payload_length(args, min_tokens, max_payload)?,
+        None => None,
+    };
     Ok(LineInfo { name, payload_len })
+}
+
+/// The payload length a payload command announces: its last token, when it is a number and
+/// the line has at least `min_tokens` tokens (the name included).
+fn payload_length(
+    args: &[u8],
+    min_tokens: usize,
+    max_payload: usize,
+) -> Result<Option<u64>, FrameError> {
+    let args = args.trim_ascii_end();
+    let digits_start = args.len() - args.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let (before, digits) = args.split_at(digits_start);
+    // The last token must be all digits: it starts the line's arguments after a space.
+    if digits.is_empty() || digits.len() > MAX_LENGTH_DIGITS || before.last() != Some(&b' ') {
+        return Ok(None);
+    }
+    // The name and the length are two tokens; the rest must be between them.
+    if count_tokens(before, min_tokens.saturating_sub(2)) < min_tokens.saturating_sub(2) {
+        return Ok(None);
+    }
+    let len = digits
+        .iter()
+        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .unwrap_or(u64::MAX);
+    if len > max_payload as u64 {
+        return Err(FrameError::PayloadTooLarge { len, limit: max_payload });
+    }
+    Ok(Some(len))
+}
+
+/// Counts space-separated tokens in `text`, stopping once `enough` are found.
+fn count_tokens(text: &[u8], enough: usize) -> usize {
+    let mut count = 0;
+    let mut in_token = false;
+    for &b in text {
+        if count == enough {
+            break;
+        }
+        let starts = b != b' ' && !in_token;
+        count += usize::from(starts);
+        in_token = b != b' ';
+    }
+    count
 }
 
 fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -104,11 +123,7 @@ pub struct Command<'a> {
 
 impl<'a> Command<'a> {
     pub(super) fn new(bytes: &'a [u8], line_len: usize, payload_start: Option<usize>) -> Self {
-        Self {
-            bytes,
-            line_len,
-            payload_start,
-        }
+        Self { bytes, line_len, payload_start }
     }
 
     /// The command name: three ASCII letters (`MSG`) or digits for errors (`911`).
@@ -226,17 +241,11 @@ mod tests {
         }
         assert_eq!(
             info("MSG 1 N 1001"),
-            Err(FrameError::PayloadTooLarge {
-                len: 1001,
-                limit: 1000
-            })
+            Err(FrameError::PayloadTooLarge { len: 1001, limit: 1000 })
         );
         assert_eq!(
             info("MSG 1 N 99999999999999999999"),
-            Err(FrameError::PayloadTooLarge {
-                len: u64::MAX,
-                limit: 1000
-            })
+            Err(FrameError::PayloadTooLarge { len: u64::MAX, limit: 1000 })
         );
     }
 

@@ -16,10 +16,7 @@ pub struct FramerLimits {
 
 impl Default for FramerLimits {
     fn default() -> Self {
-        Self {
-            max_line_bytes: 16 * 1024,
-            max_payload_bytes: 1024 * 1024,
-        }
+        Self { max_line_bytes: 16 * 1024, max_payload_bytes: 1024 * 1024 }
     }
 }
 
@@ -42,14 +39,7 @@ pub struct CommandFramer {
 impl CommandFramer {
     /// A framer for the given payload commands and limits.
     pub fn new(rules: PayloadCommands, limits: FramerLimits) -> Self {
-        Self {
-            buf: Vec::new(),
-            start: 0,
-            pending: 0,
-            consumed: 0,
-            rules,
-            limits,
-        }
+        Self { buf: Vec::new(), start: 0, pending: 0, consumed: 0, rules, limits }
     }
 
     /// Appends stream bytes.
@@ -146,11 +136,7 @@ impl CommandFramer {
         if line_len > max_line {
             return Err(FrameError::LineTooLong { limit: max_line });
         }
-        let info = parse_line(
-            &data[..line_len],
-            &self.rules,
-            self.limits.max_payload_bytes,
-        )?;
+        let info = parse_line(&data[..line_len], &self.rules, self.limits.max_payload_bytes)?;
         let head_len = nl + 1;
         match info.payload_len {
             None => Ok(Some((head_len, line_len, None))),
@@ -200,31 +186,19 @@ mod tests {
     fn limits_hold_without_a_line_ending() {
         let mut framer = CommandFramer::new(
             PayloadCommands::default(),
-            FramerLimits {
-                max_line_bytes: 8,
-                max_payload_bytes: 4,
-            },
+            FramerLimits { max_line_bytes: 8, max_payload_bytes: 4 },
         );
         framer.push(b"VER 1 MS");
         assert_eq!(framer.next_command(), Ok(None));
         framer.push(b"NP");
-        assert_eq!(
-            framer.next_command(),
-            Err(FrameError::LineTooLong { limit: 8 })
-        );
+        assert_eq!(framer.next_command(), Err(FrameError::LineTooLong { limit: 8 }));
 
         let mut framer = CommandFramer::new(
             PayloadCommands::default(),
-            FramerLimits {
-                max_line_bytes: 64,
-                max_payload_bytes: 4,
-            },
+            FramerLimits { max_line_bytes: 64, max_payload_bytes: 4 },
         );
         framer.push(b"MSG 1 N 5\r\n");
-        assert_eq!(
-            framer.next_command(),
-            Err(FrameError::PayloadTooLarge { len: 5, limit: 4 })
-        );
+        assert_eq!(framer.next_command(), Err(FrameError::PayloadTooLarge { len: 5, limit: 4 }));
     }
 
     #[test]
@@ -232,15 +206,9 @@ mod tests {
         let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
         framer.push(b"OUT\r\nVER 1");
         assert_eq!(framer.next_command_within(4), Ok(None));
-        assert_eq!(
-            framer.next_command_within(5).unwrap().map(|c| c.name()),
-            Some("OUT")
-        );
+        assert_eq!(framer.next_command_within(5).unwrap().map(|c| c.name()), Some("OUT"));
         assert_eq!(framer.next_command(), Ok(None));
-        assert_eq!(
-            (framer.position(), framer.end(), framer.buffered()),
-            (5, 10, 5)
-        );
+        assert_eq!((framer.position(), framer.end(), framer.buffered()), (5, 10, 5));
         assert_eq!(framer.take_bytes_within(7), b"VE");
         assert_eq!(framer.take_bytes_within(u64::MAX), b"R 1");
         assert_eq!(framer.position(), 10);

@@ -31,6 +31,9 @@ pub struct PayloadRule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayloadCommands {
     rules: Vec<PayloadRule>,
+    /// An open-addressing hash table of the rules: (name as a number, minimum tokens), with
+    /// key 0 for an empty slot. Every line is looked up, so this is one or two probes.
+    table: Vec<(u32, u8)>,
 }
 
 impl PayloadCommands {
@@ -39,20 +42,21 @@ impl PayloadCommands {
     /// the errors `241` (bad ADL) and `509` (bad UUX), which echo a payload in MSNP13 and later.
     /// A line announces a payload only when its last token is a number, so `ADL 12 OK` has none.
     pub fn msnp2_to_msnp18() -> Self {
+        // `MSG` first: it is by far the most frequent, and lookups scan in order.
         const THREE: [&str; 19] = [
             "MSG", "UBX", "UUX", "GCF", "ADL", "RML", "FQY", "UBN", "UUN", "PAG", "QRY", "SDG",
             "NFY", "PUT", "DEL", "UBM", "UUM", "241", "509",
         ];
-        let mut set = Self::none().with("NOT", 2).with("IPG", 2);
+        let mut set = Self::none();
         for name in THREE {
             set = set.with(name, 3);
         }
-        set
+        set.with("NOT", 2).with("IPG", 2)
     }
 
     /// No payload commands: every command is one line.
     pub fn none() -> Self {
-        Self { rules: Vec::new() }
+        Self { rules: Vec::new(), table: Vec::new() }
     }
 
     /// Adds (or replaces) a payload command. `name` must be 3 ASCII letters or digits;
@@ -65,17 +69,30 @@ impl PayloadCommands {
             return self;
         }
         self.rules.retain(|rule| rule.name != name);
-        self.rules.push(PayloadRule {
-            name,
-            min_tokens: min_tokens.max(2),
-        });
+        self.rules.push(PayloadRule { name, min_tokens: min_tokens.max(2) });
+        self.reindex();
         self
     }
 
     /// Removes a payload command.
     pub fn without(mut self, name: &str) -> Self {
         self.rules.retain(|rule| rule.name != name.as_bytes());
+        self.reindex();
         self
+    }
+
+    fn reindex(&mut self) {
+        // At most half full, so probe runs stay short and an empty slot always ends them.
+        let slots = (self.rules.len() * 2).next_power_of_two().max(TABLE_MIN_SLOTS);
+        self.table = vec![(0, 0); slots];
+        for rule in &self.rules {
+            let key = name_key(&rule.name);
+            let mut slot = table_slot(key, slots);
+            while self.table[slot].0 != 0 {
+                slot = (slot + 1) & (slots - 1);
+            }
+            self.table[slot] = (key, rule.min_tokens);
+        }
     }
 
     /// The rules in the set.
@@ -83,12 +100,34 @@ impl PayloadCommands {
         &self.rules
     }
 
-    fn min_tokens(&self, name: &[u8]) -> Option<usize> {
-        self.rules
-            .iter()
-            .find(|rule| rule.name == name)
-            .map(|rule| usize::from(rule.min_tokens))
+    fn min_tokens(&self, name: &[u8; 3]) -> Option<usize> {
+        let slots = self.table.len();
+        if slots == 0 {
+            return None;
+        }
+        let key = name_key(name);
+        let mut slot = table_slot(key, slots);
+        loop {
+            match self.table[slot] {
+                (0, _) => return None,
+                (k, min) if k == key => return Some(usize::from(min)),
+                _ => slot = (slot + 1) & (slots - 1),
+            }
+        }
     }
+}
+
+/// The smallest payload-command table.
+const TABLE_MIN_SLOTS: usize = 16;
+
+/// A command name as a number (never 0: names are letters and digits).
+fn name_key(name: &[u8; 3]) -> u32 {
+    u32::from_be_bytes([0, name[0], name[1], name[2]])
+}
+
+/// The home slot of a key in a table of `slots` (a power of two), by multiplicative hashing.
+fn table_slot(key: u32, slots: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 16) as usize & (slots - 1)
 }
 
 impl Default for PayloadCommands {

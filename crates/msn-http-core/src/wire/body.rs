@@ -34,24 +34,11 @@ pub(crate) enum BodyStep<'a> {
 
 #[derive(Clone, Debug)]
 enum State {
-    Length {
-        remaining: u64,
-    },
-    ChunkSize {
-        line: [u8; MAX_CHUNK_LINE],
-        len: usize,
-    },
-    ChunkData {
-        remaining: u64,
-    },
-    ChunkDataEnd {
-        saw_cr: bool,
-    },
-    Trailer {
-        at_line_start: bool,
-        saw_cr: bool,
-        total: usize,
-    },
+    Length { remaining: u64 },
+    ChunkSize { line: [u8; MAX_CHUNK_LINE], len: usize },
+    ChunkData { remaining: u64 },
+    ChunkDataEnd { saw_cr: bool },
+    Trailer { at_line_start: bool, saw_cr: bool, total: usize },
     CloseDelimited,
     Done,
 }
@@ -71,17 +58,10 @@ impl BodyDecoder {
             BodyKind::Empty | BodyKind::Length(0) => State::Done,
             BodyKind::Length(len) if len > limit => return Err(HttpError::BodyTooLarge { limit }),
             BodyKind::Length(len) => State::Length { remaining: len },
-            BodyKind::Chunked => State::ChunkSize {
-                line: [0; MAX_CHUNK_LINE],
-                len: 0,
-            },
+            BodyKind::Chunked => State::ChunkSize { line: [0; MAX_CHUNK_LINE], len: 0 },
             BodyKind::CloseDelimited => State::CloseDelimited,
         };
-        Ok(Self {
-            state,
-            received: 0,
-            limit,
-        })
+        Ok(Self { state, received: 0, limit })
     }
 
     /// Whether the body is complete.
@@ -108,9 +88,7 @@ impl BodyDecoder {
             match &mut self.state {
                 State::Done => return Ok(BodyStep::Done),
                 State::Length { remaining } => {
-                    let n = usize::try_from(*remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(input.len());
+                    let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(input.len());
                     *remaining -= n as u64;
                     if *remaining == 0 {
                         self.state = State::Done;
@@ -128,9 +106,7 @@ impl BodyDecoder {
                     return Ok(self.take(input, n));
                 }
                 State::ChunkData { remaining } => {
-                    let n = usize::try_from(*remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(input.len());
+                    let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(input.len());
                     *remaining -= n as u64;
                     if *remaining == 0 {
                         self.state = State::ChunkDataEnd { saw_cr: false };
@@ -142,11 +118,8 @@ impl BodyDecoder {
                         return Ok(BodyStep::NeedMore);
                     };
                     if size == 0 {
-                        self.state = State::Trailer {
-                            at_line_start: true,
-                            saw_cr: false,
-                            total: 0,
-                        };
+                        self.state =
+                            State::Trailer { at_line_start: true, saw_cr: false, total: 0 };
                     } else if self.received.saturating_add(size) > self.limit {
                         return Err(HttpError::BodyTooLarge { limit: self.limit });
                     } else {
@@ -159,19 +132,12 @@ impl BodyDecoder {
                     match byte {
                         b'\r' if !*saw_cr => *saw_cr = true,
                         b'\n' => {
-                            self.state = State::ChunkSize {
-                                line: [0; MAX_CHUNK_LINE],
-                                len: 0,
-                            }
+                            self.state = State::ChunkSize { line: [0; MAX_CHUNK_LINE], len: 0 }
                         }
                         _ => return Err(HttpError::InvalidChunkTerminator),
                     }
                 }
-                State::Trailer {
-                    at_line_start,
-                    saw_cr,
-                    total,
-                } => {
+                State::Trailer { at_line_start, saw_cr, total } => {
                     let byte = input[0];
                     *input = &input[1..];
                     *total += 1;
@@ -331,11 +297,7 @@ mod tests {
         ];
         for (wire, want) in cases {
             for step in [1, 3, wire.len()] {
-                assert_eq!(
-                    decode(BodyKind::Chunked, wire, step).err(),
-                    Some(want),
-                    "{wire:?}"
-                );
+                assert_eq!(decode(BodyKind::Chunked, wire, step).err(), Some(want), "{wire:?}");
             }
         }
         let endless_trailer = [b"0\r\n".as_slice(), &[b'x'; MAX_TRAILER_BYTES + 1]].concat();

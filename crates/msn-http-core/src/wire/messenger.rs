@@ -127,10 +127,7 @@ mod tests {
 
         let revival =
             parse("SessionID=ee242912-db5a-4b93-bc49-d615b0fa7965; GW-IP=127.0.0.1").unwrap();
-        assert_eq!(
-            revival.session_id,
-            Some("ee242912-db5a-4b93-bc49-d615b0fa7965")
-        );
+        assert_eq!(revival.session_id, Some("ee242912-db5a-4b93-bc49-d615b0fa7965"));
 
         let tight = parse("SessionID=1.2;GW-IP=10.0.0.1:8080;Session=close").unwrap();
         assert_eq!(
@@ -159,10 +156,7 @@ mod tests {
 
     #[test]
     fn keys_are_case_sensitive_as_written() {
-        assert_eq!(
-            parse("sessionid=1"),
-            Err(MessengerHeaderError::MissingSessionId)
-        );
+        assert_eq!(parse("sessionid=1"), Err(MessengerHeaderError::MissingSessionId));
     }
 
     #[test]
@@ -173,16 +167,10 @@ mod tests {
             ("   ", MessengerHeaderError::Empty),
             ("GW-IP=1.2.3.4", MessengerHeaderError::MissingSessionId),
             ("SessionID=", MessengerHeaderError::EmptySessionId),
-            (
-                "SessionID; GW-IP=1.2.3.4",
-                MessengerHeaderError::EmptySessionId,
-            ),
+            ("SessionID; GW-IP=1.2.3.4", MessengerHeaderError::EmptySessionId),
             ("SessionID=a b", MessengerHeaderError::InvalidSessionId),
             ("SessionID=a\u{1}b", MessengerHeaderError::InvalidSessionId),
-            (
-                "SessionID=caf\u{e9}",
-                MessengerHeaderError::InvalidSessionId,
-            ),
+            ("SessionID=caf\u{e9}", MessengerHeaderError::InvalidSessionId),
             (long.as_str(), MessengerHeaderError::SessionIdTooLong),
             ("=x; SessionID=1", MessengerHeaderError::Syntax),
         ];

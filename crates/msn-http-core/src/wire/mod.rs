@@ -47,10 +47,7 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self {
-            max_head_bytes: 16 * 1024,
-            max_body_bytes: 1024 * 1024,
-        }
+        Self { max_head_bytes: 16 * 1024, max_body_bytes: 1024 * 1024 }
     }
 }
 
@@ -65,10 +62,6 @@ pub enum HttpVersion {
 
 impl HttpVersion {
     pub(crate) fn from_minor(minor: u8) -> Self {
-        if minor == 0 {
-            Self::Http10
-        } else {
-            Self::Http11
-        }
+        if minor == 0 { Self::Http10 } else { Self::Http11 }
     }
 }

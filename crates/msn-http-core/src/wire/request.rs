@@ -40,10 +40,7 @@ pub struct Header {
 impl Header {
     /// A header field.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            value: value.into(),
-        }
+        Self { name: name.into(), value: value.into() }
     }
 }
 
@@ -81,25 +78,16 @@ impl HeaderSet {
     /// `text/xml; charset=utf-8` and `Cache-Control: no-cache`.
     pub fn proxy_friendly() -> Self {
         let mut set = Self::official();
-        set.after_host
-            .push(Header::new("Cache-Control", "no-cache"));
+        set.after_host.push(Header::new("Cache-Control", "no-cache"));
         set.with_content_type("text/xml; charset=utf-8")
     }
 
     /// Replaces (or adds) the `Content-Type` field.
     pub fn with_content_type(mut self, content_type: &str) -> Self {
-        let fields = self
-            .before_host
-            .iter_mut()
-            .chain(self.after_host.iter_mut());
-        match fields
-            .into_iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-type"))
-        {
+        let fields = self.before_host.iter_mut().chain(self.after_host.iter_mut());
+        match fields.into_iter().find(|h| h.name.eq_ignore_ascii_case("content-type")) {
             Some(field) => field.value = content_type.to_owned(),
-            None => self
-                .after_host
-                .push(Header::new("Content-Type", content_type)),
+            None => self.after_host.push(Header::new("Content-Type", content_type)),
         }
         self
     }
@@ -160,8 +148,17 @@ pub enum RequestLine<'a> {
 #[derive(Clone, Debug)]
 pub struct RequestEncoder {
     path: String,
+    /// `POST {path}?Action=open&Server=NS&IP=`, `...SB...`, `POST {path}?SessionID=` and
+    /// `POST {path}?Action=poll&SessionID=`: the request line up to its variable value, for
+    /// the origin form (the absolute form puts the authority after `POST `).
+    open_ns: Vec<u8>,
+    open_sb: Vec<u8>,
+    send: Vec<u8>,
+    poll: Vec<u8>,
+    /// ` HTTP/1.1`, the fields before `Host`, and `Host: `.
     before_host: Vec<u8>,
-    proxy_authorization: Vec<u8>,
+    /// The end of the `Host` line, `Proxy-Authorization`, the fields after `Host`, and
+    /// `Content-Length: `.
     after_host: Vec<u8>,
 }
 
@@ -176,23 +173,37 @@ impl RequestEncoder {
         if !path.starts_with('/') || !path.bytes().all(is_path_byte) {
             return Err(ConfigError::InvalidPath);
         }
-        let mut proxy_authorization = Vec::new();
+        let mut before_host = b" HTTP/1.1\r\n".to_vec();
+        before_host.extend_from_slice(&render_fields(&headers.before_host)?);
+        before_host.extend_from_slice(b"Host: ");
+        let mut after_host = b"\r\n".to_vec();
         if let Some((user, password)) = proxy_credentials {
             let credentials = format!("{user}:{password}");
             if user.contains(':') || !credentials.bytes().all(is_field_value_byte) {
                 return Err(ConfigError::InvalidCredentials);
             }
-            proxy_authorization.extend_from_slice(b"Proxy-Authorization: Basic ");
+            after_host.extend_from_slice(b"Proxy-Authorization: Basic ");
             let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            proxy_authorization.extend_from_slice(encoded.as_bytes());
-            proxy_authorization.extend_from_slice(b"\r\n");
+            after_host.extend_from_slice(encoded.as_bytes());
+            after_host.extend_from_slice(b"\r\n");
         }
+        after_host.extend_from_slice(&render_fields(&headers.after_host)?);
+        after_host.extend_from_slice(b"Content-Length: ");
+        let target = |query: &str| format!("POST {path}?{query}").into_bytes();
         Ok(Self {
             path: path.to_owned(),
-            before_host: render_fields(&headers.before_host)?,
-            proxy_authorization,
-            after_host: render_fields(&headers.after_host)?,
+            open_ns: target("Action=open&Server=NS&IP="),
+            open_sb: target("Action=open&Server=SB&IP="),
+            send: target("SessionID="),
+            poll: target("Action=poll&SessionID="),
+            before_host,
+            after_host,
         })
+    }
+
+    /// The gateway script this encoder posts to.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Appends one complete request (head and body) for `gateway` to `out`.
@@ -204,43 +215,32 @@ impl RequestEncoder {
         line: RequestLine<'_>,
         body: &[u8],
     ) {
-        out.extend_from_slice(b"POST ");
-        if form == TargetForm::Absolute {
-            out.extend_from_slice(b"http://");
-            gateway.write_authority(out, 80);
-        }
-        out.extend_from_slice(self.path.as_bytes());
-        match line {
-            RequestLine::Open { server, ip } => {
-                out.extend_from_slice(b"?Action=open&Server=");
-                out.extend_from_slice(server.as_str().as_bytes());
-                out.extend_from_slice(b"&IP=");
-                escape_query_value(out, ip.as_bytes());
-            }
-            RequestLine::Send { session_id } => {
-                out.extend_from_slice(b"?SessionID=");
-                escape_query_value(out, session_id.as_bytes());
-            }
-            RequestLine::Poll {
-                session_id,
-                lifespan,
-            } => {
-                out.extend_from_slice(b"?Action=poll&SessionID=");
-                escape_query_value(out, session_id.as_bytes());
-                if let Some(seconds) = lifespan {
-                    out.extend_from_slice(b"&Lifespan=");
-                    out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
-                }
+        let (target, value) = match line {
+            RequestLine::Open { server: ServerKind::Notification, ip } => (&self.open_ns, ip),
+            RequestLine::Open { server: ServerKind::Switchboard, ip } => (&self.open_sb, ip),
+            RequestLine::Send { session_id } => (&self.send, session_id),
+            RequestLine::Poll { session_id, .. } => (&self.poll, session_id),
+        };
+        // One capacity check up front instead of one per piece.
+        let authority = 2 * (gateway.host().len() + 8);
+        let fixed = self.before_host.len() + self.after_host.len() + target.len() + 48;
+        out.reserve(fixed + authority + 3 * value.len() + body.len());
+        match form {
+            TargetForm::Origin => out.extend_from_slice(target),
+            TargetForm::Absolute => {
+                out.extend_from_slice(b"POST http://");
+                gateway.write_authority(out, 80);
+                out.extend_from_slice(&target[b"POST ".len()..]);
             }
         }
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        escape_query_value(out, value.as_bytes());
+        if let RequestLine::Poll { lifespan: Some(seconds), .. } = line {
+            out.extend_from_slice(b"&Lifespan=");
+            out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+        }
         out.extend_from_slice(&self.before_host);
-        out.extend_from_slice(b"Host: ");
         gateway.write_authority(out, 80);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.proxy_authorization);
         out.extend_from_slice(&self.after_host);
-        out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
@@ -248,12 +248,8 @@ impl RequestEncoder {
 }
 
 /// Header fields the encoder writes itself and a header set may not repeat.
-const RESERVED_FIELDS: [&str; 4] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "proxy-authorization",
-];
+const RESERVED_FIELDS: [&str; 4] =
+    ["host", "content-length", "transfer-encoding", "proxy-authorization"];
 
 fn render_fields(fields: &[Header]) -> Result<Vec<u8>, ConfigError> {
     let mut out = Vec::new();
@@ -287,16 +283,34 @@ fn is_path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b)
 }
 
-/// Appends `value` percent-encoded, leaving RFC 3986 unreserved bytes and `:` as they are.
-fn escape_query_value(out: &mut Vec<u8>, value: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
+/// Bytes a query value may carry as they are: RFC 3986 unreserved, and `:`.
+const QUERY_SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b':');
+        b += 1;
     }
+    table
+};
+
+/// Appends `value` percent-encoded, leaving RFC 3986 unreserved bytes and `:` as they are.
+fn escape_query_value(out: &mut Vec<u8>, mut value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Session IDs and hosts are almost always safe: check without branching per byte, then
+    // copy whole.
+    if value.iter().fold(true, |safe, &b| safe & QUERY_SAFE[usize::from(b)]) {
+        out.extend_from_slice(value);
+        return;
+    }
+    while let Some(at) = value.iter().position(|&b| !QUERY_SAFE[usize::from(b)]) {
+        let b = value[at];
+        out.extend_from_slice(&value[..at]);
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        value = &value[at + 1..];
+    }
+    out.extend_from_slice(value);
 }
 
 #[cfg(test)]
@@ -314,33 +328,21 @@ mod tests {
     #[test]
     fn query_values_are_escaped() {
         let text = encode(
-            RequestLine::Open {
-                server: ServerKind::Switchboard,
-                ip: "a b&c=d%:1864",
-            },
+            RequestLine::Open { server: ServerKind::Switchboard, ip: "a b&c=d%:1864" },
             TargetForm::Origin,
             b"",
         );
         assert!(text.starts_with(
             "POST /gateway/gateway.dll?Action=open&Server=SB&IP=a%20b%26c%3Dd%25:1864 HTTP/1.1\r\n"
         ));
-        let text = encode(
-            RequestLine::Send {
-                session_id: "x=y;z",
-            },
-            TargetForm::Origin,
-            b"",
-        );
+        let text = encode(RequestLine::Send { session_id: "x=y;z" }, TargetForm::Origin, b"");
         assert!(text.starts_with("POST /gateway/gateway.dll?SessionID=x%3Dy%3Bz HTTP/1.1\r\n"));
     }
 
     #[test]
     fn absolute_form_names_the_gateway_and_its_port() {
         let text = encode(
-            RequestLine::Poll {
-                session_id: "1",
-                lifespan: Some(30),
-            },
+            RequestLine::Poll { session_id: "1", lifespan: Some(30) },
             TargetForm::Absolute,
             b"",
         );
@@ -360,13 +362,7 @@ mod tests {
         .unwrap();
         let gw = Endpoint::parse("gw", 80).unwrap();
         let mut out = Vec::new();
-        enc.encode(
-            &mut out,
-            &gw,
-            TargetForm::Absolute,
-            RequestLine::Send { session_id: "1" },
-            b"",
-        );
+        enc.encode(&mut out, &gw, TargetForm::Absolute, RequestLine::Send { session_id: "1" }, b"");
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(
             "Host: gw\r\nProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nProxy-Connection"
@@ -379,14 +375,9 @@ mod tests {
             before_host: vec![Header::new("X-Evil", "a\r\nHost: b")],
             after_host: vec![],
         };
-        let reserved = HeaderSet {
-            before_host: vec![Header::new("HOST", "b")],
-            after_host: vec![],
-        };
-        let bad_name = HeaderSet {
-            before_host: vec![Header::new("A B", "c")],
-            after_host: vec![],
-        };
+        let reserved =
+            HeaderSet { before_host: vec![Header::new("HOST", "b")], after_host: vec![] };
+        let bad_name = HeaderSet { before_host: vec![Header::new("A B", "c")], after_host: vec![] };
         for set in [bad_value, reserved, bad_name] {
             assert!(matches!(
                 RequestEncoder::new(DEFAULT_GATEWAY_PATH, &set, None),
@@ -398,12 +389,8 @@ mod tests {
             Some(ConfigError::InvalidPath)
         );
         assert_eq!(
-            RequestEncoder::new(
-                DEFAULT_GATEWAY_PATH,
-                &HeaderSet::official(),
-                Some(("a:b", "c"))
-            )
-            .err(),
+            RequestEncoder::new(DEFAULT_GATEWAY_PATH, &HeaderSet::official(), Some(("a:b", "c")))
+                .err(),
             Some(ConfigError::InvalidCredentials)
         );
     }
@@ -411,12 +398,8 @@ mod tests {
     #[test]
     fn proxy_friendly_set_swaps_the_content_type() {
         let set = HeaderSet::proxy_friendly();
-        let ct: Vec<_> = set
-            .after_host
-            .iter()
-            .filter(|h| h.name == "Content-Type")
-            .map(|h| &h.value)
-            .collect();
+        let ct: Vec<_> =
+            set.after_host.iter().filter(|h| h.name == "Content-Type").map(|h| &h.value).collect();
         assert_eq!(ct, ["text/xml; charset=utf-8"]);
         assert!(set.after_host.iter().any(|h| h.name == "Cache-Control"));
     }

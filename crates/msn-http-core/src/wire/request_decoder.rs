@@ -420,11 +420,7 @@ impl RequestDecoder {
                     return Ok(RequestStep::NeedMore);
                 }
                 let body = BodyDecoder::new(self.head.body, self.limits.max_body_bytes)?;
-                self.state = if body.is_done() {
-                    State::Complete
-                } else {
-                    State::Body(body)
-                };
+                self.state = if body.is_done() { State::Complete } else { State::Body(body) };
                 Ok(RequestStep::Head)
             }
         }
@@ -445,10 +441,7 @@ impl RequestDecoder {
 
 /// `414` when not even the request line fitted, `431` otherwise.
 fn too_large(buffered: &[u8], limit: usize) -> RequestError {
-    let start = buffered
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buffered.len());
+    let start = buffered.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buffered.len());
     match memchr::memchr(b'\n', &buffered[start..]) {
         None => RequestError::UriTooLong { limit },
         Some(_) => RequestError::Http(HttpError::HeadTooLarge { limit }),
@@ -487,17 +480,11 @@ fn parse_head(bytes: &[u8], head: &mut RequestHead) -> Result<Option<usize>, Req
             let value = field.value.trim_ascii();
             if value.len() <= MAX_ORIGIN_LEN && value.iter().all(u8::is_ascii_graphic) {
                 head.origin.present = true;
-                head.origin
-                    .value
-                    .extend(value.iter().map(|&b| char::from(b)));
+                head.origin.value.extend(value.iter().map(|&b| char::from(b)));
             }
         } else if field.name.eq_ignore_ascii_case("expect") && version == HttpVersion::Http11 {
             // An HTTP/1.0 client cannot expect anything (RFC 9110 §10.1.1).
-            if field
-                .value
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"100-continue")
-            {
+            if field.value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
                 head.expect_continue = true;
             } else {
                 return Err(RequestError::ExpectationFailed);
@@ -534,20 +521,13 @@ fn parse_head(bytes: &[u8], head: &mut RequestHead) -> Result<Option<usize>, Req
 /// Whether a request line that failed on its version names an `HTTP/` version we do not speak
 /// (as opposed to being garbage).
 fn names_other_version(bytes: &[u8]) -> bool {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(bytes.len());
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
     let rest = &bytes[start..];
     let line = match memchr::memchr(b'\n', rest) {
         Some(end) => &rest[..end],
         None => rest,
     };
-    let last = line
-        .trim_ascii_end()
-        .rsplit(|&b| b == b' ')
-        .next()
-        .unwrap_or_default();
+    let last = line.trim_ascii_end().rsplit(|&b| b == b' ').next().unwrap_or_default();
     last.len() > 5
         && last[..5].eq_ignore_ascii_case(b"HTTP/")
         && last[5..].iter().all(|&b| b.is_ascii_digit() || b == b'.')
@@ -643,12 +623,9 @@ fn parse_query(query: &str, q: &mut GatewayQuery) -> Result<(), QueryError> {
                 }
             }
             Key::Ip => decode_into(value.as_bytes(), &mut q.ip, "IP", MAX_IP_PARAM_LEN)?,
-            Key::SessionId => decode_into(
-                value.as_bytes(),
-                &mut q.session_id,
-                "SessionID",
-                MAX_SESSION_ID_LEN,
-            )?,
+            Key::SessionId => {
+                decode_into(value.as_bytes(), &mut q.session_id, "SessionID", MAX_SESSION_ID_LEN)?
+            }
             Key::Lifespan => {
                 let mut buf = [0u8; 10];
                 let seconds = decode_small(value.as_bytes(), &mut buf)?
@@ -678,10 +655,7 @@ fn known_key(raw: &[u8]) -> Result<Option<Key>, QueryError> {
         (b"sessionid", Key::SessionId),
         (b"lifespan", Key::Lifespan),
     ];
-    Ok(KEYS
-        .iter()
-        .find(|(name, _)| key.eq_ignore_ascii_case(name))
-        .map(|&(_, key)| key))
+    Ok(KEYS.iter().find(|(name, _)| key.eq_ignore_ascii_case(name)).map(|&(_, key)| key))
 }
 
 /// Percent-decodes `raw` into `buf`; `None` when it does not fit (it then matches no short
@@ -753,10 +727,7 @@ mod tests {
     use super::*;
 
     fn limits() -> HttpLimits {
-        HttpLimits {
-            max_head_bytes: 512,
-            max_body_bytes: 64,
-        }
+        HttpLimits { max_head_bytes: 512, max_body_bytes: 64 }
     }
 
     /// Action, IP and SessionID of a decoded query.
@@ -793,13 +764,9 @@ mod tests {
             }
         }
         let head = d.head();
-        let query = head.query().map(|q| {
-            (
-                q.action(),
-                q.ip().map(str::to_owned),
-                q.session_id().map(str::to_owned),
-            )
-        });
+        let query = head
+            .query()
+            .map(|q| (q.action(), q.ip().map(str::to_owned), q.session_id().map(str::to_owned)));
         Ok((
             Seen {
                 method: head.method(),
@@ -823,11 +790,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
         assert_eq!(whole.path.as_deref(), Some("/gateway/gateway.dll"));
         assert_eq!(
             whole.query,
-            Ok((
-                Some(QueryAction::Open),
-                Some("messenger.hotmail.com".into()),
-                None
-            ))
+            Ok((Some(QueryAction::Open), Some("messenger.hotmail.com".into()), None))
         );
         assert!(whole.complete && whole.keep_alive);
         for step in 1..wire.len() {
@@ -838,11 +801,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
     #[test]
     fn query_values_are_percent_decoded_and_checked() {
         let mut q = GatewayQuery::default();
-        parse_query(
-            "action=Poll&SessionID=a%3Db%25c&Lifespan=30&x=%41&&flag",
-            &mut q,
-        )
-        .unwrap();
+        parse_query("action=Poll&SessionID=a%3Db%25c&Lifespan=30&x=%41&&flag", &mut q).unwrap();
         assert_eq!(q.action(), Some(QueryAction::Poll));
         assert_eq!(q.session_id(), Some("a=b%c"));
         assert_eq!(q.lifespan(), Some(30));
@@ -857,10 +816,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
             ("IP=a%2", QueryError::InvalidEscape),
             ("zz%g0=1", QueryError::InvalidEscape),
             ("IP=a%20b", QueryError::InvalidValue("IP")),
-            (
-                "SessionID=1&sessionid=2",
-                QueryError::Duplicate("SessionID"),
-            ),
+            ("SessionID=1&sessionid=2", QueryError::Duplicate("SessionID")),
             ("Action=open&Action=open", QueryError::Duplicate("Action")),
             (long_ip.as_str(), QueryError::ValueTooLong("IP")),
         ];
@@ -873,10 +829,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
     #[test]
     fn targets_in_every_form() {
         let cases = [
-            (
-                "/gateway/gateway.dll?a=b",
-                Some((TargetForm::Origin, "/gateway/gateway.dll", "a=b")),
-            ),
+            ("/gateway/gateway.dll?a=b", Some((TargetForm::Origin, "/gateway/gateway.dll", "a=b"))),
             ("HTTP://h:1/x", Some((TargetForm::Absolute, "/x", ""))),
             ("http://h?q=1", Some((TargetForm::Absolute, "/", "q=1"))),
             ("*", Some((TargetForm::Origin, "*", ""))),
@@ -885,10 +838,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
             ("gateway.dll", None),
             ("https://h/x", None),
             ("aa\u{e9}\u{e9}\u{e9}", None),
-            (
-                "http://h/\u{e9}?IP=x",
-                Some((TargetForm::Absolute, "/\u{e9}", "IP=x")),
-            ),
+            ("http://h/\u{e9}?IP=x", Some((TargetForm::Absolute, "/\u{e9}", "IP=x"))),
         ];
         for (target, want) in cases {
             assert_eq!(split_target(target), want, "{target}");
@@ -898,10 +848,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
     #[test]
     fn bad_requests_map_to_statuses() {
         let long_line = format!("POST /{} HTTP/1.1\r\n\r\n", "a".repeat(600));
-        let long_head = format!(
-            "POST / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
-            "a".repeat(600)
-        );
+        let long_head = format!("POST / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(600));
         let cases: Vec<(&[u8], u16)> = vec![
             (b"POST / HTTP/2.0\r\n\r\n", 505),
             (b"hello world\r\n\r\n", 400),
@@ -922,12 +869,7 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
         for (wire, want) in cases {
             for step in [1, 7, wire.len()] {
                 let got = decode(wire, step).map(|_| ()).map_err(|e| e.status());
-                assert_eq!(
-                    got,
-                    Err(want),
-                    "{} step {step}",
-                    String::from_utf8_lossy(wire)
-                );
+                assert_eq!(got, Err(want), "{} step {step}", String::from_utf8_lossy(wire));
             }
         }
         let mut many = b"POST / HTTP/1.1\r\nHost: a\r\n".to_vec();

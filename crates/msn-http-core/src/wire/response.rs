@@ -1,6 +1,8 @@
 //! Incremental decoding of gateway responses: the head through `httparse`, `1xx` interim heads
 //! skipped, then the body by length, chunks or connection close.
 
+use std::mem::MaybeUninit;
+
 use crate::error::HttpError;
 
 use super::{
@@ -188,9 +190,7 @@ impl ResponseDecoder {
                         BodyStep::Data(data) => ResponseStep::Body(data),
                         BodyStep::NeedMore => ResponseStep::NeedMore,
                         BodyStep::Done => {
-                            self.state = State::Complete {
-                                body_len: body.received(),
-                            };
+                            self.state = State::Complete { body_len: body.received() };
                             ResponseStep::Complete
                         }
                     });
@@ -222,14 +222,10 @@ impl ResponseDecoder {
         match &self.state {
             State::Complete { .. } => EofOutcome::Complete,
             State::Body(body) if body.is_close_delimited() => {
-                self.state = State::Complete {
-                    body_len: body.received(),
-                };
+                self.state = State::Complete { body_len: body.received() };
                 EofOutcome::Complete
             }
-            _ => EofOutcome::Truncated {
-                started: self.started,
-            },
+            _ => EofOutcome::Truncated { started: self.started },
         }
     }
 
@@ -257,12 +253,13 @@ impl ResponseDecoder {
 
 /// Parses a complete head into `head`; `None` if `bytes` holds only part of one.
 fn parse_head(bytes: &[u8], head: &mut ResponseHead) -> Result<Option<usize>, HttpError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
+    // Uninitialised slots: httparse fills only what it uses, so nothing is zeroed per head.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default()
         .allow_multiple_spaces_in_response_status_delimiters(true)
         .allow_obsolete_multiline_headers_in_responses(true)
-        .parse_response(&mut response, bytes)
+        .parse_response_with_uninit_headers(&mut response, bytes, &mut fields)
     {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -316,10 +313,7 @@ mod tests {
 
     /// Decodes `wire` in pieces of `step` bytes into (status, body, complete, keep_alive).
     fn decode(wire: &[u8], step: usize) -> Result<(u16, Vec<u8>, bool, bool), HttpError> {
-        let mut d = ResponseDecoder::new(HttpLimits {
-            max_head_bytes: 512,
-            max_body_bytes: 4096,
-        });
+        let mut d = ResponseDecoder::new(HttpLimits { max_head_bytes: 512, max_body_bytes: 4096 });
         let mut body = Vec::new();
         for piece in wire.chunks(step.max(1)) {
             let mut input = piece;
@@ -331,23 +325,14 @@ mod tests {
                 }
             }
         }
-        Ok((
-            d.head().status(),
-            body,
-            d.is_complete(),
-            d.head().keep_alive(),
-        ))
+        Ok((d.head().status(), body, d.is_complete(), d.head().keep_alive()))
     }
 
     #[test]
     fn interim_heads_are_skipped() {
         let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\nHTTP/1.1 200 Fine\r\nContent-Length: 2\r\n\r\nok";
         for step in 1..=wire.len() {
-            assert_eq!(
-                decode(wire, step).unwrap(),
-                (200, b"ok".to_vec(), true, true),
-                "{step}"
-            );
+            assert_eq!(decode(wire, step).unwrap(), (200, b"ok".to_vec(), true, true), "{step}");
         }
     }
 
@@ -360,10 +345,7 @@ mod tests {
         assert_eq!(d.head().body_kind(), BodyKind::CloseDelimited);
         assert!(!d.head().keep_alive());
         assert_eq!(d.head().messenger(), Some(&b"SessionID=1"[..]));
-        assert_eq!(
-            d.decode(&mut input),
-            Ok(ResponseStep::Body(b"VER 1 MSNP8\r\n"))
-        );
+        assert_eq!(d.decode(&mut input), Ok(ResponseStep::Body(b"VER 1 MSNP8\r\n")));
         assert_eq!(d.decode(&mut input), Ok(ResponseStep::NeedMore));
         assert_eq!(d.finish(), EofOutcome::Complete);
         assert!(d.is_complete());
@@ -387,33 +369,17 @@ mod tests {
         }
         wire.extend_from_slice(b"\r\n");
         for step in [1, 7, 100, 511, 512, 513, wire.len()] {
-            assert_eq!(
-                decode(&wire, step),
-                Err(HttpError::HeadTooLarge { limit: 512 }),
-                "{step}"
-            );
+            assert_eq!(decode(&wire, step), Err(HttpError::HeadTooLarge { limit: 512 }), "{step}");
         }
     }
 
     #[test]
     fn bad_heads_give_typed_errors() {
         let cases: [(&[u8], HttpError); 6] = [
-            (
-                b"HTTP/2.0 200 OK\r\n\r\n",
-                HttpError::MalformedHead(HeadFault::Version),
-            ),
-            (
-                b"HTTP/1.1 2x0 OK\r\n\r\n",
-                HttpError::MalformedHead(HeadFault::Status),
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nA\0: b\r\n\r\n",
-                HttpError::MalformedHead(HeadFault::HeaderName),
-            ),
-            (
-                b"HTTP/1.1 101 Switching\r\n\r\n",
-                HttpError::UnexpectedUpgrade,
-            ),
+            (b"HTTP/2.0 200 OK\r\n\r\n", HttpError::MalformedHead(HeadFault::Version)),
+            (b"HTTP/1.1 2x0 OK\r\n\r\n", HttpError::MalformedHead(HeadFault::Status)),
+            (b"HTTP/1.1 200 OK\r\nA\0: b\r\n\r\n", HttpError::MalformedHead(HeadFault::HeaderName)),
+            (b"HTTP/1.1 101 Switching\r\n\r\n", HttpError::UnexpectedUpgrade),
             (
                 b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: a\r\nx-msn-messenger: b\r\n\r\n",
                 HttpError::DuplicateHeader("X-MSN-Messenger"),
@@ -425,12 +391,7 @@ mod tests {
         ];
         for (wire, want) in cases {
             for step in [1, wire.len()] {
-                assert_eq!(
-                    decode(wire, step),
-                    Err(want),
-                    "{}",
-                    String::from_utf8_lossy(wire)
-                );
+                assert_eq!(decode(wire, step), Err(want), "{}", String::from_utf8_lossy(wire));
             }
         }
     }

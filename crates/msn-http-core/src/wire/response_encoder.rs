@@ -78,9 +78,7 @@ impl ResponseEncoder {
         if !gw_ip.is_empty() {
             Endpoint::parse(gw_ip, 80)?;
         }
-        Ok(Self {
-            gw_ip: gw_ip.to_owned(),
-        })
+        Ok(Self { gw_ip: gw_ip.to_owned() })
     }
 
     /// The announced `GW-IP`.
@@ -241,12 +239,7 @@ mod tests {
         }
         assert!(input.is_empty());
         let head = d.head();
-        (
-            head.status(),
-            head.messenger().map(<[u8]>::to_vec),
-            body,
-            head.keep_alive(),
-        )
+        (head.status(), head.messenger().map(<[u8]>::to_vec), body, head.keep_alive())
     }
 
     #[test]
@@ -300,10 +293,7 @@ mod tests {
         let mut d = ResponseDecoder::new(HttpLimits::default());
         let mut input = out.as_slice();
         assert_eq!(d.decode(&mut input), Ok(ResponseStep::Head));
-        assert_eq!(
-            (d.head().status(), d.head().body_kind()),
-            (204, BodyKind::Empty)
-        );
+        assert_eq!((d.head().status(), d.head().body_kind()), (204, BodyKind::Empty));
         out.clear();
         enc.encode_continue(&mut out);
         assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -313,21 +303,9 @@ mod tests {
     fn bad_gw_ip_is_refused() {
         assert!(ResponseEncoder::new("a;b").is_err());
         assert!(ResponseEncoder::new("host:0").is_err());
-        assert_eq!(
-            ResponseEncoder::new("[::1]:80").unwrap().gw_ip(),
-            "[::1]:80"
-        );
-        assert_eq!(
-            ConnectionHeader::answering(true, true),
-            ConnectionHeader::KeepAlive
-        );
-        assert_eq!(
-            ConnectionHeader::answering(false, true),
-            ConnectionHeader::Omit
-        );
-        assert_eq!(
-            ConnectionHeader::answering(false, false),
-            ConnectionHeader::Close
-        );
+        assert_eq!(ResponseEncoder::new("[::1]:80").unwrap().gw_ip(), "[::1]:80");
+        assert_eq!(ConnectionHeader::answering(true, true), ConnectionHeader::KeepAlive);
+        assert_eq!(ConnectionHeader::answering(false, true), ConnectionHeader::Omit);
+        assert_eq!(ConnectionHeader::answering(false, false), ConnectionHeader::Close);
     }
 }
