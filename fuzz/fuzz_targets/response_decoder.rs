@@ -6,7 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use msn_http_core::wire::{HttpLimits, ResponseDecoder, ResponseStep};
 
 fn decode(data: &[u8], step: usize) -> (Vec<u8>, Option<msn_http_core::error::HttpError>, bool) {
-    let mut decoder = ResponseDecoder::new(HttpLimits { max_head_bytes: 1024, max_body_bytes: 4096 });
+    let mut decoder =
+        ResponseDecoder::new(HttpLimits { max_head_bytes: 1024, max_body_bytes: 4096 });
     let mut body = Vec::new();
     for piece in data.chunks(step) {
         let mut input = piece;

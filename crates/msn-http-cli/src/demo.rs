@@ -55,18 +55,13 @@ pub(crate) fn run(policy: Policy) -> Result<(), String> {
     loop {
         out.clear();
         if session.poll_transmit(now, &mut out).is_some() {
-            let head_end = out
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(out.len(), |p| p + 4);
+            let head_end =
+                out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
             let (head, body) = out.split_at(head_end);
             let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(b""));
             println!("[{:>6.2}s] -> {line}", (now - start).as_secs_f64());
             let mut reply = Vec::new();
-            for cmd in String::from_utf8_lossy(body)
-                .split("\r\n")
-                .filter(|c| !c.is_empty())
-            {
+            for cmd in String::from_utf8_lossy(body).split("\r\n").filter(|c| !c.is_empty()) {
                 println!("            >> {cmd}");
                 reply.extend_from_slice(server_reply(cmd));
             }
@@ -81,10 +76,7 @@ pub(crate) fn run(policy: Policy) -> Result<(), String> {
                 "SessionID=1013928519.{sequence}; GW-IP=gateway.example.net{}",
                 if ending { "; Session=close" } else { "" }
             );
-            println!(
-                "            <- 200 OK, X-MSN-Messenger: {messenger}, {} bytes",
-                reply.len()
-            );
+            println!("            <- 200 OK, X-MSN-Messenger: {messenger}, {} bytes", reply.len());
             let response = format!(
                 "HTTP/1.1 200 OK\r\nX-MSN-Messenger: {messenger}\r\nContent-Length: {}\r\n\r\n",
                 reply.len()

@@ -83,11 +83,7 @@ fn steady_state_poll_cycles_allocate_nothing() {
     assert_eq!(commands, 500, "half the responses carried a command");
     assert_eq!(session.stats().polls, 1008);
     assert_eq!(
-        (
-            change.allocations,
-            change.reallocations,
-            change.bytes_allocated
-        ),
+        (change.allocations, change.reallocations, change.bytes_allocated),
         (0, 0, 0),
         "heap traffic in 1000 steady-state cycles: {change:?}"
     );

@@ -39,11 +39,7 @@ fn cmd(text: &str) -> Ev {
 type Script = fn(&[u8]) -> Vec<u8>;
 
 fn trid(command: &[u8]) -> String {
-    String::from_utf8_lossy(command)
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .to_owned()
+    String::from_utf8_lossy(command).split_whitespace().nth(1).unwrap_or("0").to_owned()
 }
 
 /// A notification server and switchboard in one: answers the login and acknowledges messages.
@@ -154,9 +150,8 @@ struct Sim {
 }
 
 fn base_config() -> GatewayConfig {
-    let backends = BackendAllowlist::new()
-        .allow("messenger.test", Some(1863))
-        .allow("127.0.0.1", None);
+    let backends =
+        BackendAllowlist::new().allow("messenger.test", Some(1863)).allow("127.0.0.1", None);
     GatewayConfig::new("gw.test", [42; 32]).with_backends(backends)
 }
 
@@ -204,14 +199,8 @@ impl Sim {
 
     /// An NS client that sent `VER` and got the gateway's first answer.
     fn open_ns(&mut self, policy: PollPolicy) -> usize {
-        let c = self.add_client(
-            client_config(policy),
-            Target::notification("messenger.test"),
-        );
-        self.clients[c]
-            .session
-            .send(b"VER 1 MSNP8 CVR0\r\n")
-            .unwrap();
+        let c = self.add_client(client_config(policy), Target::notification("messenger.test"));
+        self.clients[c].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
         self.pump();
         assert_eq!(self.clients[c].events[1], cmd("VER 1 MSNP8 CVR0\r\n"));
         self.clients[c].take();
@@ -296,13 +285,8 @@ impl Sim {
                 }
                 Out::Action(action) => {
                     match &action {
-                        Action::Connect {
-                            backend,
-                            endpoint,
-                            server,
-                        } => {
-                            self.connects
-                                .push((*backend, endpoint.to_string(), *server));
+                        Action::Connect { backend, endpoint, server } => {
+                            self.connects.push((*backend, endpoint.to_string(), *server));
                             self.backends.insert(
                                 *backend,
                                 Backend {
@@ -357,9 +341,7 @@ impl Sim {
             if !b.pending.is_empty() {
                 // Reads of at most 4 KiB, like a socket buffer.
                 let chunk = b.pending.len().min(4096);
-                let taken = self
-                    .gw
-                    .handle_backend_input(self.now, *id, &b.pending[..chunk]);
+                let taken = self.gw.handle_backend_input(self.now, *id, &b.pending[..chunk]);
                 if taken < chunk {
                     self.partial_accepts += 1;
                 }
@@ -376,11 +358,8 @@ impl Sim {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let clients = self
-            .clients
-            .iter()
-            .filter(|c| !c.frozen)
-            .filter_map(|c| c.session.poll_timeout());
+        let clients =
+            self.clients.iter().filter(|c| !c.frozen).filter_map(|c| c.session.poll_timeout());
         clients.chain(self.gw.poll_timeout()).min()
     }
 
@@ -445,11 +424,7 @@ fn drain(gw: &mut Gateway, now: Instant) -> Vec<Out> {
         let mut buf = Vec::new();
         match gw.poll_transmit(now, &mut buf) {
             None => break,
-            Some(Transmit::Client {
-                connection,
-                len,
-                close,
-            }) => {
+            Some(Transmit::Client { connection, len, close }) => {
                 assert_eq!(len, buf.len());
                 outs.push(Out::Client(connection, buf, close));
             }
@@ -483,9 +458,7 @@ impl Resp {
 
     fn closes_session(&self) -> bool {
         let raw = self.messenger.as_ref().expect("X-MSN-Messenger");
-        parse_messenger_header(raw.as_bytes())
-            .unwrap()
-            .session_close
+        parse_messenger_header(raw.as_bytes()).unwrap().session_close
     }
 }
 
@@ -508,10 +481,7 @@ fn responses(wire: &[u8]) -> Vec<Resp> {
         let used = before.len() - input.len();
         out.push(Resp {
             status: d.head().status(),
-            messenger: d
-                .head()
-                .messenger()
-                .map(|m| String::from_utf8(m.to_vec()).unwrap()),
+            messenger: d.head().messenger().map(|m| String::from_utf8(m.to_vec()).unwrap()),
             body,
             text: String::from_utf8_lossy(&before[..used]).into_owned(),
         });
@@ -535,13 +505,7 @@ fn request(line: RequestLine<'_>, body: &[u8]) -> Vec<u8> {
 }
 
 fn open_request(ip: &str, body: &[u8]) -> Vec<u8> {
-    request(
-        RequestLine::Open {
-            server: ServerKind::Notification,
-            ip,
-        },
-        body,
-    )
+    request(RequestLine::Open { server: ServerKind::Notification, ip }, body)
 }
 
 fn send_request(session_id: &str, body: &[u8]) -> Vec<u8> {
@@ -549,13 +513,7 @@ fn send_request(session_id: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn poll_request(session_id: &str) -> Vec<u8> {
-    request(
-        RequestLine::Poll {
-            session_id,
-            lifespan: None,
-        },
-        b"",
-    )
+    request(RequestLine::Poll { session_id, lifespan: None }, b"")
 }
 
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
@@ -566,30 +524,20 @@ const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r
 #[test]
 fn ns_login_through_the_gateway() {
     let mut sim = Sim::new(base_config());
-    let c = sim.add_client(
-        client_config(PollPolicy::official()),
-        Target::notification("messenger.test"),
-    );
-    sim.clients[c]
-        .session
-        .send(b"VER 1 MSNP8 CVR0\r\n")
-        .unwrap();
+    let c = sim
+        .add_client(client_config(PollPolicy::official()), Target::notification("messenger.test"));
+    sim.clients[c].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
     sim.pump();
     sim.clients[c]
         .session
         .send(b"CVR 2 0x0409 win 4.10 i386 MSNMSGR 5.0.0544 MSMSGS alice@example.com\r\n")
         .unwrap();
     sim.pump();
-    sim.clients[c]
-        .session
-        .send(b"USR 3 TWN I alice@example.com\r\n")
-        .unwrap();
+    sim.clients[c].session.send(b"USR 3 TWN I alice@example.com\r\n").unwrap();
     sim.pump();
 
     let events = sim.clients[c].take();
-    let Ev::Established(first_id) = &events[0] else {
-        panic!("{events:?}")
-    };
+    let Ev::Established(first_id) = &events[0] else { panic!("{events:?}") };
     assert_eq!(
         events[1..],
         [
@@ -602,11 +550,7 @@ fn ns_login_through_the_gateway() {
     assert_eq!(sim.elapsed(), Duration::ZERO);
     assert_eq!(
         sim.connects,
-        [(
-            sim.only_backend(),
-            "messenger.test:1863".to_owned(),
-            ServerKind::Notification
-        )]
+        [(sim.only_backend(), "messenger.test:1863".to_owned(), ServerKind::Notification)]
     );
     assert_eq!(
         sim.backend(0).received,
@@ -621,10 +565,7 @@ fn ns_login_through_the_gateway() {
     assert_eq!(ids.len(), 3);
     let parts: Vec<(&str, &str)> = ids.iter().map(|id| id.split_once('.').unwrap()).collect();
     for (stable, suffix) in &parts {
-        assert!(
-            stable.parse::<u64>().is_ok() && suffix.parse::<u32>().is_ok(),
-            "{ids:?}"
-        );
+        assert!(stable.parse::<u64>().is_ok() && suffix.parse::<u32>().is_ok(), "{ids:?}");
         assert_eq!(*stable, parts[0].0);
     }
     for pair in parts.windows(2) {
@@ -641,21 +582,13 @@ fn ns_login_through_the_gateway() {
 #[test]
 fn sb_session_sends_and_leaves_with_out() {
     let mut sim = Sim::new(base_config());
-    let c = sim.add_client(
-        client_config(PollPolicy::official()),
-        Target::switchboard("127.0.0.1:1864"),
-    );
-    sim.clients[c]
-        .session
-        .send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n")
-        .unwrap();
+    let c = sim
+        .add_client(client_config(PollPolicy::official()), Target::switchboard("127.0.0.1:1864"));
+    sim.clients[c].session.send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n").unwrap();
     sim.pump();
     assert_eq!(sim.connects[0].1, "127.0.0.1:1864");
     assert_eq!(sim.connects[0].2, ServerKind::Switchboard);
-    sim.clients[c]
-        .session
-        .send(b"CAL 2 bob@example.com\r\n")
-        .unwrap();
+    sim.clients[c].session.send(b"CAL 2 bob@example.com\r\n").unwrap();
     sim.pump();
     // Bob joins and writes, unprompted: it arrives with the next poll.
     sim.backend(0)
@@ -681,20 +614,10 @@ fn sb_session_sends_and_leaves_with_out() {
     let before = sim.actions.len();
     sim.clients[c].session.close();
     sim.pump();
-    assert_eq!(
-        sim.clients[c].take(),
-        [Ev::Closed(CloseReason::ServerClosed)]
-    );
-    assert!(
-        sim.backend(0)
-            .received
-            .ends_with(b"MSG 3 N 3\r\nheyOUT\r\n")
-    );
+    assert_eq!(sim.clients[c].take(), [Ev::Closed(CloseReason::ServerClosed)]);
+    assert!(sim.backend(0).received.ends_with(b"MSG 3 N 3\r\nheyOUT\r\n"));
     assert!(sim.backend(0).closed);
-    assert_eq!(
-        sim.actions[before..],
-        [Action::CloseBackend(sim.only_backend())]
-    );
+    assert_eq!(sim.actions[before..], [Action::CloseBackend(sim.only_backend())]);
     assert_eq!(sim.gw.session_count(), 0);
 }
 
@@ -704,20 +627,13 @@ fn out_reaches_the_backend_before_it_is_closed() {
     let open = sim.raw_request(&open_request("messenger.test", b"VER 1 MSNP8\r\n"));
     let id = one_response(&open.0).session_id();
     let backend = sim.only_backend();
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(99), b"ignored: unknown connection");
+    sim.gw.handle_client_input(sim.now, ConnectionId(99), b"ignored: unknown connection");
     sim.gw.handle_accept(sim.now, ConnectionId(50)).unwrap();
-    sim.gw.handle_client_input(
-        sim.now,
-        ConnectionId(50),
-        &send_request(&id, b"OUT\r\nVER 2\r\n"),
-    );
+    sim.gw.handle_client_input(sim.now, ConnectionId(50), &send_request(&id, b"OUT\r\nVER 2\r\n"));
     let outs = drain(&mut sim.gw, sim.now);
     assert_eq!(outs.len(), 3, "{outs:?}");
     assert_eq!(outs[0], Out::Backend(backend, b"OUT\r\n".to_vec()));
-    let Out::Client(ConnectionId(50), bytes, false) = &outs[1] else {
-        panic!("{outs:?}")
-    };
+    let Out::Client(ConnectionId(50), bytes, false) = &outs[1] else { panic!("{outs:?}") };
     let resp = one_response(bytes);
     assert!(resp.closes_session());
     assert_eq!(outs[2], Out::Action(Action::CloseBackend(backend)));
@@ -736,9 +652,7 @@ fn a_payload_larger_than_a_response_is_reassembled() {
     // The server hangs up after it: the last bytes come with Session=close.
     sim.backend(0).eof_due = true;
     let responses_before = sim.gw.stats().responses;
-    sim.run_until(Duration::from_secs(20), |sim| {
-        sim.clients[0].session.is_closed()
-    });
+    sim.run_until(Duration::from_secs(20), |sim| sim.clients[0].session.is_closed());
     let events = sim.clients[c].take();
     assert_eq!(
         events,
@@ -763,10 +677,7 @@ fn backend_close_ends_a_held_poll_at_once_with_the_last_bytes() {
     sim.backend(0).pending.extend_from_slice(b"OUT OTH\r\n");
     sim.backend(0).eof_due = true;
     sim.pump();
-    assert_eq!(
-        sim.clients[c].take(),
-        [cmd("OUT OTH\r\n"), Ev::Closed(CloseReason::ServerClosed)]
-    );
+    assert_eq!(sim.clients[c].take(), [cmd("OUT OTH\r\n"), Ev::Closed(CloseReason::ServerClosed)]);
     assert_eq!(sim.elapsed(), Duration::from_secs(3));
     assert_eq!(sim.gw.session_count(), 0);
 }
@@ -779,19 +690,14 @@ fn a_concurrent_request_gets_400_and_ends_the_session() {
     // The client's long poll is held; a second request with the same ID comes in.
     let id = sim.clients[c].session.session_id().unwrap().to_owned();
     let backend = sim.only_backend();
-    sim.backend(0)
-        .pending
-        .extend_from_slice(b"MSG Hotmail Hotmail 10\r\n0123");
+    sim.backend(0).pending.extend_from_slice(b"MSG Hotmail Hotmail 10\r\n0123");
     sim.pump();
     let (second, closed) = sim.raw_request(&poll_request(&id));
     assert_eq!(second, BAD_REQUEST);
     assert!(!closed);
     // The first request got its answer at once: what was queued (a command still arriving),
     // and Session=close.
-    assert_eq!(
-        sim.clients[c].take(),
-        [Ev::Closed(CloseReason::ServerClosed)]
-    );
+    assert_eq!(sim.clients[c].take(), [Ev::Closed(CloseReason::ServerClosed)]);
     assert_eq!(sim.clients[c].closed.unwrap().incomplete_inbound_bytes, 28);
     assert_eq!(sim.gw.stats().concurrent_requests, 1);
     assert_eq!(sim.gw.session_count(), 0);
@@ -817,10 +723,7 @@ fn idle_sessions_expire_and_their_ids_die() {
     // The client comes back and polls: 400, the session is over.
     sim.clients[c].frozen = false;
     sim.fire();
-    assert_eq!(
-        sim.clients[c].take(),
-        [Ev::Closed(CloseReason::SessionRejected)]
-    );
+    assert_eq!(sim.clients[c].take(), [Ev::Closed(CloseReason::SessionRejected)]);
 }
 
 #[test]
@@ -832,10 +735,7 @@ fn stale_ids_get_400_without_harming_the_session() {
     assert_ne!(first, second);
     assert_eq!(sim.raw_request(&poll_request(&first)).0, BAD_REQUEST);
     let (stable, _) = second.split_once('.').unwrap();
-    assert_eq!(
-        sim.raw_request(&poll_request(&format!("{stable}.1"))).0,
-        BAD_REQUEST
-    );
+    assert_eq!(sim.raw_request(&poll_request(&format!("{stable}.1"))).0, BAD_REQUEST);
     assert_eq!(sim.raw_request(&poll_request("garbage")).0, BAD_REQUEST);
     assert_eq!(sim.gw.stats().unknown_session_ids, 3);
     let third = one_response(&sim.raw_request(&poll_request(&second)).0);
@@ -848,26 +748,19 @@ fn the_allowlist_refuses_other_backends() {
     let mut sim = Sim::new(base_config());
     for ip in ["evil.test", "messenger.test:25", "10.0.0.1"] {
         let (wire, closed) = sim.raw_request(&open_request(ip, b"VER 1 MSNP8\r\n"));
-        assert_eq!(
-            wire, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
-            "{ip}"
-        );
+        assert_eq!(wire, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "{ip}");
         assert!(!closed);
     }
     assert!(sim.connects.is_empty());
     assert_eq!(sim.gw.stats().refused_backends, 3);
     // The client core sees the refusal as a failed session.
-    let c = sim.add_client(
-        client_config(PollPolicy::official()),
-        Target::notification("evil.test"),
-    );
+    let c =
+        sim.add_client(client_config(PollPolicy::official()), Target::notification("evil.test"));
     sim.clients[c].session.send(b"VER 1 MSNP8\r\n").unwrap();
     sim.pump();
     assert_eq!(
         sim.clients[c].take(),
-        [Ev::Closed(CloseReason::Failed(SessionError::Remote(
-            RemoteError::UnexpectedStatus(403)
-        )))]
+        [Ev::Closed(CloseReason::Failed(SessionError::Remote(RemoteError::UnexpectedStatus(403))))]
     );
     assert_eq!(sim.gw.session_count(), 0);
 }
@@ -891,12 +784,7 @@ fn a_flooding_backend_is_paused_and_nothing_is_lost() {
     assert!(sim.partial_accepts > 0);
     sim.run_until(Duration::from_secs(600), |sim| {
         sim.backends.values().all(|b| b.pending.is_empty())
-            && sim.clients[0]
-                .events
-                .iter()
-                .filter(|e| matches!(e, Ev::Command(_)))
-                .count()
-                == 200
+            && sim.clients[0].events.iter().filter(|e| matches!(e, Ev::Command(_))).count() == 200
     });
     let got: Vec<u8> = sim.clients[c]
         .take()
@@ -907,21 +795,10 @@ fn a_flooding_backend_is_paused_and_nothing_is_lost() {
         })
         .collect();
     assert_eq!(got, flood);
-    let pauses = sim
-        .actions
-        .iter()
-        .filter(|a| **a == Action::PauseBackend(backend))
-        .count();
-    let resumes = sim
-        .actions
-        .iter()
-        .filter(|a| **a == Action::ResumeBackend(backend))
-        .count();
+    let pauses = sim.actions.iter().filter(|a| **a == Action::PauseBackend(backend)).count();
+    let resumes = sim.actions.iter().filter(|a| **a == Action::ResumeBackend(backend)).count();
     assert!(pauses > 1, "{pauses}");
-    assert!(
-        resumes == pauses || resumes + 1 == pauses,
-        "{pauses} {resumes}"
-    );
+    assert!(resumes == pauses || resumes + 1 == pauses, "{pauses} {resumes}");
     assert_eq!(sim.gw.stats().backend_pauses, pauses as u64);
 }
 
@@ -966,14 +843,12 @@ fn a_dropped_connection_loses_nothing_and_the_request_may_be_repeated() {
     sim.pump();
     // A poll whose connection drops before the answer is written...
     sim.gw.handle_accept(sim.now, ConnectionId(70)).unwrap();
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(70), &poll_request(&id));
+    sim.gw.handle_client_input(sim.now, ConnectionId(70), &poll_request(&id));
     sim.gw.handle_client_eof(sim.now, ConnectionId(70));
     // ...and a send whose body never arrives whole.
     let send = send_request(&id, b"CVR 2 x\r\n");
     sim.gw.handle_accept(sim.now, ConnectionId(71)).unwrap();
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(71), &send[..send.len() - 3]);
+    sim.gw.handle_client_input(sim.now, ConnectionId(71), &send[..send.len() - 3]);
     sim.gw.handle_client_eof(sim.now, ConnectionId(71));
     sim.pump();
     assert_eq!(sim.backend(0).received, b"VER 1 MSNP8\r\n");
@@ -999,10 +874,7 @@ fn backend_connect_failure_and_timeout() {
     sim.gw.handle_backend_connect_failed(sim.now, backend);
     sim.pump();
     let (wire, closed) = sim.raw.remove(&ConnectionId(1)).unwrap();
-    assert_eq!(
-        wire,
-        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
-    );
+    assert_eq!(wire, b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
     assert!(!closed);
     assert_eq!(sim.actions.last(), Some(&Action::CloseBackend(backend)));
 
@@ -1015,10 +887,7 @@ fn backend_connect_failure_and_timeout() {
     sim.pump();
     sim.run_for(Duration::from_secs(10));
     let (wire, _) = sim.raw.remove(&ConnectionId(2)).unwrap();
-    assert_eq!(
-        wire,
-        b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n"
-    );
+    assert_eq!(wire, b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(sim.gw.session_count(), 0);
     assert_eq!(sim.gw.stats().backend_connect_failures, 2);
 }
@@ -1030,17 +899,11 @@ fn limits_on_sessions_and_connections() {
     config.max_connections = 3;
     let mut sim = Sim::new(config);
     for _ in 0..2 {
-        let resp = one_response(
-            &sim.raw_request(&open_request("messenger.test", b"VER 1\r\n"))
-                .0,
-        );
+        let resp = one_response(&sim.raw_request(&open_request("messenger.test", b"VER 1\r\n")).0);
         assert_eq!(resp.status, 200);
     }
     let (wire, _) = sim.raw_request(&open_request("messenger.test", b"VER 1\r\n"));
-    assert_eq!(
-        wire,
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
-    );
+    assert_eq!(wire, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(sim.gw.connection_count(), 3);
     assert_eq!(
         sim.gw.handle_accept(sim.now, ConnectionId(1000)),
@@ -1053,13 +916,7 @@ fn limits_on_sessions_and_connections() {
     // Idle connections are closed after the keep-alive timeout.
     sim.run_for(Duration::from_secs(120));
     assert_eq!(sim.gw.connection_count(), 0);
-    assert_eq!(
-        sim.actions
-            .iter()
-            .filter(|a| matches!(a, Action::CloseClient(_)))
-            .count(),
-        3
-    );
+    assert_eq!(sim.actions.iter().filter(|a| matches!(a, Action::CloseClient(_))).count(), 3);
 }
 
 #[test]
@@ -1068,21 +925,13 @@ fn slow_heads_are_capped_in_total() {
     config.http_limits.max_head_bytes = 1024;
     config.max_buffered_head_bytes = 2048;
     let mut sim = Sim::new(config);
-    let partial = format!(
-        "POST /gateway/gateway.dll HTTP/1.1\r\nX-Slow: {}",
-        "a".repeat(800)
-    );
+    let partial = format!("POST /gateway/gateway.dll HTTP/1.1\r\nX-Slow: {}", "a".repeat(800));
     for id in 1..=3 {
         sim.gw.handle_accept(sim.now, ConnectionId(id)).unwrap();
-        sim.gw
-            .handle_client_input(sim.now, ConnectionId(id), partial.as_bytes());
+        sim.gw.handle_client_input(sim.now, ConnectionId(id), partial.as_bytes());
     }
     sim.pump();
-    assert_eq!(
-        sim.raw.len(),
-        1,
-        "only the connection that tipped the total is refused"
-    );
+    assert_eq!(sim.raw.len(), 1, "only the connection that tipped the total is refused");
     assert_eq!(
         sim.raw.remove(&ConnectionId(3)).unwrap(),
         (
@@ -1101,8 +950,7 @@ fn slow_heads_are_capped_in_total() {
     assert_eq!(sim.raw.remove(&ConnectionId(1)).unwrap().0, BAD_REQUEST);
     // ...which releases its bytes, and another slow head fits again.
     sim.gw.handle_accept(sim.now, ConnectionId(4)).unwrap();
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(4), partial.as_bytes());
+    sim.gw.handle_client_input(sim.now, ConnectionId(4), partial.as_bytes());
     sim.pump();
     assert!(sim.raw.is_empty());
 }
@@ -1179,14 +1027,8 @@ fn backend_ids_are_not_reused() {
     assert_ne!(first, second);
     assert_ne!(first.as_u64(), second.as_u64());
     // Late input for the old backend is taken and dropped.
-    assert_eq!(
-        sim.gw.handle_backend_input(sim.now, first, b"CHL 0 1\r\n"),
-        9
-    );
-    assert_eq!(
-        one_response(&sim.raw_request(&poll_request(&id)).0).body,
-        b""
-    );
+    assert_eq!(sim.gw.handle_backend_input(sim.now, first, b"CHL 0 1\r\n"), 9);
+    assert_eq!(one_response(&sim.raw_request(&poll_request(&id)).0).body, b"");
 }
 
 #[test]
@@ -1239,18 +1081,11 @@ fn png_is_answered_when_configured() {
     let resp = one_response(&wire);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, b"QNG 50\r\n");
-    assert_eq!(
-        sim.backends.values().next().unwrap().received,
-        b"VER 1 MSNP8\r\nCHG 2 NLN 0\r\n"
-    );
+    assert_eq!(sim.backends.values().next().unwrap().received, b"VER 1 MSNP8\r\nCHG 2 NLN 0\r\n");
     assert_eq!(sim.gw.stats().answered_pings, 1);
 
     let (sim, wire) = png_scenario(PingPolicy::Forward);
-    assert_eq!(
-        one_response(&wire).body,
-        b"QNG 45\r\n",
-        "the backend's own answer"
-    );
+    assert_eq!(one_response(&wire).body, b"QNG 45\r\n", "the backend's own answer");
     assert_eq!(
         sim.backends.values().next().unwrap().received,
         b"VER 1 MSNP8\r\nCHG 2 NLN 0\r\nPNG\r\n"
@@ -1305,10 +1140,7 @@ fn cors_preflight_and_headers() {
     assert!(good.contains("Vary: Origin\r\n"));
     assert!(good.contains("Access-Control-Max-Age: 60\r\n"));
     let bad = sim.raw_request(&preflight("https://evil.example")).0;
-    assert_eq!(
-        bad,
-        b"HTTP/1.1 204 No Content\r\nAllow: POST, OPTIONS\r\n\r\n"
-    );
+    assert_eq!(bad, b"HTTP/1.1 204 No Content\r\nAllow: POST, OPTIONS\r\n\r\n");
     let mut sim = Sim::new(base_config());
     assert_eq!(sim.raw_request(&preflight("https://good.example")).0, bad);
 }
@@ -1319,10 +1151,7 @@ fn malformed_requests_get_exact_answers() {
         "POST /gateway/gateway.dll HTTP/1.1\r\nHost: gw\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(9000)
     );
-    let long_target = format!(
-        "POST /gateway/gateway.dll?{} HTTP/1.1\r\n",
-        "a".repeat(9000)
-    );
+    let long_target = format!("POST /gateway/gateway.dll?{} HTTP/1.1\r\n", "a".repeat(9000));
     let keep = |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
     let close = |status: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -1458,8 +1287,7 @@ fn slow_requests_time_out_with_408() {
     let mut sim = Sim::new(base_config());
     sim.gw.handle_accept(sim.now, ConnectionId(1)).unwrap();
     let open = open_request("messenger.test", b"VER 1 MSNP8\r\n");
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(1), &open[..open.len() - 4]);
+    sim.gw.handle_client_input(sim.now, ConnectionId(1), &open[..open.len() - 4]);
     sim.pump();
     assert_eq!(sim.gw.session_count(), 1);
     sim.run_for(Duration::from_secs(30));
@@ -1485,8 +1313,7 @@ fn expect_continue_gets_an_interim_answer() {
         sim.raw.remove(&ConnectionId(1)).unwrap(),
         (b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), false)
     );
-    sim.gw
-        .handle_client_input(sim.now, ConnectionId(1), b"VER 1 MSNP8\r\n");
+    sim.gw.handle_client_input(sim.now, ConnectionId(1), b"VER 1 MSNP8\r\n");
     sim.pump();
     let resp = one_response(&sim.raw.remove(&ConnectionId(1)).unwrap().0);
     assert_eq!(resp.body, b"VER 1 MSNP8 CVR0\r\n");
@@ -1505,10 +1332,7 @@ fn pipelined_requests_are_answered_in_turn() {
     let all = responses(&got);
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].status, 200);
-    assert_eq!(
-        all[0].body,
-        b"CVR 2 6.0.0602 6.0.0602 1.0.0000 http://download x\r\n"
-    );
+    assert_eq!(all[0].body, b"CVR 2 6.0.0602 6.0.0602 1.0.0000 http://download x\r\n");
     assert_eq!(all[1].text.as_bytes(), BAD_REQUEST);
     assert_eq!(all[2].status, 405);
     assert!(!closed);
@@ -1537,10 +1361,9 @@ fn scripted_run(split: Option<(usize, &[usize])>) -> (Vec<Vec<Out>>, Vec<usize>)
                      Host: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                 )
                 .into_bytes();
-                for (chunk, ext) in [
-                    (&b"CVR 2 x\r\n"[..], ""),
-                    (b"USR 3 TWN I a@b.c\r\n", ";ext=1"),
-                ] {
+                for (chunk, ext) in
+                    [(&b"CVR 2 x\r\n"[..], ""), (b"USR 3 TWN I a@b.c\r\n", ";ext=1")]
+                {
                     wire.extend_from_slice(format!("{:x}{ext}\r\n", chunk.len()).as_bytes());
                     wire.extend_from_slice(chunk);
                     wire.extend_from_slice(b"\r\n");
@@ -1620,17 +1443,9 @@ fn request_decoding_is_split_invariant() {
     assert!(lens.iter().all(|&len| len > 100), "{lens:?}");
     for (i, &len) in lens.iter().enumerate() {
         let every_byte: Vec<usize> = (1..len).collect();
-        assert_eq!(
-            scripted_run(Some((i, &every_byte))).0,
-            whole,
-            "request {i} byte by byte"
-        );
+        assert_eq!(scripted_run(Some((i, &every_byte))).0, whole, "request {i} byte by byte");
         for cut in 1..len {
-            assert_eq!(
-                scripted_run(Some((i, &[cut]))).0,
-                whole,
-                "request {i} cut at {cut}"
-            );
+            assert_eq!(scripted_run(Some((i, &[cut]))).0, whole, "request {i} cut at {cut}");
         }
     }
 }
@@ -1641,17 +1456,9 @@ fn client_requests_round_trip_through_the_request_decoder() {
     let enc = RequestEncoder::new("/gateway/gateway.dll", &headers, Some(("u", "p"))).unwrap();
     let gw = Endpoint::parse("gw.example.net:8080", 80).unwrap();
     let lines = [
-        RequestLine::Open {
-            server: ServerKind::Switchboard,
-            ip: "207.46.108.13:1864",
-        },
-        RequestLine::Send {
-            session_id: "x=y;z&%",
-        },
-        RequestLine::Poll {
-            session_id: "954547325.13160",
-            lifespan: Some(30),
-        },
+        RequestLine::Open { server: ServerKind::Switchboard, ip: "207.46.108.13:1864" },
+        RequestLine::Send { session_id: "x=y;z&%" },
+        RequestLine::Poll { session_id: "954547325.13160", lifespan: Some(30) },
     ];
     for form in [TargetForm::Origin, TargetForm::Absolute] {
         for line in lines {
@@ -1675,10 +1482,7 @@ fn client_requests_round_trip_through_the_request_decoder() {
                 RequestLine::Send { session_id } => {
                     assert_eq!((q.action(), q.session_id()), (None, Some(session_id)));
                 }
-                RequestLine::Poll {
-                    session_id,
-                    lifespan,
-                } => {
+                RequestLine::Poll { session_id, lifespan } => {
                     assert_eq!(q.action(), Some(QueryAction::Poll));
                     assert_eq!((q.session_id(), q.lifespan()), (Some(session_id), lifespan));
                 }
@@ -1715,10 +1519,7 @@ mod arbitrary {
             0 => open_request("messenger.test", body),
             1 => send_request(id, body),
             2 => request(
-                RequestLine::Poll {
-                    session_id: id,
-                    lifespan: Some(u32::from(kind % 3) * 5),
-                },
+                RequestLine::Poll { session_id: id, lifespan: Some(u32::from(kind % 3) * 5) },
                 b"",
             ),
             3 => b"OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n".to_vec(),

@@ -17,10 +17,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Code lines of the core's sources; comment lines (doc examples show callers' code) excluded.
 fn code_lines() -> Vec<(String, usize, String)> {
     let mut files = Vec::new();
-    rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
     assert!(files.len() > 10, "found the sources");
     let mut lines = Vec::new();
     for file in files {
@@ -51,31 +48,16 @@ fn the_core_never_reads_a_clock_or_touches_io() {
         .filter(|(_, _, line)| forbidden.iter().any(|f| line.contains(f)))
         .map(|(file, n, line)| format!("{file}:{n}: {line}"))
         .collect();
-    assert!(
-        hits.is_empty(),
-        "the core must stay sans-IO:\n{}",
-        hits.join("\n")
-    );
+    assert!(hits.is_empty(), "the core must stay sans-IO:\n{}", hits.join("\n"));
 }
 
 #[test]
 fn the_core_depends_on_no_runtime_crate() {
     let manifest =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    let deps = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .and_then(|rest| rest.split("\n[").next())
-        .unwrap();
-    for runtime in [
-        "tokio",
-        "async-std",
-        "async-io",
-        "smol",
-        "mio",
-        "futures",
-        "getrandom",
-    ] {
+    let deps =
+        manifest.split("[dependencies]").nth(1).and_then(|rest| rest.split("\n[").next()).unwrap();
+    for runtime in ["tokio", "async-std", "async-io", "smol", "mio", "futures", "getrandom"] {
         assert!(
             !deps.lines().any(|l| l.trim_start().starts_with(runtime)),
             "runtime crate {runtime} in the core's dependencies"

@@ -30,17 +30,10 @@ fn idle_hour_under_official_polling_is_exactly_1800_polls() {
         };
         assert_eq!(req.kind(), RequestKind::Poll);
         assert_eq!(req.body, b"");
-        assert_eq!(
-            h.now - last,
-            2 * SECOND,
-            "official polls come 2 s after each response"
-        );
+        assert_eq!(h.now - last, 2 * SECOND, "official polls come 2 s after each response");
         assert_eq!(conn, Connection::Reuse);
         polls += 1;
-        assert_eq!(
-            req.param("SessionID"),
-            Some(format!("1.{}", polls - 1).as_str())
-        );
+        assert_eq!(req.param("SessionID"), Some(format!("1.{}", polls - 1).as_str()));
         h.feed(&empty_ok(&format!("1.{polls}")));
         last = h.now;
         if h.elapsed() == Duration::from_secs(3600) {
@@ -50,13 +43,7 @@ fn idle_hour_under_official_polling_is_exactly_1800_polls() {
     assert_eq!(polls, 1800);
     assert_eq!(h.session.stats().polls, 1800);
     assert_eq!(h.session.stats().empty_polls, 1800);
-    assert_eq!(
-        h.take_events(),
-        [
-            Ev::Established("1.0".into()),
-            Ev::command("VER 1 MSNP8\r\n")
-        ]
-    );
+    assert_eq!(h.take_events(), [Ev::Established("1.0".into()), Ev::command("VER 1 MSNP8\r\n")]);
 }
 
 #[test]
@@ -87,11 +74,7 @@ fn a_chat_burst_is_coalesced_in_order_and_cut_between_commands() {
         h.feed(&ok("SessionID=s; GW-IP=gw.test", b"ACK 1\r\n"));
     }
     assert_eq!(carried, sent, "every command once, in order");
-    assert_eq!(
-        requests,
-        40usize.div_ceil(3),
-        "three 17-byte commands per request"
-    );
+    assert_eq!(requests, 40usize.div_ceil(3), "three 17-byte commands per request");
     assert_eq!(h.session.queued_bytes(), 0);
 }
 
@@ -101,11 +84,8 @@ fn a_payload_split_across_three_responses_arrives_whole() {
     h.open("s");
     h.take_events();
     let payload = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhello";
-    let whole = [
-        format!("MSG bob@example.com Bob {}\r\n", payload.len()).as_bytes(),
-        payload,
-    ]
-    .concat();
+    let whole =
+        [format!("MSG bob@example.com Bob {}\r\n", payload.len()).as_bytes(), payload].concat();
     let parts = [&whole[..10], &whole[10..40], &whole[40..]];
     for (i, part) in parts.iter().enumerate() {
         h.advance(2 * SECOND);
@@ -130,19 +110,12 @@ fn gw_ip_moves_the_next_request_only_after_the_response() {
     let response = ok("SessionID=s; GW-IP=gw2.test:8080", b"NLN 1\r\n");
     let (head, body) = response.split_at(response.len() - 3);
     h.feed(head);
-    assert_eq!(
-        h.session.gateway().to_string(),
-        "gw.test:80",
-        "no switch mid-response"
-    );
+    assert_eq!(h.session.gateway().to_string(), "gw.test:80", "no switch mid-response");
     assert!(h.transmit().is_none());
     h.feed(body);
     assert_eq!(
         h.take_events(),
-        [
-            Ev::command("NLN 1\r\n"),
-            Ev::Moved("gw.test:80".into(), "gw2.test:8080".into())
-        ]
+        [Ev::command("NLN 1\r\n"), Ev::Moved("gw.test:80".into(), "gw2.test:8080".into())]
     );
     h.session.send(b"CHG 2 BSY\r\n").unwrap();
     let (req, dest, conn) = h.transmit().unwrap();
@@ -153,11 +126,7 @@ fn gw_ip_moves_the_next_request_only_after_the_response() {
     h.feed(
         b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw3.test\r\nX-MSN-Host: gw4.test\r\nContent-Length: 0\r\n\r\n",
     );
-    assert_eq!(
-        h.session.gateway().to_string(),
-        "gw4.test:8080",
-        "bare host keeps the port"
-    );
+    assert_eq!(h.session.gateway().to_string(), "gw4.test:8080", "bare host keeps the port");
 }
 
 #[test]
@@ -168,10 +137,7 @@ fn session_close_mid_conversation_delivers_the_body_then_ends() {
     h.session.send(b"OUT\r\n").unwrap();
     assert_eq!(h.request().kind(), RequestKind::Send);
     h.session.send(b"CHG 9 NLN\r\n").unwrap();
-    h.feed(&ok(
-        "SessionID=s; Session=close",
-        b"FLN bob@example.com\r\nOUT\r\n",
-    ));
+    h.feed(&ok("SessionID=s; Session=close", b"FLN bob@example.com\r\nOUT\r\n"));
     assert_eq!(
         h.take_events(),
         [
@@ -184,17 +150,9 @@ fn session_close_mid_conversation_delivers_the_body_then_ends() {
             }),
         ]
     );
-    assert_eq!(
-        h.session.unsent(),
-        b"CHG 9 NLN\r\n",
-        "what never made it is handed back"
-    );
+    assert_eq!(h.session.unsent(), b"CHG 9 NLN\r\n", "what never made it is handed back");
     assert!(h.transmit().is_none());
-    assert_eq!(
-        h.session.poll_timeout(),
-        None,
-        "no polling after Session=close"
-    );
+    assert_eq!(h.session.poll_timeout(), None, "no polling after Session=close");
     assert_eq!(h.session.send(b"CHG 10 NLN\r\n"), Err(SendError::Closed));
     h.advance(3600 * SECOND);
     assert!(h.transmit().is_none());
@@ -228,10 +186,7 @@ fn status_500_on_a_poll_is_retried_and_the_session_survives() {
     h.request();
     h.feed(&status(500, "Internal Server Error"));
     let error = SessionError::Remote(RemoteError::ServerError(500));
-    assert_eq!(
-        h.take_events(),
-        [Ev::Failed(RequestKind::Poll, error, Recovery::Resending)]
-    );
+    assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Poll, error, Recovery::Resending)]);
     let (req, _, conn) = h.transmit().expect("the first retry is immediate");
     assert_eq!(req.kind(), RequestKind::Poll);
     assert_eq!(conn, Connection::Reuse, "the 500 kept the connection alive");
@@ -248,19 +203,9 @@ fn status_500_on_a_send_waits_for_the_callers_decision() {
     h.request();
     h.feed(&status(503, "Service Unavailable"));
     let error = SessionError::Remote(RemoteError::ServerError(503));
-    assert_eq!(
-        h.take_events(),
-        [Ev::Failed(
-            RequestKind::Send,
-            error,
-            Recovery::AwaitingDecision
-        )]
-    );
+    assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Send, error, Recovery::AwaitingDecision)]);
     h.advance(60 * SECOND);
-    assert!(
-        h.transmit().is_none(),
-        "nothing is sent until the caller decides"
-    );
+    assert!(h.transmit().is_none(), "nothing is sent until the caller decides");
     assert_eq!(h.session.poll_timeout(), None);
     h.session.send(b"CHG 3 BSY\r\n").unwrap();
     h.session.resend_unconfirmed();
@@ -282,9 +227,7 @@ fn discarding_unconfirmed_commands_drops_exactly_them() {
         h.take_events().last(),
         Some(Ev::Failed(
             RequestKind::Send,
-            SessionError::Network(NetworkError::ConnectionClosed {
-                response_started: false
-            }),
+            SessionError::Network(NetworkError::ConnectionClosed { response_started: false }),
             Recovery::AwaitingDecision
         ))
     ));
@@ -297,16 +240,8 @@ fn discarding_unconfirmed_commands_drops_exactly_them() {
 #[test]
 fn resend_policy_resends_and_discard_policy_drops_with_a_report() {
     for (policy, recovery, body) in [
-        (
-            UnconfirmedPolicy::Resend,
-            Recovery::Resending,
-            &b"CHG 2 NLN\r\n"[..],
-        ),
-        (
-            UnconfirmedPolicy::Discard,
-            Recovery::Discarded { bytes: 11 },
-            b"",
-        ),
+        (UnconfirmedPolicy::Resend, Recovery::Resending, &b"CHG 2 NLN\r\n"[..]),
+        (UnconfirmedPolicy::Discard, Recovery::Discarded { bytes: 11 }, b""),
     ] {
         let mut cfg = config();
         cfg.unconfirmed = policy;
@@ -316,13 +251,9 @@ fn resend_policy_resends_and_discard_policy_drops_with_a_report() {
         h.session.send(b"CHG 2 NLN\r\n").unwrap();
         h.request();
         h.eof();
-        let error = SessionError::Network(NetworkError::ConnectionClosed {
-            response_started: false,
-        });
-        assert_eq!(
-            h.take_events(),
-            [Ev::Failed(RequestKind::Send, error, recovery)]
-        );
+        let error =
+            SessionError::Network(NetworkError::ConnectionClosed { response_started: false });
+        assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Send, error, recovery)]);
         let req = h.request();
         assert_eq!(req.body, body, "{policy:?}");
     }
@@ -336,10 +267,7 @@ fn interim_100_continue_is_skipped() {
     let mut wire = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
     wire.extend_from_slice(&ok("SessionID=a; GW-IP=gw.test", b"VER 1 MSNP8\r\n"));
     h.feed(&wire);
-    assert_eq!(
-        h.take_events(),
-        [Ev::Established("a".into()), Ev::command("VER 1 MSNP8\r\n")]
-    );
+    assert_eq!(h.take_events(), [Ev::Established("a".into()), Ev::command("VER 1 MSNP8\r\n")]);
 }
 
 #[test]
@@ -352,18 +280,11 @@ fn chunked_bodies_are_reassembled_across_chunks_and_responses() {
     h.feed(
         b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nNLN \r\nA\r\nNLN bob@ex\r\n0\r\n\r\n",
     );
-    assert_eq!(
-        h.take_events(),
-        [],
-        "the second command is not complete yet"
-    );
+    assert_eq!(h.take_events(), [], "the second command is not complete yet");
     h.advance(2 * SECOND);
     h.request();
     h.feed(&ok("SessionID=s; GW-IP=gw.test", b"ample.com\r\n"));
-    assert_eq!(
-        h.take_events(),
-        [Ev::command("NLN NLN bob@example.com\r\n")]
-    );
+    assert_eq!(h.take_events(), [Ev::command("NLN NLN bob@example.com\r\n")]);
 }
 
 #[test]
@@ -374,11 +295,7 @@ fn http10_close_delimited_body_ends_at_eof_and_needs_a_new_connection() {
     h.advance(2 * SECOND);
     h.request();
     h.feed(b"HTTP/1.0 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw.test\r\n\r\nNLN 1\r\n");
-    assert_eq!(
-        h.take_events(),
-        [Ev::command("NLN 1\r\n")],
-        "commands stream out at once"
-    );
+    assert_eq!(h.take_events(), [Ev::command("NLN 1\r\n")], "commands stream out at once");
     h.session.send(b"CHG 2 NLN\r\n").unwrap();
     assert!(h.transmit().is_none(), "the response lasts until EOF");
     h.feed(b"NLN 2\r\n");
@@ -422,21 +339,14 @@ fn a_stalled_response_hits_the_timeout() {
     assert_eq!(h.take_events(), []);
     // No byte arrived: a poll is safely resent, on a fresh connection.
     h.advance(SECOND);
-    let error = SessionError::Network(NetworkError::Timeout {
-        response_started: false,
-    });
-    assert_eq!(
-        h.take_events(),
-        [Ev::Failed(RequestKind::Poll, error, Recovery::Resending)]
-    );
+    let error = SessionError::Network(NetworkError::Timeout { response_started: false });
+    assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Poll, error, Recovery::Resending)]);
     let (req, _, conn) = h.transmit().unwrap();
     assert_eq!((req.kind(), conn), (RequestKind::Poll, Connection::Fresh));
     // Part of a response arrived, then nothing: its data may be lost, so the session ends.
     h.feed(b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=s\r\nContent-Length: 100\r\n\r\nNLN");
     h.advance(20 * SECOND);
-    let error = SessionError::Network(NetworkError::Timeout {
-        response_started: true,
-    });
+    let error = SessionError::Network(NetworkError::Timeout { response_started: true });
     assert_eq!(
         h.take_events(),
         [Ev::Closed(Closed {
@@ -500,10 +410,7 @@ fn an_unreachable_gw_ip_falls_back_to_the_configured_gateway() {
         ]
     );
     let (_, dest, conn) = h.transmit().expect("retried at once");
-    assert_eq!(
-        (dest.to_string(), conn),
-        ("gw.test:80".to_owned(), Connection::Fresh)
-    );
+    assert_eq!((dest.to_string(), conn), ("gw.test:80".to_owned(), Connection::Fresh));
     // The gateway names the dead host again: it is not followed a second time.
     h.feed(&ok("SessionID=s; GW-IP=dead.test", b""));
     assert_eq!(h.take_events(), []);
@@ -517,31 +424,17 @@ fn long_poll_asks_for_a_lifespan_and_polls_again_at_once() {
     let mut h = Harness::ns(cfg);
     h.open("s");
     let req = h.request();
-    assert_eq!(
-        (req.kind(), req.param("Lifespan")),
-        (RequestKind::Poll, Some("30"))
-    );
-    assert_eq!(
-        h.session.poll_timeout(),
-        Some(h.now + 50 * SECOND),
-        "lifespan + timeout"
-    );
+    assert_eq!((req.kind(), req.param("Lifespan")), (RequestKind::Poll, Some("30")));
+    assert_eq!(h.session.poll_timeout(), Some(h.now + 50 * SECOND), "lifespan + timeout");
     h.advance(29 * SECOND);
     h.feed(&empty_ok("s"));
-    assert_eq!(
-        h.request().kind(),
-        RequestKind::Poll,
-        "no wait between long polls"
-    );
+    assert_eq!(h.request().kind(), RequestKind::Poll, "no wait between long polls");
 }
 
 #[test]
 fn adaptive_polling_backs_off_on_empty_polls_and_snaps_back() {
     let mut cfg = config();
-    cfg.poll_policy = PollPolicy::Adaptive {
-        min: Duration::from_millis(250),
-        max: 2 * SECOND,
-    };
+    cfg.poll_policy = PollPolicy::Adaptive { min: Duration::from_millis(250), max: 2 * SECOND };
     let mut h = Harness::ns(cfg);
     h.open("s");
     let mut waits = Vec::new();
@@ -553,26 +446,15 @@ fn adaptive_polling_backs_off_on_empty_polls_and_snaps_back() {
         h.feed(&empty_ok("s"));
     }
     let ms = Duration::from_millis;
-    assert_eq!(
-        waits,
-        [ms(250), ms(500), ms(1000), ms(2000), ms(2000), ms(2000)]
-    );
+    assert_eq!(waits, [ms(250), ms(500), ms(1000), ms(2000), ms(2000), ms(2000)]);
     h.session.send(b"CHG 2 NLN\r\n").unwrap();
     h.request();
     h.feed(&empty_ok("s"));
-    assert_eq!(
-        h.session.poll_timeout(),
-        Some(h.now + ms(250)),
-        "a send snaps back"
-    );
+    assert_eq!(h.session.poll_timeout(), Some(h.now + ms(250)), "a send snaps back");
     h.advance(ms(250));
     h.request();
     h.feed(&ok("SessionID=s", b"NLN 1\r\n"));
-    assert_eq!(
-        h.session.poll_timeout(),
-        Some(h.now + ms(250)),
-        "data keeps it prompt"
-    );
+    assert_eq!(h.session.poll_timeout(), Some(h.now + ms(250)), "data keeps it prompt");
 }
 
 #[test]
@@ -583,10 +465,7 @@ fn close_sends_out_and_ends_after_its_response() {
     h.session.close();
     assert_eq!(h.session.send(b"CHG 1 NLN\r\n"), Err(SendError::Closed));
     let req = h.request();
-    assert_eq!(
-        (req.kind(), req.body.as_slice()),
-        (RequestKind::Send, &b"OUT\r\n"[..])
-    );
+    assert_eq!((req.kind(), req.body.as_slice()), (RequestKind::Send, &b"OUT\r\n"[..]));
     h.feed(&empty_ok("s"));
     assert_eq!(
         h.take_events(),
@@ -602,10 +481,7 @@ fn close_sends_out_and_ends_after_its_response() {
 fn png_is_refused_and_nothing_is_queued() {
     let mut h = Harness::ns(config());
     h.open("s");
-    assert_eq!(
-        h.session.send(b"CHG 1 NLN\r\nPNG\r\n"),
-        Err(SendError::PingNotAllowed)
-    );
+    assert_eq!(h.session.send(b"CHG 1 NLN\r\nPNG\r\n"), Err(SendError::PingNotAllowed));
     assert_eq!(h.session.queued_bytes(), 0);
 }
 
@@ -617,10 +493,7 @@ fn byte_mode_hands_out_the_raw_stream() {
     h.open("s");
     assert_eq!(
         h.take_events(),
-        [
-            Ev::Established("s".into()),
-            Ev::Data(b"VER 1 MSNP8\r\n".to_vec())
-        ]
+        [Ev::Established("s".into()), Ev::Data(b"VER 1 MSNP8\r\n".to_vec())]
     );
     h.advance(2 * SECOND);
     h.request();
@@ -637,18 +510,10 @@ fn undelivered_input_holds_back_requests() {
     let mut h = Harness::ns(cfg);
     h.session.send(b"VER 1 MSNP8\r\n").unwrap();
     h.request();
-    h.session.handle_input(
-        h.now,
-        &ok(
-            "SessionID=s",
-            &b"NLN 1234567890123456789012345\r\n".repeat(2),
-        ),
-    );
+    h.session
+        .handle_input(h.now, &ok("SessionID=s", &b"NLN 1234567890123456789012345\r\n".repeat(2)));
     h.now += 10 * SECOND;
-    assert!(
-        h.session.poll_transmit(h.now, &mut Vec::new()).is_none(),
-        "caller must drain first"
-    );
+    assert!(h.session.poll_transmit(h.now, &mut Vec::new()).is_none(), "caller must drain first");
     assert_eq!(h.session.poll_timeout(), None);
     h.drain();
     assert_eq!(h.session.inbound_bytes(), 0);
@@ -658,9 +523,7 @@ fn undelivered_input_holds_back_requests() {
 #[test]
 fn sb_sessions_open_with_server_sb() {
     let mut h = Harness::new(config(), Target::switchboard("207.46.108.13:1864"));
-    h.session
-        .send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n")
-        .unwrap();
+    h.session.send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n").unwrap();
     let req = h.request();
     assert_eq!(req.param("Server"), Some("SB"));
     assert_eq!(req.param("IP"), Some("207.46.108.13:1864"));
@@ -674,10 +537,7 @@ fn a_bad_target_or_limit_is_a_config_error() {
     let bad = Session::new(config(), Target::notification("bad host"), now);
     assert!(matches!(bad, Err(ConfigError::InvalidTarget(_))));
     let mut cfg = config();
-    cfg.poll_policy = PollPolicy::Adaptive {
-        min: 2 * SECOND,
-        max: SECOND,
-    };
+    cfg.poll_policy = PollPolicy::Adaptive { min: 2 * SECOND, max: SECOND };
     assert_eq!(
         Session::new(cfg, Target::notification("ns.test"), now).err(),
         Some(ConfigError::InvalidLimit("poll_policy"))

@@ -13,11 +13,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let case = |name, wire: &[u8], eof| Case {
-        name,
-        wire: wire.to_vec(),
-        eof,
-    };
+    let case = |name, wire: &[u8], eof| Case { name, wire: wire.to_vec(), eof };
     vec![
         case("official", include_bytes!("fixtures/ns-open-response.http"), false),
         case("revival", include_bytes!("fixtures/revival-response.http"), false),
@@ -81,26 +77,12 @@ fn run(pieces: &[&[u8]], eof: bool) -> (Vec<Ev>, String) {
 fn every_split_gives_the_same_events() {
     for case in cases() {
         let whole = run(&[&case.wire], case.eof);
-        assert!(
-            !whole.0.is_empty(),
-            "{}: the case produces events",
-            case.name
-        );
+        assert!(!whole.0.is_empty(), "{}: the case produces events", case.name);
         let bytes: Vec<&[u8]> = case.wire.chunks(1).collect();
-        assert_eq!(
-            run(&bytes, case.eof),
-            whole,
-            "{}: one byte at a time",
-            case.name
-        );
+        assert_eq!(run(&bytes, case.eof), whole, "{}: one byte at a time", case.name);
         for at in 0..=case.wire.len() {
             let (a, b) = case.wire.split_at(at);
-            assert_eq!(
-                run(&[a, b], case.eof),
-                whole,
-                "{}: split at {at}",
-                case.name
-            );
+            assert_eq!(run(&[a, b], case.eof), whole, "{}: split at {at}", case.name);
         }
     }
 }

@@ -46,12 +46,7 @@ impl Request {
         let headers: Vec<(String, String)> = req
             .headers
             .iter()
-            .map(|h| {
-                (
-                    h.name.to_owned(),
-                    String::from_utf8(h.value.to_vec()).expect("ascii"),
-                )
-            })
+            .map(|h| (h.name.to_owned(), String::from_utf8(h.value.to_vec()).expect("ascii")))
             .collect();
         let body = wire[head_len..].to_vec();
         let len: usize = headers
@@ -60,27 +55,15 @@ impl Request {
             .map(|(_, v)| v.parse().expect("length"))
             .expect("Content-Length on every request");
         assert_eq!(body.len(), len, "Content-Length matches the body");
-        Request {
-            target,
-            query,
-            headers,
-            body,
-            wire: wire.to_vec(),
-        }
+        Request { target, query, headers, body, wire: wire.to_vec() }
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn kind(&self) -> RequestKind {
@@ -121,11 +104,7 @@ pub fn owned(event: Event<'_>) -> Ev {
         Event::GatewayFallback { unreachable, to } => {
             Ev::Fallback(unreachable.to_string(), to.to_string())
         }
-        Event::RequestFailed {
-            kind,
-            error,
-            recovery,
-        } => Ev::Failed(kind, error, recovery),
+        Event::RequestFailed { kind, error, recovery } => Ev::Failed(kind, error, recovery),
         Event::Warning(error) => Ev::Warning(error),
         Event::Closed(closed) => Ev::Closed(closed),
         other => panic!("unexpected event {other:?}"),
@@ -188,13 +167,7 @@ impl Harness {
     pub fn new(config: ClientConfig, target: Target) -> Harness {
         let start = Instant::now();
         let session = Session::new(config, target, start).expect("valid config");
-        Harness {
-            session,
-            start,
-            now: start,
-            out: Vec::new(),
-            events: Vec::new(),
-        }
+        Harness { session, start, now: start, out: Vec::new(), events: Vec::new() }
     }
 
     pub fn ns(config: ClientConfig) -> Harness {
@@ -217,12 +190,7 @@ impl Harness {
         let t = self.session.poll_transmit(self.now, &mut self.out)?;
         let (dest, conn, len) = (t.destination.clone(), t.connection, t.len);
         assert_eq!(len, self.out.len());
-        assert!(
-            self.session
-                .poll_transmit(self.now, &mut Vec::new())
-                .is_none(),
-            "two in flight"
-        );
+        assert!(self.session.poll_transmit(self.now, &mut Vec::new()).is_none(), "two in flight");
         Some((Request::parse(&self.out), dest, conn))
     }
 
@@ -265,10 +233,7 @@ impl Harness {
         self.session.send(b"VER 1 MSNP8 CVR0\r\n").expect("queued");
         let open = self.request();
         assert_eq!(open.kind(), RequestKind::Open);
-        self.feed(&ok(
-            &format!("SessionID={session_id}; GW-IP=gw.test"),
-            b"VER 1 MSNP8\r\n",
-        ));
+        self.feed(&ok(&format!("SessionID={session_id}; GW-IP=gw.test"), b"VER 1 MSNP8\r\n"));
         open
     }
 }
