@@ -1,2 +1,75 @@
 //! Drives `msn-http-core` sessions over tokio TCP connections and timers.
+//!
+//! MSN Messenger's HTTP connection method tunnels MSNP through `POST /gateway/gateway.dll`
+//! requests. All protocol logic lives in the sans-IO [`msn_http_core`]; this crate is the loop
+//! around it: one spawned task per session owns the TCP connection (reused while the gateway
+//! keeps it alive, replaced when the core asks for a fresh one), connects to the gateway or the
+//! configured HTTP proxy, and sleeps until the core's next deadline. That loop, the handles and
+//! the byte-stream logic are runtime-agnostic and live in `msn-http-driver` (shared with
+//! `msn-http-async-std`); this crate supplies tokio's sockets, clock and timers, spawns the
+//! driver task, and implements tokio's I/O traits for the stream.
+//!
+//! Two faces:
+//!
+//! - the command API, [`Client`]: [`send`](ClientSender::send) MSNP bytes from any number of
+//!   tasks, [`recv`](ClientReceiver::recv) whole commands, [`close`](Client::close) cleanly;
+//! - the byte-stream face, [`ClientStream`]: `AsyncRead + AsyncWrite`, for MSNP clients
+//!   written against a `TcpStream`.
+//!
+//! Every session runs in a `msn_http_session` `tracing` span; received commands, notices
+//! (gateway moves, fallbacks, failed requests, warnings) and connection events are `tracing`
+//! events, and notices also reach the caller as [`Notice`] values.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use msn_http_core::Endpoint;
+//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_tokio::Client;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//! let mut client = Client::open(config, Target::notification("messenger.hotmail.com"))?;
+//! client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! while let Some(command) = client.recv().await {
+//!     if command.name() == "VER" {
+//!         break;
+//!     }
+//! }
+//! let end = client.close().await;
+//! assert!(end.is_clean(), "{:?}", end.reason);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same session as a byte stream:
+//!
+//! ```no_run
+//! use msn_http_core::Endpoint;
+//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_tokio::ClientStream;
+//! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//! let stream = ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
+//! let mut stream = BufReader::new(stream);
+//! stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! let mut line = String::new();
+//! stream.read_line(&mut line).await?;
+//! stream.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+mod runtime;
+pub mod stream;
+
+pub use client::{
+    Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, SessionEnd,
+};
+pub use msn_http_core;
+pub use stream::{ClientStream, StreamError};

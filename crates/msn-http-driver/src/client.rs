@@ -1,0 +1,339 @@
+//! The command API: a tunnelled NS or SB session, MSNP bytes sent, whole commands received.
+//!
+//! [`Client::open`] creates the core [`Session`](msn_http_core::client::Session) and the
+//! [`Driver`] that owns its TCP connection and timers. The handles share the session with that
+//! driver; nothing is buffered outside the core, so the core's limits bound the memory:
+//!
+//! - [`ClientSender`] (cloneable, usable from many tasks) queues bytes straight into the
+//!   core's outgoing queue; when the queue is full, [`send`](ClientSender::send) waits until
+//!   the gateway confirms earlier bytes.
+//! - [`ClientReceiver`] takes events out of the core. While nobody takes them, the core stops
+//!   polling once `max_inbound_bytes` wait undelivered: the gateway keeps the rest.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use msn_http_core::Endpoint;
+use msn_http_core::client::{ClientConfig, OutputMode, Stats, Target};
+use msn_http_core::error::{ConfigError, SendError};
+use msn_http_core::msnp::OwnedCommand;
+
+use crate::driver::Driver;
+use crate::events::{ClientEvent, SessionEnd, Taken};
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+
+/// The most command bytes [`ClientReceiver::close`] keeps in [`SessionEnd::unread`]; later
+/// commands are dropped (and counted), so closing a busy session cannot take unbounded memory.
+pub const MAX_UNREAD_BYTES: usize = 1024 * 1024;
+
+/// Why a session could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The core refused the configuration or the target.
+    Config(ConfigError),
+    /// There is no runtime to run the session's driver on: `msn-http-tokio` returns it when
+    /// called outside a tokio runtime. Adapters that hand the [`Driver`] to the caller never
+    /// return it.
+    NoRuntime,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "invalid session configuration: {e}"),
+            Self::NoRuntime => f.write_str("no runtime to run the session on"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Config(e) => Some(e),
+            Self::NoRuntime => None,
+        }
+    }
+}
+
+/// One tunnelled MSNP connection (an NS or an SB): a [`ClientSender`] and a
+/// [`ClientReceiver`] in one value. [`split`](Self::split) separates them.
+///
+/// Dropping every handle without [`close`](Self::close) aborts the session (no `OUT`); after
+/// [`ClientSender::close`], the close completes in the background.
+pub struct Client {
+    sender: ClientSender,
+    receiver: ClientReceiver,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, run by the
+    /// returned [`Driver`] on `runtime`: spawn it. Nothing goes on the wire until the first
+    /// [`send`](Self::send) (`VER ...` for an NS, `USR`/`ANS` for an SB).
+    ///
+    /// `config.output` is ignored: this API always receives whole commands.
+    pub fn open<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Commands, 2)?;
+        let client = Self {
+            sender: ClientSender { shared: Arc::clone(&shared) },
+            receiver: ClientReceiver { shared, end: None },
+        };
+        Ok((client, driver))
+    }
+
+    /// Queues MSNP bytes; see [`ClientSender::send`].
+    pub async fn send(&self, msnp: &[u8]) -> Result<(), SendError> {
+        self.sender.send(msnp).await
+    }
+
+    /// The next received command; see [`ClientReceiver::recv`].
+    pub async fn recv(&mut self) -> Option<OwnedCommand> {
+        self.receiver.recv().await
+    }
+
+    /// The next received command or notice; see [`ClientReceiver::recv_event`].
+    pub async fn recv_event(&mut self) -> Option<ClientEvent> {
+        self.receiver.recv_event().await
+    }
+
+    /// Closes cleanly and reports how the session ended; see [`ClientReceiver::close`].
+    pub async fn close(self) -> SessionEnd {
+        self.receiver.close().await
+    }
+
+    /// How the session ended, once the receiver has seen the end.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.receiver.end()
+    }
+
+    /// Another sender for this session.
+    pub fn sender(&self) -> ClientSender {
+        self.sender.clone()
+    }
+
+    /// Separates the sending and receiving halves.
+    pub fn split(self) -> (ClientSender, ClientReceiver) {
+        (self.sender, self.receiver)
+    }
+}
+
+/// The sending half of a session. Clone it to send from several tasks; bytes of one `send`
+/// call are queued together, so whole commands from different tasks never interleave.
+pub struct ClientSender {
+    shared: Arc<Shared>,
+}
+
+impl Clone for ClientSender {
+    fn clone(&self) -> Self {
+        self.shared.acquire();
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl Drop for ClientSender {
+    fn drop(&mut self) {
+        self.shared.release(false);
+    }
+}
+
+impl fmt::Debug for ClientSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSender").finish_non_exhaustive()
+    }
+}
+
+impl ClientSender {
+    /// Queues MSNP bytes: whole commands, or pieces of them (a partial command waits for its
+    /// rest). All or nothing: a refused call queues no byte. Waits while the core's queue is
+    /// full (`max_queued_bytes`) until the gateway confirms earlier bytes.
+    ///
+    /// Fails at once with the core's [`SendError`]: `Closed` after the session ended or began
+    /// closing, `PingNotAllowed` for `PNG`, `InvalidCommand`/`LineTooLong`/`PayloadTooLarge`
+    /// for malformed commands, and `QueueFull` when `msnp` is larger than the whole queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the bytes are queued in the same step that completes the future, so a
+    /// `send` dropped before completing (for example the losing branch of a `select`)
+    /// has queued nothing.
+    pub async fn send(&self, msnp: &[u8]) -> Result<(), SendError> {
+        poll_fn(|cx| self.shared.poll_send(cx, msnp, false).map_ok(|_| ())).await
+    }
+
+    /// Queues MSNP bytes if there is room now, without waiting.
+    pub fn try_send(&self, msnp: &[u8]) -> Result<(), SendError> {
+        self.shared.try_send(msnp)
+    }
+
+    /// Starts a clean close: queues `OUT`; the session ends once the gateway has answered the
+    /// request carrying it. Receivers get the commands still arriving, then the end. The close
+    /// completes even if every handle is dropped afterwards.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Ends the session at once, without telling the gateway
+    /// ([`CloseReason::Aborted`](msn_http_core::client::CloseReason::Aborted)).
+    pub fn abort(&self) {
+        self.shared.abort();
+    }
+
+    /// After a [`Notice::RequestFailed`](crate::events::Notice::RequestFailed) with
+    /// [`Recovery::AwaitingDecision`](msn_http_core::client::Recovery::AwaitingDecision):
+    /// send the unconfirmed commands again (the gateway may see them twice).
+    pub fn resend_unconfirmed(&self) {
+        self.shared.resend_unconfirmed();
+    }
+
+    /// After a [`Notice::RequestFailed`](crate::events::Notice::RequestFailed) with
+    /// [`Recovery::AwaitingDecision`](msn_http_core::client::Recovery::AwaitingDecision):
+    /// drop the unconfirmed commands (the gateway may never have seen them). Returns how many
+    /// bytes were dropped.
+    pub fn discard_unconfirmed(&self) -> usize {
+        self.shared.discard_unconfirmed()
+    }
+
+    /// Whether the session has ended (the receiver may still have events to take).
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().session.is_closed()
+    }
+
+    /// The gateway the next request goes to.
+    pub fn gateway(&self) -> Endpoint {
+        self.shared.lock().session.gateway().clone()
+    }
+
+    /// The latest session ID, once the gateway gave one.
+    pub fn session_id(&self) -> Option<String> {
+        self.shared.lock().session.session_id().map(str::to_owned)
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().session.stats()
+    }
+}
+
+/// The receiving half of a session. Dropping it while senders live makes the driver discard
+/// received commands (each is still traced), so the session keeps going.
+pub struct ClientReceiver {
+    shared: Arc<Shared>,
+    end: Option<SessionEnd>,
+}
+
+impl Drop for ClientReceiver {
+    fn drop(&mut self) {
+        self.shared.release(true);
+    }
+}
+
+impl fmt::Debug for ClientReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientReceiver").field("end", &self.end).finish_non_exhaustive()
+    }
+}
+
+impl ClientReceiver {
+    /// The next whole command, or `None` once the session has ended (then
+    /// [`end`](Self::end) says how). Notices are skipped here (they are still traced); use
+    /// [`recv_event`](Self::recv_event) to see them — needed with the default
+    /// [`UnconfirmedPolicy::Ask`](msn_http_core::client::UnconfirmedPolicy::Ask), whose
+    /// decision the caller must make.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a command is taken out of the session only in the step that returns it.
+    pub async fn recv(&mut self) -> Option<OwnedCommand> {
+        loop {
+            match self.recv_event().await? {
+                ClientEvent::Command(cmd) => return Some(cmd),
+                ClientEvent::Notice(_) => {}
+                ClientEvent::Closed(_) => return None,
+            }
+        }
+    }
+
+    /// The next command or notice, then [`ClientEvent::Closed`] once, then `None`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`recv`](Self::recv).
+    pub async fn recv_event(&mut self) -> Option<ClientEvent> {
+        if self.end.is_some() {
+            return None;
+        }
+        Some(poll_fn(|cx| self.poll_event(cx)).await)
+    }
+
+    /// Takes the next event; must not be called after the end was taken.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ClientEvent> {
+        loop {
+            let taken = std::task::ready!(self.shared.poll_take(cx, &mut |_| {}));
+            return Poll::Ready(match taken {
+                Taken::Command(cmd) => ClientEvent::Command(cmd),
+                Taken::Notice(notice) => ClientEvent::Notice(notice),
+                Taken::Closed(end) => {
+                    self.end = Some(end.clone());
+                    ClientEvent::Closed(end)
+                }
+                Taken::Data | Taken::Skipped => continue,
+            });
+        }
+    }
+
+    /// Closes cleanly: queues `OUT`, keeps the session going until the gateway has answered
+    /// it (or the session fails), and reports how it ended. Commands that arrive meanwhile
+    /// are returned in [`SessionEnd::unread`] (up to [`MAX_UNREAD_BYTES`]); notices are
+    /// traced. To handle every remaining command yourself, call [`ClientSender::close`] and
+    /// keep calling [`recv`](Self::recv) until it returns `None`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops this receiver, but the close goes on in the background.
+    pub async fn close(mut self) -> SessionEnd {
+        if let Some(end) = &self.end {
+            return end.clone();
+        }
+        self.shared.close();
+        let (mut unread, mut kept, mut dropped) = (Vec::new(), 0, 0);
+        loop {
+            match poll_fn(|cx| self.poll_event(cx)).await {
+                ClientEvent::Command(cmd) if kept + cmd.as_bytes().len() <= MAX_UNREAD_BYTES => {
+                    kept += cmd.as_bytes().len();
+                    unread.push(cmd);
+                }
+                ClientEvent::Command(cmd) => {
+                    self.shared.span.in_scope(|| {
+                        tracing::warn!(name = cmd.name(), "command dropped while closing");
+                    });
+                    dropped += 1;
+                }
+                ClientEvent::Notice(_) => {}
+                ClientEvent::Closed(mut end) => {
+                    end.unread = unread;
+                    end.dropped_commands = dropped;
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// How the session ended, once [`recv`](Self::recv) or
+    /// [`recv_event`](Self::recv_event) has returned the end.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.end.as_ref()
+    }
+}

@@ -1,0 +1,300 @@
+//! The driver: the only code of a client session that touches sockets and timers, through a
+//! [`Runtime`]. It follows the core's drive contract — feed input, then `poll_transmit`, then
+//! wait for the socket, the `poll_timeout` deadline or the caller — and leaves every protocol
+//! decision to the core.
+
+use std::fmt;
+use std::future::{Future, pending};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::future::or;
+use msn_http_core::Endpoint;
+use msn_http_core::client::{Connection, PollPolicy, Session};
+use tracing::{Instrument, debug, trace, warn};
+
+use crate::events::{Taken, next_event};
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+
+/// Bytes read from the socket at a time. The buffer is allocated once per session.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// The task that runs one session: spawn it on the runtime it was opened with (the adapters'
+/// `open` functions do so, or hand it to the caller to spawn).
+///
+/// It completes once the session has ended. Dropping it before that — never spawning it, or
+/// the runtime shutting down — aborts the session, so no handle waits forever.
+#[must_use = "a session makes no progress until its driver is spawned"]
+pub struct Driver {
+    task: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.task.as_mut().poll(cx)
+    }
+}
+
+impl Driver {
+    /// The driver of `shared` on `runtime`, inside the session's span.
+    pub(crate) fn new<R: Runtime>(runtime: R, shared: Arc<Shared>) -> Self {
+        // Built outside the task, so that dropping a driver that never ran ends the session.
+        let end = EndOnDrop(Arc::clone(&shared));
+        let span = shared.span.clone();
+        let task = async move {
+            let _end = end;
+            run(runtime, shared).await;
+        };
+        Self { task: Box::pin(task.instrument(span)) }
+    }
+}
+
+/// The open connection, and where it goes.
+struct Conn<S> {
+    stream: S,
+    destination: Endpoint,
+}
+
+/// What ended a wait.
+enum Wake {
+    Read(io::Result<usize>),
+    Deadline,
+    Caller,
+}
+
+/// Why writing a request failed.
+enum WriteFailure {
+    Io(io::Error),
+    Deadline,
+}
+
+/// Ends the session if the driver stops for any reason (dropped unspawned, dropped with the
+/// runtime, or a panic), so no handle waits forever.
+struct EndOnDrop(Arc<Shared>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        if !state.session.is_closed() {
+            state.session.abort();
+        }
+        state.wake_all();
+    }
+}
+
+/// How long the driver sleeps at most while a response is awaited: the shortest wait before a
+/// poll that the policy can schedule after a response (`None` when it polls at once).
+///
+/// tokio's timer wakes its parked driver (an `eventfd` write) whenever a timer earlier than
+/// the one it parked on is registered. Waiting on the request deadline alone (20 s) and then
+/// arming the poll timer (2 s) after the response would cost that system call on every round
+/// trip; waking no later than this while waiting keeps the poll timer the later one. A
+/// response slower than this costs a spurious wake-up (`handle_timeout` is then a no-op).
+fn response_wait_cap(policy: PollPolicy) -> Option<Duration> {
+    match policy {
+        PollPolicy::Official { interval } => Some(interval),
+        PollPolicy::Adaptive { min, .. } => Some(min),
+        PollPolicy::LongPoll { .. } => None,
+    }
+    .filter(|cap| !cap.is_zero())
+}
+
+async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
+    let wait_cap = response_wait_cap(shared.lock().session.poll_policy());
+    let mut conn: Option<Conn<R::Stream>> = None;
+    let mut out = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    debug!("driver started");
+    loop {
+        // Under the lock: decide the next request, and where the next wait ends.
+        let (connect_to, deadline, wait_until) = {
+            let mut state = shared.lock();
+            if state.handles() == 0 && !state.close_requested && !state.session.is_closed() {
+                debug!("every handle dropped; aborting");
+                state.session.abort();
+            }
+            if !state.reader_alive {
+                discard_events(&mut state.session);
+            }
+            if state.session.is_closed() {
+                state.wake_all();
+                break;
+            }
+            out.clear();
+            let now = rt.now();
+            let request = state.session.poll_transmit(now, &mut out).map(|t| {
+                let reuse = t.connection == Connection::Reuse
+                    && conn.as_ref().is_some_and(|c| c.destination == *t.destination);
+                trace!(kind = ?t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
+                (!reuse).then(|| t.destination.clone())
+            });
+            let deadline = state.session.poll_timeout();
+            let wait_until = match (deadline, wait_cap, state.session.in_flight()) {
+                (Some(at), Some(cap), Some(_)) => Some(at.min(now + cap)),
+                _ => deadline,
+            };
+            (request, deadline, wait_until)
+        };
+
+        if let Some(connect_to) = connect_to {
+            if let Some(destination) = connect_to {
+                // A fresh connection: the core asked for one, or there is none to this host.
+                conn = None;
+                match connect(&rt, &destination, deadline).await {
+                    Ok(stream) => {
+                        debug!(%destination, "connected");
+                        conn = Some(Conn { stream, destination });
+                        // The caller may have aborted while we connected.
+                        if shared.lock().session.is_closed() {
+                            continue;
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%destination, %error, "connect failed");
+                        let mut state = shared.lock();
+                        let before = state.session.gateway().clone();
+                        state.session.handle_connect_failed(rt.now());
+                        if *state.session.gateway() != before {
+                            warn!(
+                                unreachable = %before,
+                                to = %state.session.gateway(),
+                                "GW-IP gateway unreachable; falling back to the configured gateway",
+                            );
+                        }
+                        state.wake_all();
+                        continue;
+                    }
+                }
+            }
+            if let Some(c) = conn.as_mut() {
+                if let Err(failure) = write_request(&rt, &mut c.stream, &out, deadline).await {
+                    conn = None;
+                    let mut state = shared.lock();
+                    match failure {
+                        WriteFailure::Io(error) => {
+                            debug!(%error, "write failed");
+                            state.session.handle_eof(rt.now());
+                        }
+                        WriteFailure::Deadline => {
+                            debug!("write stalled past the request deadline");
+                            state.session.handle_timeout(rt.now());
+                        }
+                    }
+                    state.wake_all();
+                }
+            }
+            continue;
+        }
+
+        // Wait for the socket (a response, or the gateway closing an idle connection), the
+        // core's deadline, or the caller — polled in that order.
+        let read = async {
+            match conn.as_mut() {
+                Some(c) => Wake::Read(rt.read(&mut c.stream, &mut buf).await),
+                None => pending().await,
+            }
+        };
+        let sleep = async {
+            match wait_until {
+                Some(at) => rt.sleep_until(at).await,
+                None => pending().await,
+            }
+            Wake::Deadline
+        };
+        let woken = async {
+            shared.driver_woken().await;
+            Wake::Caller
+        };
+        match or(read, or(sleep, woken)).await {
+            Wake::Read(Ok(n)) if n > 0 => {
+                let mut state = shared.lock();
+                state.session.handle_input(rt.now(), &buf[..n]);
+                state.wake_all();
+            }
+            Wake::Read(result) => {
+                match result {
+                    Ok(_) => debug!("connection closed by the peer"),
+                    Err(error) => debug!(%error, "read failed"),
+                }
+                conn = None;
+                let mut state = shared.lock();
+                state.session.handle_eof(rt.now());
+                state.wake_all();
+            }
+            Wake::Deadline => {
+                let mut state = shared.lock();
+                let was_in_flight = state.session.in_flight().is_some();
+                state.session.handle_timeout(rt.now());
+                if was_in_flight && state.session.in_flight().is_none() {
+                    // A late answer on this connection must not be taken for the next one.
+                    debug!("request timed out");
+                    conn = None;
+                }
+                state.wake_all();
+            }
+            Wake::Caller => {}
+        }
+    }
+    debug!("driver stopped");
+}
+
+/// Drops every waiting event (after tracing it): nobody will take them, and undelivered
+/// events would otherwise hold the session back.
+fn discard_events(session: &mut Session) {
+    let mut sink = |_: &[u8]| {};
+    while let Some(taken) = next_event(session, &mut sink) {
+        if let Taken::Command(cmd) = taken {
+            trace!(name = cmd.name(), "command discarded: no receiver");
+        }
+    }
+}
+
+/// Connects to `destination`, giving up at `deadline`.
+async fn connect<R: Runtime>(
+    rt: &R,
+    destination: &Endpoint,
+    deadline: Option<Instant>,
+) -> io::Result<R::Stream> {
+    let connecting = rt.connect(destination.host(), destination.port());
+    match deadline {
+        Some(at) => or(async { Some(connecting.await) }, async {
+            rt.sleep_until(at).await;
+            None
+        })
+        .await
+        .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into())),
+        None => connecting.await,
+    }
+}
+
+/// Writes a whole request (head and body, one buffer: one `write` when the socket has room).
+async fn write_request<R: Runtime>(
+    rt: &R,
+    stream: &mut R::Stream,
+    request: &[u8],
+    deadline: Option<Instant>,
+) -> Result<(), WriteFailure> {
+    let writing = rt.write_all(stream, request);
+    match deadline {
+        Some(at) => or(async { Some(writing.await) }, async {
+            rt.sleep_until(at).await;
+            None
+        })
+        .await
+        .ok_or(WriteFailure::Deadline)?
+        .map_err(WriteFailure::Io),
+        None => writing.await.map_err(WriteFailure::Io),
+    }
+}

@@ -1,0 +1,60 @@
+//! The runtime-agnostic half of the `msn-http` adapters: everything between the sans-IO
+//! [`msn_http_core`] session and a runtime's sockets and timers.
+//!
+//! An adapter (`msn-http-tokio`, `msn-http-async-std`) is a [`Runtime`] implementation — a
+//! clock, TCP connect/read/write and a timer — plus its runtime's `AsyncRead`/`AsyncWrite`
+//! traits over [`ByteStream`]. This crate holds the rest:
+//!
+//! - the [`Driver`]: the loop that follows the core's drive contract, deciding when to
+//!   connect, reuse or replace a connection, writing requests, reading with a deadline, and
+//!   mapping connect failures and timeouts to the core. It is a future the adapter spawns;
+//! - the command API: [`Client`], [`ClientSender`] (cloneable, cancel-safe `send`),
+//!   [`ClientReceiver`] (cancel-safe `recv`, clean `close`), and what they report:
+//!   [`ClientEvent`], [`Notice`], [`SessionEnd`];
+//! - the byte stream: [`ByteStream`], `AsyncRead`/`AsyncWrite` logic over plain slices, and
+//!   [`StreamError`].
+//!
+//! Every session runs in a `msn_http_session` `tracing` span; received commands, notices and
+//! connection events are `tracing` events.
+//!
+//! # Example
+//!
+//! Opening a session on any runtime, and handing its driver to the caller's executor:
+//!
+//! ```no_run
+//! use msn_http_core::Endpoint;
+//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_driver::{Client, Driver, Runtime};
+//!
+//! async fn hello<R: Runtime>(
+//!     runtime: R,
+//!     spawn: impl FnOnce(Driver),
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//!     let target = Target::notification("messenger.hotmail.com");
+//!     let (mut client, driver) = Client::open(runtime, config, target)?;
+//!     spawn(driver);
+//!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     let ver = client.recv().await.ok_or("session ended")?;
+//!     assert_eq!(ver.name(), "VER");
+//!     let end = client.close().await;
+//!     assert!(end.is_clean(), "{:?}", end.reason);
+//!     Ok(())
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+mod driver;
+pub mod events;
+pub mod runtime;
+mod shared;
+pub mod stream;
+
+pub use client::{Client, ClientReceiver, ClientSender, MAX_UNREAD_BYTES, OpenError};
+pub use driver::Driver;
+pub use events::{ClientEvent, Notice, SessionEnd};
+pub use msn_http_core;
+pub use runtime::Runtime;
+pub use stream::{ByteStream, StreamError};

@@ -1,0 +1,283 @@
+//! The byte-stream face, runtime-agnostic: a [`ByteStream`] reads and writes the MSNP byte
+//! stream like a `TcpStream` to the MSNP server would, through the HTTP gateway. Adapters wrap
+//! it to implement their runtime's `AsyncRead` and `AsyncWrite`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use msn_http_core::Endpoint;
+use msn_http_core::client::{
+    ClientConfig, CloseReason, OutputMode, Recovery, RequestKind, Stats, Target,
+};
+use msn_http_core::error::{NetworkError, SendError, SessionError};
+
+use crate::client::OpenError;
+use crate::driver::Driver;
+use crate::events::{Notice, SessionEnd, Taken};
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+
+/// Notices kept for [`ByteStream::take_notices`]; older ones are dropped (they were traced).
+const MAX_KEPT_NOTICES: usize = 32;
+
+/// Why a byte-stream operation failed. It travels inside the [`io::Error`]; get it back
+/// with `error.get_ref().and_then(|e| e.downcast_ref::<StreamError>())`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The core refused written bytes (`PNG`, a malformed command) or the session is closing
+    /// (`SendError::Closed`).
+    Send(SendError),
+    /// The session ended other than cleanly.
+    Ended(CloseReason),
+    /// A request carrying written bytes failed in a way that leaves open whether the gateway
+    /// received them, under [`UnconfirmedPolicy::Ask`](msn_http_core::client::UnconfirmedPolicy::Ask).
+    /// A byte stream has no way to ask, so, like a TCP connection reset, the stream ends.
+    /// Configure `Resend` or `Discard` to survive such failures instead.
+    DeliveryUncertain {
+        /// The kind of the failed request.
+        kind: RequestKind,
+        /// What went wrong.
+        error: SessionError,
+    },
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Send(e) => write!(f, "gateway session refused the bytes: {e}"),
+            Self::Ended(reason) => write!(f, "gateway session ended: {reason:?}"),
+            Self::DeliveryUncertain { kind, error } => {
+                write!(f, "{kind:?} request failed ({error}); delivery uncertain")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+impl StreamError {
+    fn kind(&self) -> io::ErrorKind {
+        match self {
+            Self::Send(SendError::Closed) => io::ErrorKind::BrokenPipe,
+            Self::Send(_) => io::ErrorKind::InvalidInput,
+            Self::Ended(CloseReason::SessionRejected) => io::ErrorKind::ConnectionReset,
+            Self::Ended(CloseReason::Failed(SessionError::Network(NetworkError::Timeout {
+                ..
+            }))) => io::ErrorKind::TimedOut,
+            Self::Ended(_) | Self::DeliveryUncertain { .. } => io::ErrorKind::ConnectionAborted,
+        }
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(self.kind(), self)
+    }
+}
+
+/// An MSNP connection through the HTTP gateway, as a byte stream, with the `poll_*` methods
+/// of `AsyncRead` and `AsyncWrite` over plain slices: the adapters' `ClientStream` types wrap
+/// it to implement their runtime's I/O traits.
+///
+/// - Writes queue bytes in the core (whole commands or pieces); a write waits while the queue
+///   is full, and accepts the prefix that fits. `PNG` is refused with
+///   [`StreamError::Send`]`(`[`SendError::PingNotAllowed`]`)` — over the gateway, polling keeps
+///   the session alive.
+/// - Reads return the MSNP bytes the gateway delivered, in order; end of stream (`Ok(0)`)
+///   after a clean end (`Session=close`, or the answer to `OUT`), an error otherwise.
+/// - [`poll_shutdown`](Self::poll_shutdown) closes the session cleanly (`OUT`) and completes
+///   when it has ended; bytes that arrived meanwhile stay readable.
+/// - Dropping the stream without shutting it down aborts the session.
+///
+/// Notices (gateway moves, failed requests...) are traced and kept for
+/// [`take_notices`](Self::take_notices).
+///
+/// # Cancel safety
+///
+/// A read that returns `Pending` has taken nothing, a write that returns `Pending` has queued
+/// nothing.
+pub struct ByteStream {
+    shared: Arc<Shared>,
+    /// Received bytes that did not fit the caller's buffer, from `unread_pos` on.
+    unread: Vec<u8>,
+    unread_pos: usize,
+    notices: VecDeque<Notice>,
+    /// Set when a failure ended the session from this side (the core then reports `Aborted`).
+    failure: Option<StreamError>,
+    end: Option<SessionEnd>,
+    shutting_down: bool,
+}
+
+impl fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteStream")
+            .field("unread", &(self.unread.len() - self.unread_pos))
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ByteStream {
+    fn drop(&mut self) {
+        self.shared.release(true);
+    }
+}
+
+impl ByteStream {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, run by the
+    /// returned [`Driver`] on `runtime`: spawn it. The first bytes written open the session.
+    ///
+    /// `config.output` is ignored: the stream always receives raw bytes.
+    pub fn open<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 1)?;
+        let stream = Self {
+            shared,
+            unread: Vec::new(),
+            unread_pos: 0,
+            notices: VecDeque::new(),
+            failure: None,
+            end: None,
+            shutting_down: false,
+        };
+        Ok((stream, driver))
+    }
+
+    /// The notices since the last call (at most the latest 32).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.notices.drain(..).collect()
+    }
+
+    /// How the session ended, once a read or the shutdown has seen the end.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.end.as_ref()
+    }
+
+    /// The gateway the next request goes to.
+    pub fn gateway(&self) -> Endpoint {
+        self.shared.lock().session.gateway().clone()
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().session.stats()
+    }
+
+    fn note(&mut self, notice: Notice) {
+        if let Notice::RequestFailed { kind, error, recovery: Recovery::AwaitingDecision } = notice
+        {
+            self.failure = Some(StreamError::DeliveryUncertain { kind, error });
+            self.shared.abort();
+        }
+        if self.notices.len() == MAX_KEPT_NOTICES {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(notice);
+    }
+
+    /// What reads return once the session has ended: end of stream, or the error.
+    fn end_result(&self) -> io::Result<()> {
+        match &self.end {
+            Some(end) if !end.is_clean() => Err(match (self.failure, end.reason) {
+                (Some(failure), CloseReason::Aborted) => failure,
+                (_, reason) => StreamError::Ended(reason),
+            }
+            .into_io()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes events until one delivers bytes to `sink` or ends the session.
+    fn poll_take_bytes(&mut self, cx: &mut Context<'_>, sink: &mut dyn FnMut(&[u8])) -> Poll<()> {
+        loop {
+            match ready!(self.shared.poll_take(cx, sink)) {
+                Taken::Data => return Poll::Ready(()),
+                // Not produced in byte mode; deliver it as bytes all the same.
+                Taken::Command(cmd) => {
+                    sink(cmd.as_bytes());
+                    return Poll::Ready(());
+                }
+                Taken::Notice(notice) => self.note(notice),
+                Taken::Closed(end) => {
+                    self.end = Some(end);
+                    return Poll::Ready(());
+                }
+                Taken::Skipped => {}
+            }
+        }
+    }
+
+    /// Reads received MSNP bytes into `buf`: how many, `0` at a clean end of the session (or
+    /// when `buf` is empty), an error after any other end.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if self.unread_pos < self.unread.len() {
+            let n = buf.len().min(self.unread.len() - self.unread_pos);
+            buf[..n].copy_from_slice(&self.unread[self.unread_pos..self.unread_pos + n]);
+            self.unread_pos += n;
+            if self.unread_pos == self.unread.len() {
+                self.unread.clear();
+                self.unread_pos = 0;
+            }
+            return Poll::Ready(Ok(n));
+        }
+        if self.end.is_some() {
+            return Poll::Ready(self.end_result().map(|()| 0));
+        }
+        let mut unread = std::mem::take(&mut self.unread);
+        let mut filled = 0;
+        let polled = self.poll_take_bytes(cx, &mut |bytes| {
+            let n = bytes.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&bytes[..n]);
+            filled += n;
+            unread.extend_from_slice(&bytes[n..]);
+        });
+        self.unread = unread;
+        ready!(polled);
+        if filled == 0 && self.end.is_some() {
+            return Poll::Ready(self.end_result().map(|()| 0));
+        }
+        Poll::Ready(Ok(filled))
+    }
+
+    /// Queues MSNP bytes to send: all of `data`, or the prefix that fits in the core's queue;
+    /// `Pending` while the queue is full.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if let Some(failure) = self.failure {
+            return Poll::Ready(Err(failure.into_io()));
+        }
+        if self.shutting_down || self.end.is_some() {
+            return Poll::Ready(Err(StreamError::Send(SendError::Closed).into_io()));
+        }
+        let sent = ready!(self.shared.poll_send(cx, data, true));
+        Poll::Ready(sent.map_err(|e| StreamError::Send(e).into_io()))
+    }
+
+    /// Closes the session cleanly (`OUT`); ready once it has ended. Bytes that arrive
+    /// meanwhile stay readable.
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.shared.close();
+        }
+        // Take events until the end, keeping the bytes for later reads: the session must not
+        // hold back for undelivered input while `OUT` waits to go out.
+        while self.end.is_none() {
+            let mut unread = std::mem::take(&mut self.unread);
+            let polled = self.poll_take_bytes(cx, &mut |bytes| unread.extend_from_slice(bytes));
+            self.unread = unread;
+            ready!(polled);
+        }
+        Poll::Ready(self.end_result())
+    }
+}
