@@ -65,11 +65,13 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod gateway;
 mod runtime;
 pub mod stream;
 
 pub use client::{
     Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, SessionEnd,
 };
+pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
 pub use stream::{ClientStream, StreamError};

@@ -1,0 +1,756 @@
+//! The task that owns the core [`Gateway`]: it takes notices from the watchers, reads and
+//! writes every socket itself, feeds the core, and carries out the core's actions.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use msn_http_core::Endpoint;
+use msn_http_core::gateway::{Action, BackendId, ConnectionId, Gateway, Transmit};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use super::ServerOptions;
+use super::ServerStats;
+use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, WANT_WRITE, watch as watch_socket};
+
+/// Notices taken from the channel per wake-up, at most.
+const BATCH: usize = 512;
+/// Reads from one socket per notice, at most, so that one busy peer cannot starve the rest.
+const READS_PER_NOTICE: usize = 4;
+/// Pause after a failed `accept` (out of descriptors, say) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Output buffers larger than this are released once written, so idle sockets hold nothing.
+const RETAINED_CAPACITY: usize = 4096;
+
+/// What the accept loop and the connecting tasks are told: go on, stop accepting, stop all.
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// The clock the core runs on: tokio's, so a paused test clock drives it too.
+pub(super) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+#[derive(Debug)]
+struct ClientConn {
+    socket: Arc<Socket>,
+    /// Answer bytes the socket did not take yet.
+    pending: Vec<u8>,
+    /// Its watcher waits for readability, or a `Readable` notice is on its way.
+    armed: bool,
+    /// Bytes came in since the last final answer went out: a request is in flight.
+    awaiting: bool,
+    /// The core forgot the connection: close it once `pending` is written.
+    closing: bool,
+}
+
+#[derive(Debug, Default)]
+struct BackendConn {
+    /// `None` while connecting.
+    socket: Option<Arc<Socket>>,
+    /// MSNP bytes for the backend that the socket did not take yet.
+    pending: Vec<u8>,
+    /// Bytes read that the core did not take (its queue was full), offered again on resume.
+    kept: Vec<u8>,
+    armed: bool,
+    paused: bool,
+    /// The backend closed (or broke); the core was told.
+    eof: bool,
+    /// The core said `CloseBackend`: close once `pending` is written.
+    closing: bool,
+}
+
+/// Owns the core and every socket's driver-side state.
+pub(super) struct Driver {
+    gw: Gateway,
+    options: ServerOptions,
+    connect_timeout: Duration,
+    clients: HashMap<u64, ClientConn>,
+    backends: HashMap<BackendId, BackendConn>,
+    events: mpsc::UnboundedSender<Event>,
+    receiver: Option<mpsc::UnboundedReceiver<Event>>,
+    control: watch::Sender<u8>,
+    tasks: Arc<Tasks>,
+    /// The one read buffer.
+    buf: Vec<u8>,
+    /// The one output buffer, handed to the core.
+    out: Vec<u8>,
+    resumed: Vec<BackendId>,
+    broken: Vec<Peer>,
+    /// Set when a graceful shutdown began: its deadline.
+    draining: Option<Instant>,
+    stats: ServerStats,
+    shared: Arc<Mutex<ServerStats>>,
+}
+
+impl Driver {
+    pub(super) fn new(
+        gw: Gateway,
+        options: ServerOptions,
+        connect_timeout: Duration,
+        shared: Arc<Mutex<ServerStats>>,
+    ) -> Self {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let buf = vec![0; options.read_buffer_bytes.max(1)];
+        Self {
+            gw,
+            options,
+            connect_timeout,
+            clients: HashMap::new(),
+            backends: HashMap::new(),
+            events,
+            receiver: Some(receiver),
+            control: watch::Sender::new(RUNNING),
+            tasks: Arc::new(Tasks::default()),
+            buf,
+            out: Vec::with_capacity(16 * 1024),
+            resumed: Vec::new(),
+            broken: Vec::new(),
+            draining: None,
+            stats: ServerStats::default(),
+            shared,
+        }
+    }
+
+    /// Serves `listener` until `shutdown` completes and the graceful shutdown is over.
+    pub(super) async fn run<F: Future<Output = ()>>(
+        mut self,
+        listener: TcpListener,
+        shutdown: F,
+    ) -> ServerStats {
+        let Some(mut receiver) = self.receiver.take() else {
+            return self.stats;
+        };
+        tokio::spawn(
+            accept_loop(
+                listener,
+                self.events.clone(),
+                self.control.subscribe(),
+                self.options.linger,
+                Arc::clone(&self.tasks),
+            )
+            .in_current_span(),
+        );
+        tokio::pin!(shutdown);
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut sleeping_until: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let wake = self.next_wake();
+            if wake != sleeping_until {
+                if let Some(at) = wake {
+                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                sleeping_until = wake;
+            }
+            tokio::select! {
+                biased;
+                // First, so that a steady stream of notices cannot hold it off.
+                () = &mut shutdown, if self.draining.is_none() => {
+                    self.begin_shutdown(now());
+                }
+                n = receiver.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = now();
+                    for event in batch.drain(..) {
+                        self.handle(now, event);
+                    }
+                    // Timers are due even when notices never stop coming.
+                    if self.gw.poll_timeout().is_some_and(|at| at <= now) {
+                        self.gw.handle_timeout(now);
+                        self.drain(now);
+                    }
+                }
+                () = &mut sleep, if sleeping_until.is_some() => {
+                    sleeping_until = None;
+                    let now = now();
+                    self.gw.handle_timeout(now);
+                    self.drain(now);
+                }
+            }
+            if let Some(deadline) = self.draining {
+                let now = now();
+                self.close_idle_clients(now);
+                if self.clients.is_empty() || now >= deadline {
+                    break;
+                }
+            }
+            self.publish();
+        }
+        self.finish(receiver).await
+    }
+
+    /// The next instant something is due: a core timer, or the end of the shutdown grace.
+    fn next_wake(&self) -> Option<Instant> {
+        match (self.gw.poll_timeout(), self.draining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Accepted(id, socket) => self.accepted(now, id, socket),
+            Event::Connected(backend, result) => self.connected(now, backend, result),
+            Event::Readable(Peer::Client(id)) => self.client_readable(now, id),
+            Event::Readable(Peer::Backend(backend)) => self.backend_readable(now, backend),
+            Event::Writable(peer) => self.writable(now, peer),
+        }
+        self.drain(now);
+    }
+
+    fn accepted(&mut self, now: Instant, id: u64, socket: Arc<Socket>) {
+        self.stats.connections_accepted += 1;
+        match self.gw.handle_accept(now, ConnectionId(id)) {
+            Ok(()) => {
+                self.clients.insert(
+                    id,
+                    ClientConn {
+                        socket,
+                        pending: Vec::new(),
+                        armed: true,
+                        awaiting: false,
+                        closing: false,
+                    },
+                );
+            }
+            Err(error) => {
+                self.stats.connections_refused += 1;
+                tracing::debug!(connection = id, %error, "connection refused");
+                socket.close(false);
+            }
+        }
+    }
+
+    fn connected(&mut self, now: Instant, backend: BackendId, result: io::Result<Arc<Socket>>) {
+        let Some(entry) = self.backends.get_mut(&backend) else {
+            // The session ended while connecting.
+            if let Ok(socket) = result {
+                socket.close(false);
+            }
+            return;
+        };
+        match result {
+            Ok(socket) => {
+                tracing::debug!(%backend, "backend connected");
+                self.stats.backend_connects += 1;
+                entry.socket = Some(socket);
+                entry.armed = true;
+                self.gw.handle_backend_connected(now, backend);
+            }
+            Err(error) => {
+                tracing::debug!(%backend, %error, "backend connection failed");
+                self.stats.backend_connect_errors += 1;
+                self.backends.remove(&backend);
+                self.gw.handle_backend_connect_failed(now, backend);
+            }
+        }
+    }
+
+    fn client_readable(&mut self, now: Instant, id: u64) {
+        let Some(conn) = self.clients.get_mut(&id) else {
+            return;
+        };
+        conn.armed = false;
+        if conn.closing {
+            return;
+        }
+        for _ in 0..READS_PER_NOTICE {
+            let Some(conn) = self.clients.get_mut(&id) else {
+                return;
+            };
+            if conn.closing {
+                return;
+            }
+            match conn.socket.read(&mut self.buf) {
+                Ok(0) => return self.client_gone(now, id),
+                Ok(n) => {
+                    conn.awaiting = true;
+                    self.stats.client_bytes_in += n as u64;
+                    self.gw.handle_client_input(now, ConnectionId(id), &self.buf[..n]);
+                    self.drain(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.client_gone(now, id),
+            }
+        }
+        self.rearm_client(id);
+    }
+
+    /// A client closed or broke its connection.
+    fn client_gone(&mut self, now: Instant, id: u64) {
+        if let Some(conn) = self.clients.remove(&id) {
+            conn.socket.close(false);
+            if !conn.closing {
+                self.gw.handle_client_eof(now, ConnectionId(id));
+            }
+            tracing::trace!(connection = id, "client connection ended");
+        }
+    }
+
+    fn rearm_client(&mut self, id: u64) {
+        let cap = self.options.max_pending_write_bytes;
+        if let Some(conn) = self.clients.get_mut(&id) {
+            if !conn.armed && !conn.closing && conn.pending.len() < cap {
+                conn.armed = true;
+                conn.socket.want(WANT_READ);
+            }
+        }
+    }
+
+    fn backend_readable(&mut self, now: Instant, backend: BackendId) {
+        let Some(entry) = self.backends.get_mut(&backend) else {
+            return;
+        };
+        entry.armed = false;
+        for _ in 0..READS_PER_NOTICE {
+            let Some(entry) = self.backends.get_mut(&backend) else {
+                return;
+            };
+            if entry.paused || entry.eof || entry.closing || !entry.kept.is_empty() {
+                return;
+            }
+            let Some(socket) = entry.socket.as_ref() else {
+                return;
+            };
+            match socket.read(&mut self.buf) {
+                Ok(0) => return self.backend_gone(now, backend),
+                Ok(n) => {
+                    let taken = self.gw.handle_backend_input(now, backend, &self.buf[..n]);
+                    if taken < n {
+                        // The core paused the backend; these wait for the resume.
+                        entry.kept.extend_from_slice(&self.buf[taken..n]);
+                    }
+                    self.drain(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.backend_gone(now, backend),
+            }
+        }
+        self.rearm_backend(backend);
+    }
+
+    /// A backend closed or broke: the core delivers what it sent, then ends the session.
+    fn backend_gone(&mut self, now: Instant, backend: BackendId) {
+        if let Some(entry) = self.backends.get_mut(&backend) {
+            if entry.eof {
+                return;
+            }
+            entry.eof = true;
+            entry.pending = Vec::new();
+            self.stats.backend_hangups += 1;
+            tracing::trace!(%backend, "backend ended");
+            self.gw.handle_backend_eof(now, backend);
+        }
+    }
+
+    fn rearm_backend(&mut self, backend: BackendId) {
+        if let Some(entry) = self.backends.get_mut(&backend) {
+            let idle = !entry.paused && entry.kept.is_empty() && !entry.eof && !entry.closing;
+            if let (false, true, Some(socket)) = (entry.armed, idle, entry.socket.as_ref()) {
+                entry.armed = true;
+                socket.want(WANT_READ);
+            }
+        }
+    }
+
+    fn writable(&mut self, now: Instant, peer: Peer) {
+        match peer {
+            Peer::Client(id) => {
+                let Some(conn) = self.clients.get_mut(&id) else {
+                    return;
+                };
+                match flush(&conn.socket, &mut conn.pending) {
+                    Ok(false) => {}
+                    Ok(true) if conn.closing => {
+                        if let Some(conn) = self.clients.remove(&id) {
+                            conn.socket.close(true);
+                        }
+                    }
+                    Ok(true) => self.rearm_client(id),
+                    Err(_) => self.client_gone(now, id),
+                }
+            }
+            Peer::Backend(backend) => {
+                let Some(entry) = self.backends.get_mut(&backend) else {
+                    return;
+                };
+                let Some(socket) = entry.socket.as_ref() else {
+                    return;
+                };
+                match flush(socket, &mut entry.pending) {
+                    Ok(false) => {}
+                    Ok(true) if entry.closing => self.close_backend(backend),
+                    Ok(true) => {}
+                    Err(_) => self.backend_gone(now, backend),
+                }
+            }
+        }
+    }
+
+    /// Writes everything the core has to say and carries out its actions, until it is quiet.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            loop {
+                self.out.clear();
+                match self.gw.poll_transmit(now, &mut self.out) {
+                    None => break,
+                    Some(Transmit::Client { connection, close, .. }) => {
+                        self.send_client(connection.0, close)
+                    }
+                    Some(Transmit::Backend { backend, .. }) => self.send_backend(backend),
+                }
+            }
+            while let Some(action) = self.gw.poll_action() {
+                self.act(action);
+            }
+            if let Some(peer) = self.broken.pop() {
+                match peer {
+                    Peer::Client(id) => self.client_gone(now, id),
+                    Peer::Backend(backend) => self.backend_gone(now, backend),
+                }
+            } else if let Some(backend) = self.resumed.pop() {
+                self.resume(now, backend);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn send_client(&mut self, id: u64, close: bool) {
+        let Some(conn) = self.clients.get_mut(&id) else {
+            return;
+        };
+        // `100 Continue` is not the answer.
+        if !self.out.starts_with(b"HTTP/1.1 1") {
+            conn.awaiting = false;
+        }
+        self.stats.client_bytes_out += self.out.len() as u64;
+        if write_or_queue(&conn.socket, &mut conn.pending, &self.out).is_err() {
+            if close {
+                if let Some(conn) = self.clients.remove(&id) {
+                    conn.socket.close(false);
+                }
+            } else {
+                self.broken.push(Peer::Client(id));
+            }
+            return;
+        }
+        if close {
+            conn.closing = true;
+            if conn.pending.is_empty() {
+                if let Some(conn) = self.clients.remove(&id) {
+                    conn.socket.close(true);
+                }
+            }
+        }
+    }
+
+    fn send_backend(&mut self, backend: BackendId) {
+        let cap = self.options.max_pending_write_bytes;
+        let Some(entry) = self.backends.get_mut(&backend) else {
+            return;
+        };
+        let Some(socket) = entry.socket.as_ref() else {
+            return;
+        };
+        if entry.eof {
+            return;
+        }
+        let written = write_or_queue(socket, &mut entry.pending, &self.out);
+        if written.is_err() || entry.pending.len() > cap {
+            if written.is_ok() {
+                tracing::warn!(%backend, "backend does not read: ending its session");
+            }
+            self.broken.push(Peer::Backend(backend));
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect { backend, endpoint, .. } => {
+                tracing::debug!(%backend, %endpoint, "connecting backend");
+                self.backends.insert(backend, BackendConn::default());
+                tokio::spawn(
+                    connect(
+                        backend,
+                        endpoint,
+                        self.connect_timeout,
+                        self.events.clone(),
+                        self.control.subscribe(),
+                        self.options.linger,
+                        self.tasks.guard(),
+                    )
+                    .in_current_span(),
+                );
+            }
+            Action::PauseBackend(backend) => {
+                if let Some(entry) = self.backends.get_mut(&backend) {
+                    entry.paused = true;
+                }
+            }
+            Action::ResumeBackend(backend) => self.resumed.push(backend),
+            Action::CloseBackend(backend) => {
+                if let Some(entry) = self.backends.get_mut(&backend) {
+                    entry.closing = true;
+                    if entry.pending.is_empty() || entry.eof {
+                        self.close_backend(backend);
+                    }
+                }
+            }
+            Action::CloseClient(id) => {
+                if let Some(conn) = self.clients.get_mut(&id.0) {
+                    conn.closing = true;
+                    if conn.pending.is_empty() {
+                        if let Some(conn) = self.clients.remove(&id.0) {
+                            conn.socket.close(true);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn close_backend(&mut self, backend: BackendId) {
+        if let Some(entry) = self.backends.remove(&backend) {
+            if let Some(socket) = entry.socket {
+                tracing::trace!(%backend, "closing backend");
+                socket.close(!entry.eof);
+            }
+        }
+    }
+
+    /// The core resumed a backend: offer the kept bytes first, then read it again.
+    fn resume(&mut self, now: Instant, backend: BackendId) {
+        let Some(entry) = self.backends.get_mut(&backend) else {
+            return;
+        };
+        entry.paused = false;
+        if !entry.kept.is_empty() {
+            let taken = self.gw.handle_backend_input(now, backend, &entry.kept);
+            entry.kept.drain(..taken);
+            if entry.kept.is_empty() {
+                entry.kept = Vec::new();
+            }
+        }
+        // A pause this input caused is carried out by the caller's next round, before any
+        // read: `backend_readable` checks `paused` and `kept` first.
+        self.rearm_backend(backend);
+    }
+
+    fn begin_shutdown(&mut self, now: Instant) {
+        tracing::info!(
+            sessions = self.gw.session_count(),
+            connections = self.clients.len(),
+            "graceful shutdown started"
+        );
+        self.draining = Some(now + self.options.shutdown_grace);
+        self.stats.shutting_down = true;
+        self.control.send_replace(DRAINING);
+        self.close_idle_clients(now);
+    }
+
+    /// While shutting down: closes client connections that have no request in flight.
+    fn close_idle_clients(&mut self, now: Instant) {
+        let idle: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.awaiting && !c.closing && c.pending.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            if let Some(conn) = self.clients.remove(&id) {
+                self.gw.handle_client_eof(now, ConnectionId(id));
+                conn.socket.close(true);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Closes everything, and waits (bounded) for the watchers to let go of their sockets.
+    async fn finish(mut self, mut receiver: mpsc::UnboundedReceiver<Event>) -> ServerStats {
+        self.control.send_replace(STOPPED);
+        for (_, conn) in self.clients.drain() {
+            conn.socket.close(conn.pending.is_empty());
+        }
+        for (_, entry) in self.backends.drain() {
+            if let Some(socket) = entry.socket {
+                socket.close(!entry.eof);
+            }
+        }
+        // Sockets still travelling in notices were never served: close them too.
+        receiver.close();
+        while let Ok(event) = receiver.try_recv() {
+            if let Event::Accepted(_, socket) | Event::Connected(_, Ok(socket)) = event {
+                socket.close(false);
+            }
+        }
+        drop(receiver);
+        self.publish();
+        let stats = self.stats;
+        let tasks = Arc::clone(&self.tasks);
+        // Lingering sockets close within `linger`; a little more for the rest to notice.
+        let bound = self.options.linger + Duration::from_secs(1);
+        drop(self);
+        if tokio::time::timeout(bound, tasks.idle()).await.is_err() {
+            tracing::debug!("some sockets were still closing when the shutdown ended");
+        }
+        tracing::info!(
+            sessions_opened = stats.core.sessions_opened,
+            requests = stats.core.requests,
+            "gateway stopped"
+        );
+        stats
+    }
+
+    /// Refreshes the counters callers read.
+    fn publish(&mut self) {
+        self.stats.core = self.gw.stats();
+        self.stats.sessions = self.gw.session_count();
+        self.stats.client_connections = self.clients.len();
+        self.stats.backend_connections = self.backends.len();
+        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = self.stats;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Connecting tasks and the accept loop stop with the driver, however it ends.
+        self.control.send_replace(STOPPED);
+    }
+}
+
+/// Writes `bytes` after whatever is already waiting; what the socket does not take waits for
+/// its watcher's `Writable` notice.
+fn write_or_queue(socket: &Socket, pending: &mut Vec<u8>, bytes: &[u8]) -> io::Result<()> {
+    if !pending.is_empty() {
+        pending.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pending.extend_from_slice(&bytes[written..]);
+                socket.want(WANT_WRITE);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes waiting bytes; `true` once none are left.
+fn flush(socket: &Socket, pending: &mut Vec<u8>) -> io::Result<bool> {
+    let mut written = 0;
+    let result = loop {
+        if written == pending.len() {
+            break Ok(true);
+        }
+        match socket.write(&pending[written..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                socket.want(WANT_WRITE);
+                break Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    pending.drain(..written);
+    if pending.is_empty() && pending.capacity() > RETAINED_CAPACITY {
+        *pending = Vec::new();
+    }
+    result
+}
+
+/// Accepts client connections until told to stop; each gets a watcher.
+async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    mut control: watch::Receiver<u8>,
+    linger: Duration,
+    tasks: Arc<Tasks>,
+) {
+    let _guard = tasks.guard();
+    let mut next_id = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = control.wait_for(|state| *state >= DRAINING) => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                next_id += 1;
+                tracing::trace!(connection = next_id, %addr, "accepted");
+                let socket = Socket::new(stream);
+                // The notice goes first, so the driver knows the connection before any
+                // `Readable` from its watcher.
+                if events.send(Event::Accepted(next_id, Arc::clone(&socket))).is_err() {
+                    return;
+                }
+                tokio::spawn(watch_socket(
+                    socket,
+                    Peer::Client(next_id),
+                    events.clone(),
+                    linger,
+                    tasks.guard(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::select! {
+                    _ = control.wait_for(|state| *state >= DRAINING) => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Connects a backend (bounded by the core's connect timeout), reports it, then watches it.
+async fn connect(
+    backend: BackendId,
+    endpoint: Endpoint,
+    timeout: Duration,
+    events: mpsc::UnboundedSender<Event>,
+    mut control: watch::Receiver<u8>,
+    linger: Duration,
+    guard: super::socket::TaskGuard,
+) {
+    let attempt =
+        tokio::time::timeout(timeout, TcpStream::connect((endpoint.host(), endpoint.port())));
+    let result = tokio::select! {
+        biased;
+        _ = control.wait_for(|state| *state >= STOPPED) => return,
+        result = attempt => match result {
+            Ok(result) => result,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        },
+    };
+    let result = result.map(Socket::new);
+    let socket = result.as_ref().ok().map(Arc::clone);
+    if events.send(Event::Connected(backend, result)).is_err() {
+        return;
+    }
+    if let Some(socket) = socket {
+        watch_socket(socket, Peer::Backend(backend), events, linger, guard).await;
+    }
+}
