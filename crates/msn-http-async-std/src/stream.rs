@@ -20,9 +20,9 @@ use crate::client::{Notice, OpenError, SessionEnd};
 /// written against a `TcpStream` switches to the gateway by swapping the stream type.
 ///
 /// - Writes queue bytes in the core (whole commands or pieces); a write waits while the queue
-///   is full, and accepts the prefix that fits. `PNG` is refused with
-///   [`StreamError::Send`]`(`[`SendError::PingNotAllowed`](msn_http_core::error::SendError::PingNotAllowed)`)`
-///   — over the gateway, polling keeps the session alive.
+///   is full, and accepts the prefix that fits. `PNG` never goes on the wire: the stream
+///   answers it itself with `QNG 50` at the next command boundary, as a TCP client expects
+///   (see [`msn_http_core::client::PingPolicy`]).
 /// - Reads return the MSNP bytes the gateway delivered, in order; end of stream after a clean
 ///   end (`Session=close`, or the answer to `OUT`), an error otherwise.
 /// - [`poll_flush`](AsyncWrite::poll_flush) returns at once, as a `TcpStream`'s does.

@@ -486,6 +486,29 @@ fn png_is_refused_and_nothing_is_queued() {
 }
 
 #[test]
+fn pings_can_be_answered_locally_at_a_command_boundary() {
+    let mut cfg = config();
+    cfg.ping = msn_http_core::client::PingPolicy::AnswerLocally { next_ping_secs: 50 };
+    let mut h = Harness::ns(cfg);
+    h.open("s");
+    h.take_events();
+    h.session.send(b"CHG 1 NLN\r\nPNG\r\n").unwrap();
+    h.drain();
+    assert_eq!(h.take_events(), [Ev::command("QNG 50\r\n")], "answered at once");
+    let req = h.request();
+    assert_eq!(req.body, b"CHG 1 NLN\r\n", "PNG never goes on the wire");
+    // A payload arrives in part: the next answer waits until it is whole, so nothing is cut.
+    h.feed(&ok("SessionID=s", b"MSG a b 5\r\nhe"));
+    h.session.send(b"PNG\r\n").unwrap();
+    h.drain();
+    assert_eq!(h.take_events(), []);
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(&ok("SessionID=s", b"llo"));
+    assert_eq!(h.take_events(), [Ev::command("MSG a b 5\r\nhello"), Ev::command("QNG 50\r\n")]);
+}
+
+#[test]
 fn byte_mode_hands_out_the_raw_stream() {
     let mut cfg = config();
     cfg.output = OutputMode::Bytes;

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, CloseReason, OutputMode, Recovery, RequestKind, Stats, Target,
+    ClientConfig, CloseReason, OutputMode, PingPolicy, Recovery, RequestKind, Stats, Target,
 };
 use msn_http_core::error::{NetworkError, SendError, SessionError};
 
@@ -77,14 +77,20 @@ impl StreamError {
     }
 }
 
+/// How the byte stream answers `PNG` unless configured otherwise: `QNG 50`, the official
+/// server's usual answer.
+pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::AnswerLocally { next_ping_secs: 50 };
+
 /// An MSNP connection through the HTTP gateway, as a byte stream, with the `poll_*` methods
 /// of `AsyncRead` and `AsyncWrite` over plain slices: the adapters' `ClientStream` types wrap
 /// it to implement their runtime's I/O traits.
 ///
 /// - Writes queue bytes in the core (whole commands or pieces); a write waits while the queue
-///   is full, and accepts the prefix that fits. `PNG` is refused with
-///   [`StreamError::Send`]`(`[`SendError::PingNotAllowed`]`)` — over the gateway, polling keeps
-///   the session alive.
+///   is full, and accepts the prefix that fits. `PNG` never goes on the wire (over the gateway,
+///   polling keeps the session alive and the official server disconnects clients that ping):
+///   the stream answers it itself with `QNG 50`, read back at the next command boundary, as
+///   a TCP client expects ([`PingPolicy::AnswerLocally`]; set `config.ping` to choose another
+///   number).
 /// - Reads return the MSNP bytes the gateway delivered, in order; end of stream (`Ok(0)`)
 ///   after a clean end (`Session=close`, or the answer to `OUT`), an error otherwise.
 /// - [`poll_shutdown`](Self::poll_shutdown) closes the session cleanly (`OUT`) and completes
@@ -129,12 +135,16 @@ impl ByteStream {
     /// Opens a session to `target` through the gateway (or proxy) in `config`, run by the
     /// returned [`Driver`] on `runtime`: spawn it. The first bytes written open the session.
     ///
-    /// `config.output` is ignored: the stream always receives raw bytes.
+    /// `config.output` is ignored: the stream always receives raw bytes. `PingPolicy::Refuse`
+    /// becomes [`DEFAULT_PING_ANSWER`]: a byte stream could only refuse a ping with an error.
     pub fn open<R: Runtime>(
         runtime: R,
-        config: ClientConfig,
+        mut config: ClientConfig,
         target: Target,
     ) -> Result<(Self, Driver), OpenError> {
+        if config.ping == PingPolicy::Refuse {
+            config.ping = DEFAULT_PING_ANSWER;
+        }
         let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 1)?;
         let stream = Self {
             shared,

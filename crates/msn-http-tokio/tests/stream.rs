@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use msn_http_core::client::{CloseReason, Recovery, RequestKind, Target, UnconfirmedPolicy};
-use msn_http_core::error::{RemoteError, SendError, SessionError};
+use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_tokio::{ClientStream, Notice, StreamError};
 use support::{Fault, Gateway, Script, config, run, text};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -43,11 +43,11 @@ async fn reads_and_writes_like_a_tcp_stream() {
         let lines = msnp_exchange(&mut stream).await.unwrap();
         assert_eq!(lines, ["VER 1 MSNP8 CVR0\r\n", "MSG 2 N 5\r\n", "hello"]);
 
-        // PNG is refused (polling keeps the session alive); nothing of it is queued.
-        let err = stream.write_all(b"PNG\r\n").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        let typed = err.get_ref().and_then(|e| e.downcast_ref::<StreamError>());
-        assert_eq!(typed, Some(&StreamError::Send(SendError::PingNotAllowed)));
+        // PNG never goes on the wire: the stream answers it, as a TCP server would.
+        stream.write_all(b"PNG\r\n").await.unwrap();
+        let mut answer = String::new();
+        stream.read_line(&mut answer).await.unwrap();
+        assert_eq!(answer, "QNG 50\r\n");
 
         // Server-initiated bytes arrive with a poll.
         gw.push(b"ILN 0 NLN bob@example.com Bob\r\n");

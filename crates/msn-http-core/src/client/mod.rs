@@ -47,7 +47,8 @@ mod poll;
 mod session;
 
 pub use config::{
-    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PollPolicy, Proxy, Target, UnconfirmedPolicy,
+    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PingPolicy, PollPolicy, Proxy, Target,
+    UnconfirmedPolicy,
 };
 pub use event::{CloseReason, Closed, Event, Recovery, RequestKind};
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};

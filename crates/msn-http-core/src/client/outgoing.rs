@@ -64,33 +64,48 @@ impl OutgoingQueue {
         &self.buf[(self.confirmed - self.base) as usize..]
     }
 
-    /// Queues `bytes`, all or nothing. `check_limit` is false only for the session's own `OUT`.
+    /// Queues `bytes`, all or nothing, and returns how many `PNG` commands were stripped
+    /// (with `strip_pings`; otherwise `PNG` is refused). `check_limit` is false only for the
+    /// session's own `OUT`.
     pub(crate) fn push(
         &mut self,
         bytes: &[u8],
         rules: &PayloadCommands,
         limits: FramerLimits,
         check_limit: bool,
-    ) -> Result<(), SendError> {
+        strip_pings: bool,
+    ) -> Result<usize, SendError> {
         let queued = self.len();
         if check_limit && queued + bytes.len() > self.limit {
             return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
             (self.buf.len(), self.boundaries.len(), self.scan);
+        // A stripped `PNG` may have begun in an earlier call: keep its start to restore it.
+        let earlier_part = self.buf[(old_scan.command_start - self.base) as usize..].to_vec();
         self.buf.extend_from_slice(bytes);
-        if let Err(e) = self.scan(rules, limits) {
-            self.buf.truncate(old_len);
-            self.boundaries.truncate(old_boundaries);
-            self.scan = old_scan;
-            return Err(e);
+        match self.scan(rules, limits, strip_pings) {
+            Ok(stripped) => Ok(stripped),
+            Err(e) => {
+                self.buf.truncate((old_scan.command_start - self.base) as usize);
+                self.buf.extend_from_slice(&earlier_part);
+                debug_assert_eq!(self.buf.len(), old_len);
+                self.boundaries.truncate(old_boundaries);
+                self.scan = old_scan;
+                Err(e)
+            }
         }
-        Ok(())
     }
 
-    /// Finds the command boundaries in the newly queued bytes.
-    fn scan(&mut self, rules: &PayloadCommands, limits: FramerLimits) -> Result<(), SendError> {
-        let end = self.end();
+    /// Finds the command boundaries in the newly queued bytes; returns the `PNG`s stripped.
+    fn scan(
+        &mut self,
+        rules: &PayloadCommands,
+        limits: FramerLimits,
+        strip_pings: bool,
+    ) -> Result<usize, SendError> {
+        let mut stripped = 0;
+        let mut end = self.end();
         while self.scan.pos < end {
             if self.scan.payload_left > 0 {
                 let n = self.scan.payload_left.min(end - self.scan.pos);
@@ -119,7 +134,14 @@ impl OutgoingQueue {
             }
             let info = parse_line(text, rules, limits.max_payload_bytes)?;
             if info.name == b"PNG" {
-                return Err(SendError::PingNotAllowed);
+                if !strip_pings {
+                    return Err(SendError::PingNotAllowed);
+                }
+                self.buf.drain(line_start..=nl);
+                end = self.end();
+                self.scan.pos = self.scan.command_start;
+                stripped += 1;
+                continue;
             }
             self.scan.pos = self.base + nl as u64 + 1;
             match info.payload_len {
@@ -127,7 +149,7 @@ impl OutgoingQueue {
                 _ => self.finish_command(),
             }
         }
-        Ok(())
+        Ok(stripped)
     }
 
     fn finish_command(&mut self) {
@@ -189,7 +211,7 @@ mod tests {
 
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
         let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
-        q.push(bytes, &PayloadCommands::default(), limits, true)
+        q.push(bytes, &PayloadCommands::default(), limits, true, false).map(|_| ())
     }
 
     #[test]
@@ -228,6 +250,24 @@ mod tests {
             Err(SendError::PayloadTooLarge { len: 65, limit: 64 })
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
+    }
+
+    #[test]
+    fn stripped_pings_leave_the_other_commands_whole() {
+        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+        let rules = PayloadCommands::default();
+        let mut q = queue();
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", &rules, limits, true, true), Ok(0));
+        assert_eq!(q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", &rules, limits, true, true), Ok(2));
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n");
+        assert_eq!(q.next_request_len(1000), q.len());
+        // A refused push after a partial ping restores the partial ping exactly.
+        assert_eq!(q.push(b"PN", &rules, limits, true, true), Ok(0));
+        assert_eq!(
+            q.push(b"G\r\nG 1\r\n", &rules, limits, true, true),
+            Err(SendError::InvalidCommand)
+        );
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");
     }
 
     #[test]

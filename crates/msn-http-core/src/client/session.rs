@@ -15,8 +15,8 @@ use super::event::Pending;
 use super::outgoing::OutgoingQueue;
 use super::poll::PollSchedule;
 use super::{
-    ClientConfig, CloseReason, Closed, Event, OutputMode, PollPolicy, Recovery, RequestKind,
-    Target, UnconfirmedPolicy,
+    ClientConfig, CloseReason, Closed, Event, OutputMode, PingPolicy, PollPolicy, Recovery,
+    RequestKind, Target, UnconfirmedPolicy,
 };
 
 /// Events waiting undelivered beyond which no request is made (backpressure on the caller).
@@ -104,6 +104,7 @@ struct Settings {
     retry_delay: Duration,
     unconfirmed: UnconfirmedPolicy,
     output: OutputMode,
+    ping: PingPolicy,
     payload_commands: PayloadCommands,
     framer_limits: FramerLimits,
 }
@@ -240,6 +241,8 @@ pub struct Session {
     retry_at: Option<Instant>,
     failures: u32,
     awaiting_decision: Option<usize>,
+    /// `PNG`s stripped from the outgoing bytes and not yet answered with a local `QNG`.
+    unanswered_pings: usize,
     close_after: Option<u64>,
     finished: bool,
     now: Instant,
@@ -268,6 +271,7 @@ impl Session {
             retry_delay: config.retry_delay,
             unconfirmed: config.unconfirmed,
             output: config.output,
+            ping: config.ping,
             payload_commands: config.payload_commands.clone(),
             framer_limits: config.framer_limits,
         };
@@ -291,6 +295,7 @@ impl Session {
             retry_at: None,
             failures: 0,
             awaiting_decision: None,
+            unanswered_pings: 0,
             close_after: None,
             finished: false,
             now,
@@ -309,9 +314,25 @@ impl Session {
             return Err(SendError::Closed);
         }
         let rules = &self.settings.payload_commands;
-        self.outgoing.push(msnp, rules, self.settings.framer_limits, true)?;
+        let strip_pings = matches!(self.settings.ping, PingPolicy::AnswerLocally { .. });
+        let pings =
+            self.outgoing.push(msnp, rules, self.settings.framer_limits, true, strip_pings)?;
+        self.unanswered_pings += pings;
+        self.answer_pings();
         self.poll.caller_sent();
         Ok(())
+    }
+
+    /// Delivers local `QNG` answers to stripped pings, at a command boundary of the received
+    /// stream so no command is cut.
+    fn answer_pings(&mut self) {
+        let PingPolicy::AnswerLocally { next_ping_secs } = self.settings.ping else { return };
+        while self.unanswered_pings > 0 && self.inbound.ends_on_boundary() {
+            self.inbound.push(b"QNG ");
+            self.inbound.push(itoa::Buffer::new().format(next_ping_secs).as_bytes());
+            self.inbound.push(b"\r\n");
+            self.unanswered_pings -= 1;
+        }
     }
 
     /// Ends the session cleanly: queues `OUT`, and the session closes with
@@ -328,7 +349,7 @@ impl Session {
         self.outgoing.drop_partial_command();
         let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false);
+        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false, false);
         self.close_after = Some(self.outgoing.end());
     }
 
@@ -423,6 +444,13 @@ impl Session {
 
     /// Feeds bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.read_input(now, bytes);
+        if self.unanswered_pings > 0 {
+            self.answer_pings();
+        }
+    }
+
+    fn read_input(&mut self, now: Instant, bytes: &[u8]) {
         self.now = now;
         if self.phase == Phase::Closed {
             return;
@@ -466,7 +494,10 @@ impl Session {
             return;
         }
         match self.decoder.finish() {
-            EofOutcome::Complete => self.on_complete(now),
+            EofOutcome::Complete => {
+                self.on_complete(now);
+                self.answer_pings();
+            }
             EofOutcome::Truncated { started } => {
                 let error = NetworkError::ConnectionClosed { response_started: started };
                 self.request_failed(now, error.into(), self.response_data_lost());

@@ -91,6 +91,19 @@ impl CommandFramer {
         &self.buf[self.start..self.start + n]
     }
 
+    /// Whether everything pushed and not yet taken is whole commands: a place where other
+    /// commands may be inserted without cutting one. (Unframable bytes count as no boundary.)
+    pub(crate) fn ends_on_boundary(&self) -> bool {
+        let mut at = self.start + self.pending;
+        while at < self.buf.len() {
+            match self.command_len(&self.buf[at..]) {
+                Ok(Some((len, ..))) => at += len,
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// Bytes pushed and not yet taken.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start - self.pending
@@ -124,7 +137,15 @@ impl CommandFramer {
     /// The length, line length and payload offset of the next command not yet handed out, if
     /// all of it is here.
     fn peek(&self) -> Result<Option<(usize, usize, Option<usize>)>, FrameError> {
-        let data = &self.buf[self.start + self.pending..];
+        self.command_len(&self.buf[self.start + self.pending..])
+    }
+
+    /// The length, line length and payload offset of the command at the start of `data`, if
+    /// all of it is there.
+    fn command_len(
+        &self,
+        data: &[u8],
+    ) -> Result<Option<(usize, usize, Option<usize>)>, FrameError> {
         let max_line = self.limits.max_line_bytes;
         let Some(nl) = memchr::memchr(b'\n', data) else {
             if data.len() > max_line + 1 {
