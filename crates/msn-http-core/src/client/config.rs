@@ -171,6 +171,10 @@ pub struct ClientConfig {
     pub max_queued_bytes: usize,
     /// When this many received bytes wait undelivered, no request is made until the caller
     /// drains events (backpressure: the gateway keeps the rest). Default 1 MiB.
+    ///
+    /// Requests go on while the waiting bytes are only the start of one command (it could not
+    /// complete otherwise), so undelivered input stays below `max(max_inbound_bytes,
+    /// max_line_bytes + 2 + max_payload_bytes) + http_limits.max_body_bytes`.
     pub max_inbound_bytes: usize,
     /// Requests that may fail in a row before the session gives up. Default 5.
     pub max_consecutive_failures: u32,
