@@ -1,129 +1,536 @@
-//! `msn-http demo`: a scripted NS session through an embedded gateway, on a virtual clock.
+//! `msn-http demo`: alice and bob chat on the built-in MSNP server, every byte through our
+//! HTTP gateway over loopback, with a transcript of the HTTP exchanges and MSNP commands and a
+//! summary of what the poll policy cost.
+//!
+//! One process holds it all: the built-in NS and SB, a [`GatewayServer`] in front of them,
+//! one observing proxy per user, and four client sessions (each user's NS and SB). Every wait
+//! is for a command the scenario needs, bounded by the step timeout; the gateway answers a
+//! request that carries commands with their replies (it holds it up to 500 ms), so only the
+//! steps where one user waits for the other depend on the poll policy.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
-use msn_http_core::client::{ClientConfig, CloseReason, Event, PollPolicy, Session, Target};
+use msn_http_core::client::{ClientConfig, Proxy, Stats, Target};
+use msn_http_core::gateway::{BackendAllowlist, GatewayConfig};
+use msn_http_core::msnp::OwnedCommand;
+use msn_http_tokio::gateway::{GatewayServer, random_seed};
+use msn_http_tokio::{Client, ClientEvent, ClientSender, SessionEnd};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use crate::Policy;
+use crate::common::{Policy, PolicyArgs, describe_end, describe_notice, ms, secs};
+use crate::msnp::{md5_hex, payload_lines, with_payload};
+use crate::observer::{Action, Exchange, Log, Observer, Transcript};
+use crate::server::{BuiltinServer, NS_NAME, USERS, User};
 
-/// What the embedded gateway's MSNP server answers to each client command.
-fn server_reply(command: &str) -> &'static [u8] {
-    match command.split(' ').next().unwrap_or("") {
-        "VER" => b"VER 1 MSNP7 CVR0\r\n",
-        "CVR" => b"CVR 2 6.0.0602 6.0.0602 6.0.0602 http://download http://www\r\n",
-        "INF" => b"INF 3 MD5\r\n",
-        "USR" if command.contains(" I ") => b"USR 4 MD5 S 1013928519.693957190\r\n",
-        "USR" => b"USR 5 OK alice@example.com Alice\r\n",
-        "CHG" => b"CHG 6 NLN\r\n",
-        "OUT" => b"OUT\r\n",
-        _ => b"",
+const ALICE: &User = &USERS[0];
+const BOB: &User = &USERS[1];
+
+/// What each user says, as the text of a `text/plain` message.
+const ALICE_SAYS: &str = "Hi Bob! This came to you through the HTTP gateway.";
+const BOB_SAYS: &str = "Hi Alice, and this went back the same way.";
+
+/// Runs the demo; `Err` carries the reason the scenario failed.
+pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    let transcript = Arc::new(Transcript::new(start));
+    let server = BuiltinServer::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .await
+        .map_err(|e| format!("cannot start the built-in MSNP server: {e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    let gateway_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let backends = BackendAllowlist::new()
+        .route(NS_NAME, None, endpoint(&server.ns_addr().to_string())?)
+        .allow(server.sb_addr().ip().to_string(), Some(server.sb_addr().port()));
+    let seed = random_seed().map_err(|e| format!("no random seed: {e}"))?;
+    let config = GatewayConfig::new(gateway_addr.to_string(), seed).with_backends(backends);
+    let gateway = GatewayServer::from_listener(listener, config)
+        .map_err(|e| format!("cannot start the gateway: {e}"))?
+        .spawn();
+
+    let log: Log = Arc::default();
+    let mut proxies = HashMap::new();
+    for user in [ALICE, BOB] {
+        let observer =
+            Observer::start(name(user), gateway_addr, Arc::clone(&transcript), Arc::clone(&log))
+                .await
+                .map_err(|e| format!("cannot start the observer: {e}"))?;
+        proxies.insert(user.email, observer);
+    }
+
+    say_intro(&server, gateway_addr, &policy);
+    // Clients start at the gateway's name; its first answer moves them to its address (GW-IP).
+    let gateway_name = endpoint(&format!("localhost:{}", gateway_addr.port()))?;
+    let ctx = Arc::new(Ctx {
+        transcript: Arc::clone(&transcript),
+        step_timeout,
+        policy,
+        gateway: gateway_name,
+        proxies: proxies.iter().map(|(k, v)| (*k, v.addr().to_string())).collect(),
+        sessions: Mutex::default(),
+        marks: Mutex::default(),
+        reply_times: Mutex::default(),
+    });
+
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let scenario = async {
+        let (bob, alice) = tokio::join!(bob(&ctx, ready_tx), alice(&ctx, ready_rx));
+        bob.and(alice)
+    };
+    let outcome = match tokio::time::timeout(step_timeout * 8, scenario).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("the scenario did not finish within {}", secs(step_timeout * 8))),
+    };
+    let elapsed = transcript.elapsed();
+    let sessions = ctx.finish().await;
+    let gateway_stats = gateway.shutdown().await.ok();
+    drop(proxies);
+    drop(server);
+    let exchanges = log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    print_summary(&ctx, &outcome, elapsed, &sessions, &exchanges, gateway_stats);
+    outcome
+}
+
+fn endpoint(text: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(text, 1863).map_err(|e| format!("bad address {text}: {e}"))
+}
+
+fn name(user: &User) -> &'static str {
+    if user.email == ALICE.email { "alice" } else { "bob" }
+}
+
+#[allow(clippy::print_stdout)]
+fn say_intro(server: &BuiltinServer, gateway: std::net::SocketAddr, policy: &PolicyArgs) {
+    println!("msn-http demo: alice and bob chat through the HTTP gateway, all on loopback");
+    println!(
+        "  built-in MSNP server  NS {} (IP={NS_NAME}), SB {}",
+        server.ns_addr(),
+        server.sb_addr()
+    );
+    println!("  gateway               http://{gateway}/gateway/gateway.dll");
+    println!("  poll policy           {}", policy.describe());
+    println!("  each user's requests pass an observing HTTP proxy, which prints them:");
+    println!(
+        "    POST <target> [body bytes]  -> <status>  X-MSN-Messenger: ...  [body bytes, round trip]"
+    );
+    println!("  MSNP commands: >> sent, << received, | message text, ** session notices\n");
+}
+
+/// What the two users share.
+struct Ctx {
+    transcript: Arc<Transcript>,
+    step_timeout: Duration,
+    policy: PolicyArgs,
+    gateway: Endpoint,
+    proxies: HashMap<&'static str, String>,
+    /// Every session's sender (for the counters) and how it ended.
+    sessions: Mutex<Vec<(String, ClientSender)>>,
+    /// Named instants, for the latencies in the summary.
+    marks: Mutex<HashMap<&'static str, Instant>>,
+    /// Time from sending a command to its reply.
+    reply_times: Mutex<Vec<Duration>>,
+}
+
+impl Ctx {
+    fn mark(&self, what: &'static str) {
+        self.marks.lock().unwrap_or_else(PoisonError::into_inner).insert(what, Instant::now());
+    }
+
+    fn between(&self, from: &str, to: &str) -> Option<Duration> {
+        let marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(marks.get(to)?.saturating_duration_since(*marks.get(from)?))
+    }
+
+    fn config(&self, user: &User) -> Result<ClientConfig, String> {
+        let mut config = ClientConfig::new(self.gateway.clone());
+        config.poll_policy = self.policy.poll_policy();
+        let proxy = self.proxies.get(user.email).ok_or("no observer for the user")?;
+        config.proxy = Some(Proxy { endpoint: endpoint(proxy)?, credentials: None });
+        Ok(config)
+    }
+
+    /// Every session's counters, once sessions still open (after a failure) have logged out,
+    /// or been aborted if they cannot within a second.
+    async fn finish(&self) -> Vec<(String, Stats)> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        for (_, sender) in &sessions {
+            sender.close();
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && sessions.iter().any(|(_, s)| !s.is_closed()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sessions
+            .iter()
+            .map(|(who, sender)| {
+                sender.abort();
+                (who.clone(), sender.stats())
+            })
+            .collect()
     }
 }
 
-/// Server pushes that arrive while the client only polls: a message split over two responses.
-const PUSHES: [&[u8]; 2] = [
-    b"MSG Hotmail Hotmail 54\r\nMIME-Version: 1.0\r\nContent-Type: text/",
-    b"plain\r\n\r\nhello!!",
-];
+/// One client session of one user, with a task that prints what arrives as it arrives.
+struct Conn<'a> {
+    ctx: &'a Ctx,
+    who: String,
+    sender: ClientSender,
+    incoming: mpsc::UnboundedReceiver<OwnedCommand>,
+    backlog: Vec<OwnedCommand>,
+    reader: JoinHandle<Option<SessionEnd>>,
+}
 
-pub(crate) fn run(policy: Policy) -> Result<(), String> {
-    let mut config =
-        ClientConfig::new(Endpoint::parse("gateway.example.net", 80).map_err(|e| e.to_string())?);
-    config.poll_policy = match policy {
-        Policy::Official => PollPolicy::official(),
-        Policy::Adaptive => PollPolicy::adaptive(),
-        Policy::LongPoll => PollPolicy::long_poll(),
-    };
-    let start = Instant::now();
-    let mut now = start;
-    let mut session = Session::new(config, Target::notification("messenger.example.net"), now)
-        .map_err(|e| e.to_string())?;
-    let script: [&[u8]; 5] = [
-        b"VER 1 MSNP7 MSNP6 CVR0\r\n",
-        b"CVR 2 0x0409 win 4.10 i386 MSMSGS 6.0.0602 MSMSGS alice@example.com\r\n",
-        b"INF 3\r\nUSR 4 MD5 I alice@example.com\r\n",
-        b"USR 5 MD5 S 4f13a15b9c6d1f0e2b4a8c7d6e5f4a3b\r\n",
-        b"CHG 6 NLN\r\n",
-    ];
-    for cmd in script {
-        session.send(cmd).map_err(|e| e.to_string())?;
-    }
-    println!("msn-http demo: one NS session through an embedded gateway ({policy:?} polling)\n");
-    let (mut out, mut sequence, mut pushes, mut closing) = (Vec::new(), 0u32, PUSHES.iter(), false);
-    let mut received = 0;
-    loop {
-        out.clear();
-        if session.poll_transmit(now, &mut out).is_some() {
-            let head_end =
-                out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
-            let (head, body) = out.split_at(head_end);
-            let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(b""));
-            println!("[{:>6.2}s] -> {line}", (now - start).as_secs_f64());
-            let mut reply = Vec::new();
-            for cmd in String::from_utf8_lossy(body).split("\r\n").filter(|c| !c.is_empty()) {
-                println!("            >> {cmd}");
-                reply.extend_from_slice(server_reply(cmd));
-            }
-            if body.is_empty() {
-                if let Some(push) = pushes.next() {
-                    reply.extend_from_slice(push);
-                }
-            }
-            sequence += 1;
-            let ending = body.starts_with(b"OUT");
-            let messenger = format!(
-                "SessionID=1013928519.{sequence}; GW-IP=gateway.example.net{}",
-                if ending { "; Session=close" } else { "" }
-            );
-            println!("            <- 200 OK, X-MSN-Messenger: {messenger}, {} bytes", reply.len());
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nX-MSN-Messenger: {messenger}\r\nContent-Length: {}\r\n\r\n",
-                reply.len()
-            );
-            session.handle_input(now, response.as_bytes());
-            session.handle_input(now, &reply);
-        }
-        while let Some(event) = session.poll_event() {
-            match event {
-                Event::Command(cmd) => {
-                    received += 1;
-                    println!("            << {}", String::from_utf8_lossy(cmd.line()));
-                    if let Some(payload) = cmd.payload() {
-                        println!("               ({} payload bytes, whole)", payload.len());
+impl<'a> Conn<'a> {
+    fn open(ctx: &'a Ctx, user: &User, target: Target) -> Result<Self, String> {
+        let who = format!("{} {}", name(user), target.server.as_str());
+        let client = Client::open(ctx.config(user)?, target)
+            .map_err(|e| format!("{who}: cannot open the session: {e}"))?;
+        let (sender, mut receiver) = client.split();
+        ctx.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((who.clone(), sender.clone()));
+        let (tx, incoming) = mpsc::unbounded_channel();
+        let (printer, label) = (Arc::clone(&ctx.transcript), who.clone());
+        let reader = tokio::spawn(async move {
+            while let Some(event) = receiver.recv_event().await {
+                match event {
+                    ClientEvent::Command(cmd) => {
+                        printer.say(&label, &format!("<< {}", cmd_line(&cmd)), &message_text(&cmd));
+                        let _ = tx.send(cmd);
                     }
+                    ClientEvent::Notice(notice) => {
+                        printer.say(&label, &format!("** {}", describe_notice(&notice)), &[]);
+                    }
+                    ClientEvent::Closed(end) => {
+                        printer.say(
+                            &label,
+                            &format!("** session over: {}", describe_end(&end.reason)),
+                            &[],
+                        );
+                        return Some(end);
+                    }
+                    _ => {}
                 }
-                Event::Closed(closed) => {
-                    let stats = session.stats();
-                    println!(
-                        "\nclosed ({:?}): {} requests, {} polls, {} commands received, {} MSNP bytes sent, {} received",
-                        closed.reason,
-                        stats.requests,
-                        stats.polls,
-                        received,
-                        stats.msnp_bytes_sent,
-                        stats.msnp_bytes_received
-                    );
-                    return match closed.reason {
-                        CloseReason::ServerClosed | CloseReason::LocalClose => Ok(()),
-                        other => Err(format!("session ended badly: {other:?}")),
-                    };
+            }
+            receiver.end().cloned()
+        });
+        Ok(Self { ctx, who, sender, incoming, backlog: Vec::new(), reader })
+    }
+
+    async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
+        let text = String::from_utf8_lossy(&bytes);
+        let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+        let shown = if rest.is_empty() { Vec::new() } else { body_text(rest.as_bytes()) };
+        self.ctx.transcript.say(&self.who, &format!(">> {line}"), &shown);
+        self.sender.send(&bytes).await.map_err(|e| format!("{}: cannot send {line}: {e}", self.who))
+    }
+
+    /// Sends a command line and waits for its reply.
+    async fn request(
+        &mut self,
+        line: &str,
+        what: &str,
+        is_reply: impl Fn(&OwnedCommand) -> bool,
+    ) -> Result<OwnedCommand, String> {
+        self.request_bytes(format!("{line}\r\n").into_bytes(), what, is_reply).await
+    }
+
+    async fn request_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        what: &str,
+        is_reply: impl Fn(&OwnedCommand) -> bool,
+    ) -> Result<OwnedCommand, String> {
+        let sent = Instant::now();
+        self.send(bytes).await?;
+        let reply = self.expect(what, is_reply).await?;
+        self.ctx.reply_times.lock().unwrap_or_else(PoisonError::into_inner).push(sent.elapsed());
+        Ok(reply)
+    }
+
+    /// The first command (already received or still to come) that matches, within the step
+    /// timeout. An MSNP error fails the step at once.
+    async fn expect(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&OwnedCommand) -> bool,
+    ) -> Result<OwnedCommand, String> {
+        if let Some(i) = self.backlog.iter().position(&matches) {
+            return Ok(self.backlog.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + self.ctx.step_timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                Ok(Some(cmd)) if matches(&cmd) => return Ok(cmd),
+                Ok(Some(cmd)) if cmd.as_command().is_error() => {
+                    return Err(format!(
+                        "{}: the server answered `{}` while we waited for {what}",
+                        self.who,
+                        cmd_line(&cmd)
+                    ));
                 }
-                other => println!("            ** {other:?}"),
+                Ok(Some(cmd)) => self.backlog.push(cmd),
+                Ok(None) => {
+                    return Err(format!(
+                        "{}: the session ended while we waited for {what}",
+                        self.who
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{}: no {what} within {}",
+                        self.who,
+                        secs(self.ctx.step_timeout)
+                    ));
+                }
             }
         }
-        if pushes.len() == 0 && !closing && session.in_flight().is_none() {
-            closing = true;
-            session.close();
-            continue;
-        }
-        let Some(deadline) = session.poll_timeout() else {
-            return Err("session stalled".into());
+    }
+
+    /// Logs out (`OUT`) and checks the session ended cleanly.
+    async fn close(mut self) -> Result<(), String> {
+        self.ctx.transcript.say(&self.who, ">> OUT   (closing the session)", &[]);
+        self.sender.close();
+        let end = match tokio::time::timeout(self.ctx.step_timeout, &mut self.reader).await {
+            Ok(Ok(end)) => end,
+            Ok(Err(_)) => None,
+            Err(_) => return Err(format!("{}: the close did not complete", self.who)),
         };
-        now = now.max(deadline);
-        session.handle_timeout(now);
-        if now - start > Duration::from_secs(600) {
-            return Err("demo did not finish in 10 virtual minutes".into());
+        match end {
+            Some(end) if end.is_clean() => Ok(()),
+            Some(end) => Err(format!("{}: session {}", self.who, describe_end(&end.reason))),
+            None => Err(format!("{}: the session ended without a reason", self.who)),
         }
     }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn cmd_line(cmd: &OwnedCommand) -> String {
+    crate::msnp::line_text(&cmd.as_command())
+}
+
+fn arg(cmd: &OwnedCommand, i: usize) -> String {
+    crate::msnp::args(&cmd.as_command()).get(i).cloned().unwrap_or_default()
+}
+
+/// `name` with argument `i` equal to `value`.
+fn is(cmd: &OwnedCommand, name: &str, i: usize, value: &str) -> bool {
+    cmd.name() == name && arg(cmd, i) == value
+}
+
+/// The text of a message payload (after its MIME headers), for the transcript.
+fn message_text(cmd: &OwnedCommand) -> Vec<String> {
+    cmd.as_command().payload().map(body_text).unwrap_or_default()
+}
+
+fn body_text(payload: &[u8]) -> Vec<String> {
+    let lines = payload_lines(payload);
+    let body = lines.iter().position(String::is_empty).map_or(&lines[..], |i| &lines[i + 1..]);
+    body.iter().map(|l| format!("| {l}")).collect()
+}
+
+fn text_message(trid: u32, text: &str) -> Vec<u8> {
+    let payload = format!(
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Arial; EF=; CO=0; CS=0; PF=22\r\n\r\n{text}"
+    );
+    with_payload(&format!("MSG {trid} A"), payload.as_bytes())
+}
+
+/// The MSNP7 login up to `USR OK`: version, client version, policy, MD5 challenge.
+async fn login(ns: &mut Conn<'_>, user: &User) -> Result<(), String> {
+    ns.request("VER 1 MSNP7 MSNP6 CVR0", "VER", |c| is(c, "VER", 0, "1")).await?;
+    let cvr = format!("CVR 2 0x0409 winnt 5.1 i386 MSMSGS 6.0.0602 MSMSGS {}", user.email);
+    ns.request(&cvr, "CVR", |c| is(c, "CVR", 0, "2")).await?;
+    ns.request("INF 3", "INF", |c| is(c, "INF", 0, "3")).await?;
+    let challenge = ns
+        .request(&format!("USR 4 MD5 I {}", user.email), "the MD5 challenge", |c| {
+            is(c, "USR", 0, "4")
+        })
+        .await?;
+    let salt = arg(&challenge, 3);
+    let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+    ns.request(&format!("USR 5 MD5 S {hash}"), "USR OK", |c| is(c, "USR", 1, "OK")).await?;
+    Ok(())
+}
+
+/// Goes online; the answer lists who is online already (`ILN`).
+async fn go_online(ns: &mut Conn<'_>) -> Result<(), String> {
+    ns.request("CHG 6 NLN", "CHG", |c| is(c, "CHG", 0, "6")).await.map(drop)
+}
+
+/// Whether `cmd` says `who` is online (`ILN` or `NLN`).
+fn online(cmd: &OwnedCommand, who: &User) -> bool {
+    match cmd.name() {
+        "ILN" => arg(cmd, 2) == who.email,
+        "NLN" => arg(cmd, 1) == who.email,
+        _ => false,
+    }
+}
+
+/// Bob goes online first, waits for alice's invitation, answers it, replies to her, and
+/// leaves.
+async fn bob(ctx: &Ctx, online_cue: oneshot::Sender<()>) -> Result<(), String> {
+    let mut ns = Conn::open(ctx, BOB, Target::notification(NS_NAME))?;
+    login(&mut ns, BOB).await?;
+    go_online(&mut ns).await?;
+    let _ = online_cue.send(());
+    ns.expect("alice coming online (NLN)", |c| online(c, ALICE)).await?;
+    let rng = ns.expect("alice's invitation (RNG)", |c| c.name() == "RNG").await?;
+    ctx.mark("bob got RNG");
+    let (session, address, cookie) = (arg(&rng, 0), arg(&rng, 1), arg(&rng, 3));
+
+    let mut sb = Conn::open(ctx, BOB, Target::switchboard(address))?;
+    ctx.mark("bob sent ANS");
+    let answer = format!("ANS 1 {} {cookie} {session}", BOB.email);
+    sb.request(&answer, "ANS OK", |c| is(c, "ANS", 1, "OK")).await?;
+    sb.expect("alice in the room (IRO)", |c| c.name() == "IRO" && arg(c, 3) == ALICE.email).await?;
+    let msg = sb.expect("alice's message", |c| is(c, "MSG", 0, ALICE.email)).await?;
+    ctx.mark("bob got MSG");
+    if !message_text(&msg).concat().contains(ALICE_SAYS) {
+        return Err("bob: alice's message arrived changed".into());
+    }
+    ctx.mark("bob sent MSG");
+    sb.request_bytes(text_message(2, BOB_SAYS), "ACK", |c| is(c, "ACK", 0, "2")).await?;
+    let (sb, ns) = tokio::join!(sb.close(), ns.close());
+    sb.and(ns)
+}
+
+/// Alice logs in beside bob, goes online once he is (the director's cue, so that she learns
+/// it from her own `CHG` answer), opens a switchboard, invites him, and they talk.
+async fn alice(ctx: &Ctx, bob_online: oneshot::Receiver<()>) -> Result<(), String> {
+    let mut ns = Conn::open(ctx, ALICE, Target::notification(NS_NAME))?;
+    login(&mut ns, ALICE).await?;
+    bob_online.await.map_err(|_| "alice: bob never came online".to_owned())?;
+    go_online(&mut ns).await?;
+    ns.expect("bob online (ILN)", |c| online(c, BOB)).await?;
+    let xfr = ns.request("XFR 7 SB", "a switchboard (XFR)", |c| is(c, "XFR", 0, "7")).await?;
+    let (address, cookie) = (arg(&xfr, 2), arg(&xfr, 4));
+
+    let mut sb = Conn::open(ctx, ALICE, Target::switchboard(address))?;
+    sb.request(&format!("USR 1 {} {cookie}", ALICE.email), "USR OK", |c| is(c, "USR", 1, "OK"))
+        .await?;
+    ctx.mark("alice sent CAL");
+    let call = format!("CAL 2 {}", BOB.email);
+    sb.request(&call, "CAL RINGING", |c| is(c, "CAL", 1, "RINGING")).await?;
+    sb.expect("bob joining (JOI)", |c| is(c, "JOI", 0, BOB.email)).await?;
+    ctx.mark("alice got JOI");
+    ctx.mark("alice sent MSG");
+    sb.request_bytes(text_message(3, ALICE_SAYS), "ACK", |c| is(c, "ACK", 0, "3")).await?;
+    let msg = sb.expect("bob's reply", |c| is(c, "MSG", 0, BOB.email)).await?;
+    ctx.mark("alice got MSG");
+    if !message_text(&msg).concat().contains(BOB_SAYS) {
+        return Err("alice: bob's message arrived changed".into());
+    }
+    sb.expect("bob leaving (BYE)", |c| is(c, "BYE", 0, BOB.email)).await?;
+    ns.expect("bob going offline (FLN)", |c| is(c, "FLN", 0, BOB.email)).await?;
+    let (sb, ns) = tokio::join!(sb.close(), ns.close());
+    sb.and(ns)
+}
+
+fn median(mut values: Vec<Duration>) -> Option<(Duration, Duration)> {
+    values.sort();
+    Some((*values.get(values.len() / 2)?, *values.last()?))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_summary(
+    ctx: &Ctx,
+    outcome: &Result<(), String>,
+    elapsed: Duration,
+    sessions: &[(String, Stats)],
+    exchanges: &[Exchange],
+    gateway: Option<msn_http_tokio::ServerStats>,
+) {
+    let sum = |f: fn(&Stats) -> u64| sessions.iter().map(|(_, s)| f(s)).sum::<u64>();
+    let count = |a: Action| exchanges.iter().filter(|e| e.action == a).count();
+    let trips = |keep: fn(Action) -> bool| {
+        median(exchanges.iter().filter(|e| keep(e.action)).map(|e| e.round_trip).collect())
+    };
+    let figure = |m: Option<(Duration, Duration)>| match m {
+        Some((median, worst)) => format!("median {}, worst {}", ms(median), ms(worst)),
+        None => "none".into(),
+    };
+    println!("\nsummary");
+    match outcome {
+        Ok(()) => println!(
+            "  scenario        ok: both logged in, saw each other online, exchanged messages both ways on a switchboard, logged out cleanly"
+        ),
+        Err(reason) => println!("  scenario        FAILED: {reason}"),
+    }
+    println!("  poll policy     {}", ctx.policy.describe());
+    println!("  elapsed         {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "  requests        {} in {} sessions: {} opens, {} with commands, {} polls ({} empty)",
+        exchanges.len(),
+        sessions.len(),
+        count(Action::Open),
+        count(Action::Send),
+        count(Action::Poll),
+        sum(|s| s.empty_polls),
+    );
+    for (who, s) in sessions {
+        let polls = if s.polls == 1 { "poll" } else { "polls" };
+        println!(
+            "    {who:<13} {} requests, {} {polls} ({} empty)",
+            s.requests, s.polls, s.empty_polls
+        );
+    }
+    let wire_in: usize = exchanges.iter().map(|e| e.response_bytes).sum();
+    let wire_out: usize = exchanges.iter().map(|e| e.request_bytes).sum();
+    let body_out: usize = exchanges.iter().map(|e| e.request_body).sum();
+    let body_in: usize = exchanges.iter().map(|e| e.response_body).sum();
+    println!(
+        "  bytes           MSNP {} sent, {} received; HTTP {wire_out} sent, {wire_in} received ({:.0}% overhead)",
+        sum(|s| s.msnp_bytes_sent),
+        sum(|s| s.msnp_bytes_received),
+        overhead(wire_in + wire_out, body_in + body_out),
+    );
+    println!("  round trip      {}", figure(trips(|_| true)));
+    println!("    with commands {}", figure(trips(|a| a != Action::Poll)));
+    println!("    polls         {}", figure(trips(|a| a == Action::Poll)));
+    let replies = ctx.reply_times.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    println!("  command->reply  {}", figure(median(replies)));
+    if ctx.policy.policy == Policy::LongPoll {
+        println!(
+            "    (a command written while a poll is held goes out when that poll returns: one request at a time per session)"
+        );
+    }
+    let hops = [
+        ("invitation", "alice sent CAL", "bob got RNG"),
+        ("join", "bob sent ANS", "alice got JOI"),
+        ("message a->b", "alice sent MSG", "bob got MSG"),
+        ("message b->a", "bob sent MSG", "alice got MSG"),
+    ];
+    let shown: Vec<String> = hops
+        .iter()
+        .filter_map(|(label, from, to)| Some(format!("{label} {}", ms(ctx.between(from, to)?))))
+        .collect();
+    if !shown.is_empty() {
+        println!("  between users   {}", shown.join(", "));
+    }
+    if let Some(g) = gateway {
+        println!(
+            "  gateway         {} sessions opened, {} requests answered, {} bytes to backends, {} from them",
+            g.core.sessions_opened,
+            g.core.responses,
+            g.core.bytes_to_backends,
+            g.core.bytes_from_backends
+        );
+    }
+}
+
+fn overhead(wire: usize, body: usize) -> f64 {
+    if body == 0 { 0.0 } else { (wire - body.min(wire)) as f64 * 100.0 / body as f64 }
 }

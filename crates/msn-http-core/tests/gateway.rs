@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, CloseReason, Closed, Connection, Event, PollPolicy, Session, Target,
+    ClientConfig, CloseReason, Closed, Connection, Event, LONG_POLL_SETTLE, PollPolicy, Session,
+    Target,
 };
 use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_core::gateway::{
@@ -813,12 +814,13 @@ fn long_polls_are_held_until_data_or_their_lifespan() {
     sim.pump();
     assert_eq!(sim.clients[c].take(), [cmd("CHL 0 1234\r\n")]);
     assert_eq!(sim.gw.stats().responses, responses + 1);
-    // The next poll waits its whole lifespan, then gets an empty answer.
-    sim.run_for(Duration::from_millis(9_999));
+    // The next poll (after the client's short settle) waits its whole lifespan, then gets an
+    // empty answer.
+    sim.run_for(LONG_POLL_SETTLE + Duration::from_millis(9_999));
     assert_eq!(sim.gw.stats().responses, responses + 1);
     sim.run_for(Duration::from_millis(1));
     assert_eq!(sim.gw.stats().responses, responses + 2);
-    assert_eq!(sim.elapsed(), Duration::from_secs(13));
+    assert_eq!(sim.elapsed(), Duration::from_secs(13) + LONG_POLL_SETTLE);
 }
 
 #[test]
@@ -828,7 +830,7 @@ fn lifespans_are_capped() {
     let mut sim = Sim::new(config);
     sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 50 });
     let responses = sim.gw.stats().responses;
-    sim.run_for(Duration::from_millis(29_999));
+    sim.run_for(LONG_POLL_SETTLE + Duration::from_millis(29_999));
     assert_eq!(sim.gw.stats().responses, responses);
     sim.run_for(Duration::from_millis(1));
     assert_eq!(sim.gw.stats().responses, responses + 1);

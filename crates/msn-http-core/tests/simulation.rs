@@ -423,12 +423,22 @@ fn long_poll_asks_for_a_lifespan_and_polls_again_at_once() {
     cfg.poll_policy = PollPolicy::LongPoll { lifespan_secs: 30 };
     let mut h = Harness::ns(cfg);
     h.open("s");
+    // The open answer carried data: a short pause first, for the caller's reaction.
+    assert!(h.transmit().is_none());
+    h.advance(msn_http_core::client::LONG_POLL_SETTLE);
     let req = h.request();
     assert_eq!((req.kind(), req.param("Lifespan")), (RequestKind::Poll, Some("30")));
     assert_eq!(h.session.poll_timeout(), Some(h.now + 50 * SECOND), "lifespan + timeout");
     h.advance(29 * SECOND);
     h.feed(&empty_ok("s"));
-    assert_eq!(h.request().kind(), RequestKind::Poll, "no wait between long polls");
+    assert_eq!(h.request().kind(), RequestKind::Poll, "no wait between empty long polls");
+    // After data, a short pause lets the caller's answer go first.
+    h.feed(&ok("SessionID=s", b"RNG 1 1.2.3.4:1864 CKI 9 bob@example.com Bob\r\n"));
+    assert!(h.transmit().is_none());
+    h.session.send(b"CHG 2 NLN\r\n").unwrap();
+    assert_eq!(h.request().kind(), RequestKind::Send, "the answer is not stuck behind a poll");
+    h.feed(&empty_ok("s"));
+    assert_eq!(h.session.poll_timeout(), Some(h.now + msn_http_core::client::LONG_POLL_SETTLE));
 }
 
 #[test]

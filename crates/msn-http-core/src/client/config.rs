@@ -58,8 +58,10 @@ pub enum PollPolicy {
         max: Duration,
     },
     /// Ask the gateway to hold each poll up to `lifespan_secs` (`Lifespan=`) and poll again as
-    /// soon as it answers. A command queued while a poll is held waits for that poll's answer
-    /// (one request in flight), so keep the lifespan short enough for your send latency.
+    /// soon as it answers — after [`LONG_POLL_SETTLE`](crate::client::LONG_POLL_SETTLE) when
+    /// the answer carried data or answered a send, so the caller's reaction goes out first. A
+    /// command queued while a poll is held waits for that poll's answer (one request in
+    /// flight), so keep the lifespan short enough for your send latency.
     LongPoll {
         /// Seconds the gateway may hold a poll.
         lifespan_secs: u32,

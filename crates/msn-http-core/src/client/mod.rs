@@ -51,4 +51,5 @@ pub use config::{
     UnconfirmedPolicy,
 };
 pub use event::{CloseReason, Closed, Event, Recovery, RequestKind};
+pub use poll::LONG_POLL_SETTLE;
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};

@@ -4,6 +4,11 @@ use std::time::{Duration, Instant};
 
 use super::PollPolicy;
 
+/// Under [`PollPolicy::LongPoll`], the pause before the next held poll after a response that
+/// carried data or answered a send: a command the caller writes in reaction goes out at once
+/// instead of waiting behind a held poll.
+pub const LONG_POLL_SETTLE: Duration = Duration::from_millis(50);
+
 /// The poll timer of one session.
 #[derive(Clone, Debug)]
 pub(crate) struct PollSchedule {
@@ -44,6 +49,9 @@ impl PollSchedule {
         self.last_response = Some(now);
         let wait = match self.policy {
             PollPolicy::Official { interval } => interval,
+            // After data or a send the caller is likely to answer: let it, rather than hold a
+            // poll its command would have to wait behind.
+            PollPolicy::LongPoll { .. } if carried_data || !was_poll => LONG_POLL_SETTLE,
             PollPolicy::LongPoll { .. } => Duration::ZERO,
             PollPolicy::Adaptive { min, max } => {
                 self.interval = if carried_data || !was_poll {

@@ -1,0 +1,241 @@
+//! What the subcommands share: gateway and proxy URLs, poll policy flags, durations, and the
+//! client settings built from them.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use msn_http_core::Endpoint;
+use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Proxy, UnconfirmedPolicy};
+use msn_http_core::wire::DEFAULT_GATEWAY_PATH;
+use msn_http_tokio::Notice;
+
+/// Why a subcommand failed, and the exit code to show it.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    /// Ctrl-C stopped a job before it finished (the shell's code for SIGINT).
+    pub(crate) fn interrupted() -> Self {
+        Self { message: "interrupted".into(), code: 130 }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { message, code: 1 }
+    }
+}
+
+/// Poll policies, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Policy {
+    /// Poll 2 s after each response, as the official client did.
+    Official,
+    /// Poll 250 ms after traffic, doubling up to 4 s while idle.
+    Adaptive,
+    /// Ask the gateway to hold each poll (`Lifespan=`), and poll again at once.
+    LongPoll,
+}
+
+/// The poll policy flags of the client subcommands.
+#[derive(Args, Clone, Copy, Debug)]
+pub(crate) struct PolicyArgs {
+    /// How the client polls while it has nothing to send.
+    #[arg(long, value_enum, default_value_t = Policy::Official)]
+    pub(crate) policy: Policy,
+    /// With `--policy long-poll`: the seconds the gateway may hold a poll. A command written
+    /// while a poll is held goes out when that poll returns, so this is also the worst send
+    /// delay.
+    #[arg(long, value_name = "SECS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub(crate) lifespan: u32,
+}
+
+impl PolicyArgs {
+    pub(crate) fn poll_policy(&self) -> PollPolicy {
+        match self.policy {
+            Policy::Official => PollPolicy::official(),
+            Policy::Adaptive => PollPolicy::adaptive(),
+            Policy::LongPoll => PollPolicy::LongPoll { lifespan_secs: self.lifespan },
+        }
+    }
+
+    /// The policy in words, for people.
+    pub(crate) fn describe(&self) -> String {
+        match self.poll_policy() {
+            PollPolicy::Official { interval } => {
+                format!("official (poll {} after each response)", secs(interval))
+            }
+            PollPolicy::Adaptive { min, max } => format!(
+                "adaptive (poll {} after traffic, doubling up to {} while idle)",
+                secs(min),
+                secs(max)
+            ),
+            PollPolicy::LongPoll { lifespan_secs } => format!(
+                "long-poll (the gateway holds each poll up to {lifespan_secs} s; the next poll goes at once, or after a short pause when data arrived)"
+            ),
+        }
+    }
+}
+
+/// A duration for people: `250 ms`, `2 s`, `1.5 s`.
+pub(crate) fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// A round-trip figure: milliseconds below a second, seconds above.
+pub(crate) fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Parses `500ms`, `2s`, `1.5s`, `2m` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 2s, 1.5s, 2m)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s or m)")),
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("`{text}` is out of range (at most a day)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// An `http://` URL of a gateway or a proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HttpUrl {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) path: String,
+    pub(crate) credentials: Option<(String, String)>,
+}
+
+impl HttpUrl {
+    /// Parses `[http://][user:password@]host[:port][/path]`; the port defaults to 80 and an
+    /// empty path to `/gateway/gateway.dll`.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let rest = match text.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "`{text}`: only http:// is supported (the gateway protocol is plain HTTP), not {scheme}://"
+                ));
+            }
+            None => text,
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (Some((user.to_owned(), password.to_owned())), hostport)
+            }
+            None => (None, authority),
+        };
+        let endpoint =
+            Endpoint::parse(hostport, 80).map_err(|e| format!("`{text}`: bad address: {e}"))?;
+        let path = match path {
+            "" | "/" => DEFAULT_GATEWAY_PATH.to_owned(),
+            p => p.split(['?', '#']).next().unwrap_or(p).to_owned(),
+        };
+        Ok(Self { endpoint, path, credentials })
+    }
+
+    /// The URL as `http://host:port/path`.
+    pub(crate) fn display(&self) -> String {
+        format!("http://{}{}", self.endpoint, self.path)
+    }
+}
+
+/// Client settings for a gateway URL, an optional proxy and a poll policy.
+pub(crate) fn client_config(
+    gateway: &HttpUrl,
+    proxy: Option<&HttpUrl>,
+    policy: &PolicyArgs,
+) -> ClientConfig {
+    let mut config = ClientConfig::new(gateway.endpoint.clone());
+    config.gateway_path = gateway.path.clone();
+    config.proxy =
+        proxy.map(|p| Proxy { endpoint: p.endpoint.clone(), credentials: p.credentials.clone() });
+    config.poll_policy = policy.poll_policy();
+    // No one is at hand to decide about a request whose fate is unknown: send it again (MSNP
+    // servers answer a repeated command again; losing one is worse).
+    config.unconfirmed = UnconfirmedPolicy::Resend;
+    config
+}
+
+/// Why a session ended, for people.
+pub(crate) fn describe_end(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::ServerClosed => "ended by the server (Session=close)".into(),
+        CloseReason::LocalClose => "closed cleanly (OUT delivered)".into(),
+        CloseReason::SessionRejected => {
+            "the gateway rejected the session (400: unknown or expired session ID)".into()
+        }
+        CloseReason::Aborted => "aborted".into(),
+        CloseReason::Failed(error) => format!("failed: {error}"),
+    }
+}
+
+/// A notice for people.
+pub(crate) fn describe_notice(notice: &Notice) -> String {
+    match notice {
+        Notice::Established { session_id } => format!("session established (ID {session_id})"),
+        Notice::GatewayMoved { from, to } => format!("gateway moved from {from} to {to}"),
+        Notice::GatewayFallback { unreachable, to } => {
+            format!("gateway {unreachable} unreachable; back to {to}")
+        }
+        Notice::RequestFailed { kind, error, .. } => format!("{kind:?} request failed: {error}"),
+        Notice::Warning(error) => format!("gateway misbehaved: {error}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = HttpUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(u.display(), "http://127.0.0.1:8080/gateway/gateway.dll");
+        let u = HttpUrl::parse("gw.example.net/custom/gw.dll?x=1").unwrap();
+        assert_eq!((u.endpoint.port(), u.path.as_str()), (80, "/custom/gw.dll"));
+        let u = HttpUrl::parse("http://me:secret@proxy.example:3128").unwrap();
+        assert_eq!(u.credentials, Some(("me".into(), "secret".into())));
+        assert!(HttpUrl::parse("https://x").unwrap_err().contains("only http://"));
+        assert!(HttpUrl::parse("http://bad host").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(secs(Duration::from_millis(250)), "250 ms");
+        assert_eq!(ms(Duration::from_micros(1500)), "1.5 ms");
+    }
+}

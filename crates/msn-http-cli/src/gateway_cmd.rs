@@ -1,0 +1,217 @@
+//! `msn-http gateway`: our [`GatewayServer`] in front of TCP MSNP servers, with the backend
+//! allowlist, limits and expiry as flags, optionally with the built-in MSNP server behind it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use msn_http_core::Endpoint;
+use msn_http_core::gateway::{BackendAllowlist, GatewayConfig, PingPolicy};
+use msn_http_tokio::gateway::{GatewayServer, ServerOptions, random_seed};
+
+use crate::common::{parse_duration, secs};
+use crate::server::{BuiltinServer, NS_NAME};
+
+/// What the gateway does with `PNG`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Ping {
+    /// Answer 400 and end the session, as the official gateway did.
+    Refuse,
+    /// Drop it and answer `QNG 50` from the gateway.
+    Answer,
+    /// Pass it to the MSNP server.
+    Forward,
+}
+
+/// The flags of `msn-http gateway`.
+#[derive(Args, Debug)]
+pub(crate) struct GatewayArgs {
+    /// The address to serve HTTP on (port 0: any free port; the URL is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Route `IP=NAME` to an MSNP server: NAME=HOST:PORT (NAME:PORT=... matches that port
+    /// only). Repeat for more servers.
+    #[arg(long = "backend", value_name = "NAME=HOST:PORT", value_parser = parse_backend)]
+    backends: Vec<Backend>,
+    /// Allow `IP=HOST[:PORT]` as given, connecting there (for switchboards, whose addresses
+    /// come from `XFR SB` and `RNG`). Without a port, any port.
+    #[arg(long = "allow", value_name = "HOST[:PORT]", value_parser = parse_allow)]
+    allow: Vec<(String, Option<u16>)>,
+    /// Serve the built-in MSNP server behind the gateway: its NS as `IP=messenger.hotmail.com`,
+    /// its SB by address. Users: alice@example.com, bob@example.com and carol@example.com,
+    /// passwords alicepass, bobpass and carolpass.
+    #[arg(long)]
+    builtin: bool,
+    /// The host (and port) announced as `GW-IP`, where clients send their next request.
+    /// Default: the address listened on.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    public_host: Option<String>,
+    /// Sessions open at once; more get 503.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_sessions: usize,
+    /// Client connections open at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    max_connections: usize,
+    /// The largest request body (bytes); larger requests get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_request_bytes: u64,
+    /// The largest response body (bytes); a longer command goes in pieces.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    max_response_bytes: usize,
+    /// Bytes from the MSNP server queued per session before the server is paused.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_queued_bytes: usize,
+    /// A session with no request for this long ends (its MSNP connection is closed).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// The longest a poll is held for `Lifespan=` (0: never held).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    max_lifespan: Duration,
+    /// How long a request carrying commands waits for the MSNP server's answer, so it comes
+    /// back in the same response.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    reply_wait: Duration,
+    /// How long connecting to an MSNP server may take (then 504).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// How long an idle client connection is kept open between requests.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    keep_alive_timeout: Duration,
+    /// What to do when a client sends PNG.
+    #[arg(long, value_enum, default_value_t = Ping::Refuse)]
+    ping: Ping,
+    /// How long Ctrl-C waits for requests in flight before stopping.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+/// One `--backend` rule.
+#[derive(Clone, Debug)]
+pub(crate) struct Backend {
+    name: String,
+    port: Option<u16>,
+    to: Endpoint,
+}
+
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    let (name, to) = text.split_once('=').ok_or("expected NAME=HOST:PORT")?;
+    let (name, port) = parse_allow(name)?;
+    let to = Endpoint::parse(to, 1863).map_err(|e| format!("bad backend address `{to}`: {e}"))?;
+    Ok(Backend { name, port, to })
+}
+
+fn parse_allow(text: &str) -> Result<(String, Option<u16>), String> {
+    let endpoint = Endpoint::parse(text, 1).map_err(|e| format!("bad address `{text}`: {e}"))?;
+    // Two default ports tell whether the text named one.
+    let named = Endpoint::parse(text, 2).is_ok_and(|other| other.port() == endpoint.port());
+    Ok((endpoint.host().to_owned(), named.then_some(endpoint.port())))
+}
+
+/// Runs the gateway until Ctrl-C.
+#[allow(clippy::print_stdout)]
+pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut allowlist = BackendAllowlist::new();
+    for b in &args.backends {
+        allowlist = allowlist.route(b.name.clone(), b.port, b.to.clone());
+    }
+    for (host, port) in &args.allow {
+        allowlist = allowlist.allow(host.clone(), *port);
+    }
+    let builtin = match args.builtin {
+        true => {
+            let server = BuiltinServer::start(local.ip())
+                .await
+                .map_err(|e| format!("cannot start the built-in MSNP server: {e}"))?;
+            let ns =
+                Endpoint::parse(&server.ns_addr().to_string(), 1863).map_err(|e| e.to_string())?;
+            let sb = server.sb_addr();
+            allowlist =
+                allowlist.route(NS_NAME, None, ns).allow(sb.ip().to_string(), Some(sb.port()));
+            Some(server)
+        }
+        false => None,
+    };
+    if allowlist.rules().is_empty() {
+        return Err(
+            "no backend allowed: give --backend NAME=HOST:PORT, --allow HOST[:PORT] or --builtin"
+                .into(),
+        );
+    }
+    let gw_ip = args.public_host.clone().unwrap_or_else(|| local.to_string());
+    let seed = random_seed().map_err(|e| format!("no random seed from the system: {e}"))?;
+    let mut config = GatewayConfig::new(gw_ip.clone(), seed).with_backends(allowlist.clone());
+    config.max_sessions = args.max_sessions;
+    config.max_connections = args.max_connections;
+    config.http_limits.max_body_bytes = args.max_request_bytes;
+    config.max_response_body_bytes = args.max_response_bytes;
+    config.max_queued_bytes = args.max_queued_bytes;
+    config.idle_timeout = args.idle_timeout;
+    config.max_lifespan = args.max_lifespan;
+    config.reply_wait = args.reply_wait;
+    config.connect_timeout = args.connect_timeout;
+    config.keep_alive_timeout = args.keep_alive_timeout;
+    config.ping = match args.ping {
+        Ping::Refuse => PingPolicy::Refuse,
+        Ping::Answer => PingPolicy::answer(),
+        Ping::Forward => PingPolicy::Forward,
+    };
+    let mut options = ServerOptions::default();
+    options.shutdown_grace = args.shutdown_grace;
+    let server = GatewayServer::from_listener(listener, config)
+        .map_err(|e| format!("invalid gateway settings: {e}"))?
+        .with_options(options);
+
+    println!("msn-http gateway listening on http://{local}/gateway/gateway.dll");
+    println!("  GW-IP {gw_ip}");
+    for rule in allowlist.rules() {
+        let port = rule.port.map_or_else(|| "any port".to_owned(), |p| format!("port {p}"));
+        match &rule.connect_to {
+            Some(to) => println!("  backend IP={} ({port}) -> {to}", rule.host),
+            None => println!("  backend IP={} ({port}) as given", rule.host),
+        }
+    }
+    if let Some(server) = &builtin {
+        println!("  built-in MSNP server: {}", server.describe());
+    }
+    println!(
+        "  sessions expire after {} idle; polls held up to {}; Ctrl-C stops",
+        secs(args.idle_timeout),
+        secs(args.max_lifespan)
+    );
+    let stats = server
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    println!(
+        "stopped: {} sessions opened, {} requests, {} refused backends, {} expired sessions",
+        stats.core.sessions_opened,
+        stats.core.requests,
+        stats.core.refused_backends,
+        stats.core.sessions_expired
+    );
+    drop(builtin);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_rules() {
+        let b = parse_backend("messenger.hotmail.com=127.0.0.1:1863").unwrap();
+        assert_eq!((b.name.as_str(), b.port, b.to.port()), ("messenger.hotmail.com", None, 1863));
+        let b = parse_backend("ns.example:1863=10.0.0.1:2000").unwrap();
+        assert_eq!((b.port, b.to.port()), (Some(1863), 2000));
+        assert!(parse_backend("no-equals").is_err());
+        assert_eq!(parse_allow("127.0.0.1").unwrap(), ("127.0.0.1".into(), None));
+        assert_eq!(parse_allow("127.0.0.1:1864").unwrap(), ("127.0.0.1".into(), Some(1864)));
+        assert_eq!(parse_allow("[::1]:1864").unwrap(), ("::1".into(), Some(1864)));
+        assert_eq!(parse_allow("::1").unwrap(), ("::1".into(), None));
+    }
+}
