@@ -335,7 +335,8 @@ enum Route {
 ///   latest ID is accepted: an unknown, stale or expired ID gets `400`.
 /// - One request in flight per session. A second one gets `400`, as from the official gateway,
 ///   and **ends the session**: the first request is answered at once with what is queued and
-///   `Session=close`, and the backend is closed. (A client that sent two requests has broken
+///   `Session=close` (if its body is still arriving, once it is complete, and its commands are
+///   passed on first), and the backend is closed. (A client that sent two requests has broken
 ///   the protocol, and a `400` tells it the session is gone anyway.)
 /// - Responses hold whole MSNP commands up to [`GatewayConfig::max_response_body_bytes`]; a
 ///   command larger than that goes in pieces. A command still arriving from the backend waits
@@ -913,8 +914,12 @@ impl Gateway {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        // A session request this connection holds (arriving, complete or being answered) is
+        // given up as on EOF; otherwise the session would wait forever for a dead connection.
         let sink = match conn.state {
-            ConnState::Reading { sink: Some(Sink::Session(key)), .. } => Some(key),
+            ConnState::Reading { sink: Some(Sink::Session(key)), .. }
+            | ConnState::Waiting(key)
+            | ConnState::Replying(Reply::Session(key)) => Some(key),
             _ => None,
         };
         conn.state = ConnState::Replying(Reply::Status(status));
@@ -1091,7 +1096,9 @@ impl Gateway {
         };
         let staged = s.up.staged();
         let mut pings = 0;
-        if s.closing || s.backend_closed {
+        // A session ending for a concurrent request still passes this request's commands on:
+        // its answer (a `200`) confirms them. Only a backend that is gone cannot take them.
+        if s.backend_closed {
             s.up.abort();
         } else {
             match s.up.commit(framing, ping) {
