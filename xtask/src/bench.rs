@@ -101,7 +101,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
 
 fn print_ratios() {
     let root = workspace_root().join("target/criterion");
-    println!("\n== figures (criterion mean time per iteration, one run)");
+    println!("\n== figures (criterion median time per iteration, one run)");
     println!(
         "{:<28} {:<20} {:>12} {:<14} {:>12} {:>7} {:>8}  verdict",
         "group", "figure", "time", "compared with", "time", "ratio", "target"
@@ -137,12 +137,12 @@ fn print_ratios() {
     }
 }
 
-/// Criterion's mean estimate, in nanoseconds, for `group/function`.
+/// Criterion's median estimate, in nanoseconds, for `group/function`.
 fn estimate(root: &Path, group: &str, function: &str) -> Option<f64> {
     let path = root.join(group.replace('/', "_")).join(function).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 fn human(ns: f64) -> String {

@@ -845,7 +845,7 @@ impl Session {
         match self.settings.output {
             OutputMode::Bytes => true,
             // A partial command must be allowed to complete, or the session would stall.
-            OutputMode::Commands => !matches!(self.inbound.next_command_end(), Ok(None)),
+            OutputMode::Commands => self.inbound.has_whole_command(),
         }
     }
 

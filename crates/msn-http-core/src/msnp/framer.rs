@@ -34,12 +34,34 @@ pub struct CommandFramer {
     consumed: u64,
     rules: PayloadCommands,
     limits: FramerLimits,
+    /// What is known of the next command from earlier looks, so bytes arriving one at a time
+    /// are not scanned again each time (which would be quadratic in the line length).
+    scan: Scan,
+}
+
+/// The progress of looking at the next command, relative to its first byte.
+#[derive(Clone, Copy, Debug, Default)]
+enum Scan {
+    #[default]
+    Fresh,
+    /// The first `n` bytes hold no line ending.
+    NoLineEnd(usize),
+    /// The line is parsed: the command's total length, line length and payload offset.
+    Parsed(Found),
 }
 
 impl CommandFramer {
     /// A framer for the given payload commands and limits.
     pub fn new(rules: PayloadCommands, limits: FramerLimits) -> Self {
-        Self { buf: Vec::new(), start: 0, pending: 0, consumed: 0, rules, limits }
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            pending: 0,
+            consumed: 0,
+            rules,
+            limits,
+            scan: Scan::Fresh,
+        }
     }
 
     /// Appends stream bytes.
@@ -65,20 +87,28 @@ impl CommandFramer {
         end: u64,
     ) -> Result<Option<Command<'_>>, FrameError> {
         self.release();
-        let Some((len, line_len, payload_start)) = self.peek()? else {
+        let Some((len, line_len, payload_start)) = self.peek_and_remember()? else {
             return Ok(None);
         };
         if self.consumed + len as u64 > end {
             return Ok(None);
         }
         self.pending = len;
+        self.scan = Scan::Fresh;
         let bytes = &self.buf[self.start..self.start + len];
         Ok(Some(Command::new(bytes, line_len, payload_start)))
     }
 
     /// The stream offset where the next whole command ends, if one is waiting.
-    pub(crate) fn next_command_end(&self) -> Result<Option<u64>, FrameError> {
-        Ok(self.peek()?.map(|(len, ..)| self.position() + len as u64))
+    pub(crate) fn next_command_end(&mut self) -> Result<Option<u64>, FrameError> {
+        let found = self.peek_and_remember()?;
+        Ok(found.map(|(len, ..)| self.position() + len as u64))
+    }
+
+    /// Whether a whole command is waiting (or the stream cannot be framed, which the next
+    /// look reports).
+    pub(crate) fn has_whole_command(&self) -> bool {
+        !matches!(self.peek(), Ok(None))
     }
 
     /// Takes raw stream bytes up to stream offset `end`, for callers that frame MSNP themselves.
@@ -88,6 +118,7 @@ impl CommandFramer {
         let allowed = end.saturating_sub(self.consumed);
         let n = usize::try_from(allowed).map_or(available, |allowed| allowed.min(available));
         self.pending = n;
+        self.scan = Scan::Fresh;
         &self.buf[self.start..self.start + n]
     }
 
@@ -125,10 +156,14 @@ impl CommandFramer {
         self.consumed += (self.buf.len() - self.start) as u64;
         self.buf.clear();
         self.start = 0;
+        self.scan = Scan::Fresh;
     }
 
     /// Consumes what the last call handed out.
     fn release(&mut self) {
+        if self.pending > 0 {
+            self.scan = Scan::Fresh;
+        }
         self.start += self.pending;
         self.consumed += self.pending as u64;
         self.pending = 0;
@@ -136,22 +171,55 @@ impl CommandFramer {
 
     /// The length, line length and payload offset of the next command not yet handed out, if
     /// all of it is here.
-    fn peek(&self) -> Result<Option<(usize, usize, Option<usize>)>, FrameError> {
-        self.command_len(&self.buf[self.start + self.pending..])
+    fn peek(&self) -> Result<Option<Found>, FrameError> {
+        self.look().map(|(found, _)| found)
+    }
+
+    /// [`peek`](Self::peek), remembering what it learnt for the next look.
+    #[inline]
+    fn peek_and_remember(&mut self) -> Result<Option<Found>, FrameError> {
+        let (found, scan) = self.look()?;
+        self.scan = scan;
+        Ok(found)
+    }
+
+    /// The next command if it is whole, and what is known of it for the next look.
+    #[inline]
+    fn look(&self) -> Result<(Option<Found>, Scan), FrameError> {
+        let data = &self.buf[self.start + self.pending..];
+        let from = match self.scan {
+            Scan::Parsed(found) => {
+                return Ok(((data.len() >= found.0).then_some(found), self.scan));
+            }
+            Scan::NoLineEnd(n) => n.min(data.len()),
+            Scan::Fresh => 0,
+        };
+        Ok(match self.command_at(data, from)? {
+            Extent::Whole(found) => (Some(found), Scan::Fresh),
+            Extent::NoLineEnd => (None, Scan::NoLineEnd(data.len())),
+            Extent::NeedsPayload(found) => (None, Scan::Parsed(found)),
+        })
     }
 
     /// The length, line length and payload offset of the command at the start of `data`, if
     /// all of it is there.
-    fn command_len(
-        &self,
-        data: &[u8],
-    ) -> Result<Option<(usize, usize, Option<usize>)>, FrameError> {
+    fn command_len(&self, data: &[u8]) -> Result<Option<Found>, FrameError> {
+        Ok(match self.command_at(data, 0)? {
+            Extent::Whole(found) => Some(found),
+            Extent::NoLineEnd | Extent::NeedsPayload(_) => None,
+        })
+    }
+
+    /// How much of the command at the start of `data` is there; its line end is searched from
+    /// `from` (the bytes before hold none).
+    #[inline]
+    fn command_at(&self, data: &[u8], from: usize) -> Result<Extent, FrameError> {
         let max_line = self.limits.max_line_bytes;
-        let Some(nl) = memchr::memchr(b'\n', data) else {
+        let Some(nl) = memchr::memchr(b'\n', &data[from..]).map(|at| from + at) else {
             if data.len() > max_line + 1 {
                 return Err(FrameError::LineTooLong { limit: max_line });
             }
-            return Ok(None);
+            return Ok(Extent::NoLineEnd);
         };
         let line_len = text_len(&data[..=nl]);
         if line_len > max_line {
@@ -159,15 +227,29 @@ impl CommandFramer {
         }
         let info = parse_line(&data[..line_len], &self.rules, self.limits.max_payload_bytes)?;
         let head_len = nl + 1;
-        match info.payload_len {
-            None => Ok(Some((head_len, line_len, None))),
+        Ok(match info.payload_len {
+            None => Extent::Whole((head_len, line_len, None)),
             // The length was checked against `max_payload_bytes`, a `usize`.
             Some(payload) => {
-                let total = head_len + payload as usize;
-                Ok((data.len() >= total).then_some((total, line_len, Some(head_len))))
+                let found = (head_len + payload as usize, line_len, Some(head_len));
+                if data.len() >= found.0 {
+                    Extent::Whole(found)
+                } else {
+                    Extent::NeedsPayload(found)
+                }
             }
-        }
+        })
     }
+}
+
+/// A command's total length, line length and payload offset.
+type Found = (usize, usize, Option<usize>);
+
+/// How much of a command has arrived.
+enum Extent {
+    Whole(Found),
+    NoLineEnd,
+    NeedsPayload(Found),
 }
 
 #[cfg(test)]
@@ -220,6 +302,29 @@ mod tests {
         );
         framer.push(b"MSG 1 N 5\r\n");
         assert_eq!(framer.next_command(), Err(FrameError::PayloadTooLarge { len: 5, limit: 4 }));
+    }
+
+    #[test]
+    fn a_line_trickling_in_is_scanned_once() {
+        let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+        let line = format!("ILN 1 NLN {} x\r\n", "a".repeat(8000));
+        for byte in line.as_bytes() {
+            framer.push(std::slice::from_ref(byte));
+            if *byte != b'\n' {
+                assert_eq!(framer.next_command(), Ok(None));
+                // What was looked at is remembered: the next look starts at the new byte.
+                assert!(matches!(framer.scan, Scan::NoLineEnd(n) if n == framer.buffered()));
+            }
+        }
+        assert_eq!(framer.next_command().unwrap().map(|c| c.as_bytes().len()), Some(line.len()));
+        framer.push(b"MSG a b 10\r\nhello");
+        assert_eq!(framer.next_command(), Ok(None));
+        assert!(matches!(framer.scan, Scan::Parsed((22, 10, Some(12)))), "{:?}", framer.scan);
+        framer.push(b"world");
+        assert_eq!(
+            framer.next_command().unwrap().and_then(|c| c.payload()),
+            Some(&b"helloworld"[..])
+        );
     }
 
     #[test]
