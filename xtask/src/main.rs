@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod fuzz;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -12,6 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench         run the benchmarks and print figure, floor, ratio, target and verdict,
                 allocation counts, and instruction counts under callgrind (when valgrind exists)
   bench --quick the same with shorter criterion runs
+  fuzz [--time SECS] [TARGET]  run the fuzz targets (all, SECS each, default 60; nightly)
   demo          run `msn-http demo`";
 
 fn main() -> ExitCode {
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => run(Command::new("bash").arg(workspace_root().join(".ci/run"))),
         Some("bench") => bench::run_bench(&args[1..]),
+        Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("demo") => run(cargo()
             .args(["run", "--quiet", "-p", "msn-http-cli", "--", "demo"])
             .args(&args[1..])),

@@ -22,6 +22,8 @@
 pub mod client;
 mod endpoint;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 pub mod msnp;
 pub mod wire;

@@ -178,6 +178,21 @@ fn status_400_ends_the_session() {
 }
 
 #[test]
+fn a_400_cut_short_still_ends_the_session() {
+    let mut h = Harness::ns(config());
+    h.open("s");
+    h.take_events();
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad");
+    h.eof();
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [Ev::Closed(Closed { reason: CloseReason::SessionRejected, .. })]
+    ));
+}
+
+#[test]
 fn status_500_on_a_poll_is_retried_and_the_session_survives() {
     let mut h = Harness::ns(config());
     h.open("s");

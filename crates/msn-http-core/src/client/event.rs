@@ -41,7 +41,8 @@ pub enum CloseReason {
     /// The gateway answered `400`: the session ID is unknown or expired (or a second request
     /// was in flight, which this crate never does).
     SessionRejected,
-    /// The caller's [`close`](crate::client::Session::close) completed: `OUT` was delivered.
+    /// The caller's [`close`](crate::client::Session::close) completed: `OUT` was delivered,
+    /// or the gateway had not opened the session yet (nothing to tell it).
     LocalClose,
     /// The caller called [`abort`](crate::client::Session::abort).
     Aborted,

@@ -337,7 +337,8 @@ impl Session {
 
     /// Ends the session cleanly: queues `OUT`, and the session closes with
     /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it.
-    /// A session that never made a request closes at once. A partial command at the end of the
+    /// A session the gateway never opened (no request in flight and no response yet) closes at
+    /// once, its queued bytes left in [`unsent`](Self::unsent). A partial command at the end of the
     /// queue is dropped (it could never be completed).
     pub fn close(&mut self) {
         if self.phase == Phase::Closed || self.close_after.is_some() {
@@ -786,7 +787,10 @@ impl Session {
             return;
         };
         self.decoder.reset();
-        self.disposition = None;
+        // The head already told: a 400 ends the session however its body ends.
+        if self.disposition.take() == Some(Disposition::Rejected) {
+            return self.close_session(CloseReason::SessionRejected);
+        }
         self.pending_gateway = None;
         self.stats.failed_requests += 1;
         if data_lost {

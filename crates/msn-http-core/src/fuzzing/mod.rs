@@ -1,0 +1,76 @@
+//! Fuzz harnesses, one function per cargo-fuzz target in `fuzz/`, compiled in by the `fuzzing`
+//! feature (off by default).
+//!
+//! Each harness takes the fuzzer's raw bytes and panics when an invariant breaks, so a target is
+//! a one-liner and `tests/fuzz_corpus.rs` replays the checked-in corpus through the very same
+//! code on stable. Structured harnesses read their operations with [`arbitrary`].
+
+use std::time::Instant;
+
+mod client;
+mod gateway;
+mod wire;
+
+pub use client::{client_session, session_split};
+pub use gateway::gateway;
+pub use wire::{
+    messenger_header, msnp_framer, request_decoder, request_roundtrip, response_decoder,
+    response_roundtrip,
+};
+
+/// A harness: bytes only, or bytes and the instant a fake clock starts at (the core never
+/// reads a clock, so the caller hands one in).
+#[derive(Clone, Copy, Debug)]
+pub enum Harness {
+    /// A codec harness.
+    Bytes(fn(&[u8])),
+    /// A state-machine harness driven on a fake clock.
+    Timed(fn(&[u8], Instant)),
+}
+
+impl Harness {
+    /// Runs the harness on `data`; a timed one starts its clock at `epoch`.
+    pub fn run(self, data: &[u8], epoch: Instant) {
+        match self {
+            Self::Bytes(f) => f(data),
+            Self::Timed(f) => f(data, epoch),
+        }
+    }
+}
+
+/// Every harness by target name: the names of `fuzz/fuzz_targets/*.rs` and of the corpus
+/// directories.
+pub const TARGETS: &[(&str, Harness)] = &[
+    ("response_decoder", Harness::Bytes(response_decoder)),
+    ("messenger_header", Harness::Bytes(messenger_header)),
+    ("msnp_framer", Harness::Bytes(msnp_framer)),
+    ("request_decoder", Harness::Bytes(request_decoder)),
+    ("request_roundtrip", Harness::Bytes(request_roundtrip)),
+    ("response_roundtrip", Harness::Bytes(response_roundtrip)),
+    ("session_split", Harness::Timed(session_split)),
+    ("client_session", Harness::Timed(client_session)),
+    ("gateway", Harness::Timed(gateway)),
+];
+
+/// Cuts `data` into pieces whose sizes come from `seed`: mostly small (down to one byte), now
+/// and then large, so heads, chunk lines and commands get cut everywhere.
+pub(crate) fn split(data: &[u8], seed: u64) -> Vec<&[u8]> {
+    let mut state = seed | 1;
+    let mut pieces = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        // xorshift64: cheap, deterministic, and every seed gives a different cutting.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = match state % 8 {
+            0..=3 => 1 + (state >> 8) as usize % 4,
+            4..=6 => 1 + (state >> 8) as usize % 32,
+            _ => 1 + (state >> 8) as usize % 512,
+        };
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
+}
