@@ -116,6 +116,10 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
     let mut conn: Option<Conn<R::Stream>> = None;
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    // The armed wake-up timer and its deadline. It is kept while later deadlines come along
+    // (it then fires early, a harmless spurious wake-up) and replaced only when it fired or an
+    // earlier one is needed: in steady round trips no timer is registered per request.
+    let mut armed: Option<(Instant, Pin<Box<_>>)> = None;
     debug!("driver started");
     loop {
         // Under the lock: decide the next request, and where the next wait ends.
@@ -206,10 +210,15 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                 None => pending().await,
             }
         };
+        if let Some(at) = wait_until
+            && armed.as_ref().is_none_or(|(armed_at, _)| at < *armed_at)
+        {
+            armed = Some((at, Box::pin(rt.sleep_until(at))));
+        }
         let sleep = async {
-            match wait_until {
-                Some(at) => rt.sleep_until(at).await,
-                None => pending().await,
+            match armed.as_mut() {
+                Some((_, timer)) if wait_until.is_some() => timer.as_mut().await,
+                _ => pending().await,
             }
             Wake::Deadline
         };
@@ -234,6 +243,7 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                 state.wake_all();
             }
             Wake::Deadline => {
+                armed = None;
                 let mut state = shared.lock();
                 let was_in_flight = state.session.in_flight().is_some();
                 state.session.handle_timeout(rt.now());

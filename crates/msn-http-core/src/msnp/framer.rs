@@ -46,7 +46,8 @@ enum Scan {
     Fresh,
     /// The first `n` bytes hold no line ending.
     NoLineEnd(usize),
-    /// The line is parsed: the command's total length, line length and payload offset.
+    /// The line is parsed: the command's total length, line length and payload offset (all of
+    /// it may be here, or the payload may still be arriving).
     Parsed(Found),
 }
 
@@ -195,7 +196,8 @@ impl CommandFramer {
             Scan::Fresh => 0,
         };
         Ok(match self.command_at(data, from)? {
-            Extent::Whole(found) => (Some(found), Scan::Fresh),
+            // Remembered too: the session asks where a command ends, then takes it.
+            Extent::Whole(found) => (Some(found), Scan::Parsed(found)),
             Extent::NoLineEnd => (None, Scan::NoLineEnd(data.len())),
             Extent::NeedsPayload(found) => (None, Scan::Parsed(found)),
         })
