@@ -1,6 +1,10 @@
 //! Sequential round trips over loopback against one canned-response gateway, side by side:
 //! our tokio adapter, our async-std adapter on smol, a hyper 1.x client posting the same
 //! requests, and raw TCP ping-pong of the same byte counts (the floor).
+//!
+//! Run it pinned to one core (`cargo xtask bench` does: `taskset -c 0`): on a virtual machine
+//! an idle CPU takes tens of microseconds to wake, more than a whole round trip's work, and
+//! unpinned figures then measure that.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
