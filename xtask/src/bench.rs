@@ -91,7 +91,9 @@ pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
             // Client and server threads on one core: the figure is the work of a round trip,
             // not how long an idle (virtual) CPU takes to wake up, which varies tenfold.
             command = Command::new("taskset");
-            command.args(["-c", "0"]).arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            command
+                .args(["-c", "0"])
+                .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         }
         command.args(["bench", "-p", "msn-http-benches", "--bench", name, "--"]);
         if quick {
