@@ -130,6 +130,41 @@ fn gw_ip_moves_the_next_request_only_after_the_response() {
 }
 
 #[test]
+fn a_repeated_header_value_means_the_same_every_time() {
+    let mut h = Harness::ns(config());
+    h.open("constant");
+    h.take_events();
+    for _ in 0..3 {
+        h.advance(2 * SECOND);
+        let req = h.request();
+        assert_eq!(req.param("SessionID"), Some("constant"));
+        h.feed(&ok("SessionID=constant; GW-IP=gw.test:99999", b""));
+        let warning = SessionError::Remote(RemoteError::InvalidGatewayAddress(
+            msn_http_core::AddressError::InvalidPort,
+        ));
+        assert_eq!(h.take_events(), [Ev::Warning(warning)], "warned every time");
+    }
+    for _ in 0..3 {
+        h.advance(2 * SECOND);
+        h.request();
+        h.feed(&ok("SessionID=constant; GW-IP=gw2.test", b""));
+    }
+    assert_eq!(
+        h.take_events(),
+        [Ev::Moved("gw.test:80".into(), "gw2.test:80".into())],
+        "moved once, then the same value changes nothing"
+    );
+    h.advance(2 * SECOND);
+    let (req, dest, _) = h.transmit().unwrap();
+    assert_eq!(
+        (req.param("SessionID"), dest.to_string()),
+        (Some("constant"), "gw2.test:80".into())
+    );
+    h.feed(&ok("SessionID=constant; GW-IP=gw2.test; Session=close", b""));
+    assert!(matches!(h.take_events().as_slice(), [Ev::Closed(_)]));
+}
+
+#[test]
 fn session_close_mid_conversation_delivers_the_body_then_ends() {
     let mut h = Harness::ns(config());
     h.open("s");

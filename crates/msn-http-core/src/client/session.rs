@@ -227,6 +227,8 @@ pub struct Session {
     phase: Phase,
     session_id: String,
     first_session_id: String,
+    /// The last `X-MSN-Messenger` value taken in full (empty when it must be read again).
+    last_messenger: Vec<u8>,
     gateway: Endpoint,
     pending_gateway: Option<Endpoint>,
     unreachable: Vec<Endpoint>,
@@ -281,6 +283,7 @@ impl Session {
             phase: Phase::Opening,
             session_id: String::new(),
             first_session_id: String::new(),
+            last_messenger: Vec::new(),
             gateway: config.gateway,
             pending_gateway: None,
             unreachable: Vec::new(),
@@ -704,7 +707,20 @@ impl Session {
     fn read_messenger_header(&mut self) -> Result<Disposition, RemoteError> {
         let head = self.decoder.head();
         let raw = head.messenger().ok_or(RemoteError::MissingMessengerHeader)?;
+        // Revival gateways repeat the same value (a constant SessionID and GW-IP): it would
+        // change nothing, so it is not parsed again.
+        if head.msn_host().is_none()
+            && !self.last_messenger.is_empty()
+            && raw == self.last_messenger
+        {
+            self.pending_gateway = None;
+            return Ok(Disposition::Success { session_close: false });
+        }
+        self.last_messenger.clear();
         let header = parse_messenger_header(raw).map_err(RemoteError::MessengerHeader)?;
+        if head.msn_host().is_none() && !header.session_close {
+            self.last_messenger.extend_from_slice(raw);
+        }
         if let Some(id) = header.session_id {
             self.session_id.clear();
             self.session_id.push_str(id);
@@ -724,7 +740,11 @@ impl Session {
             match self.gateway.moved_to(text) {
                 Ok(Some(to)) if !self.unreachable.contains(&to) => self.pending_gateway = Some(to),
                 Ok(_) => {}
-                Err(e) => self.warn(RemoteError::InvalidGatewayAddress(e).into()),
+                Err(e) => {
+                    // Warn again if it comes again.
+                    self.last_messenger.clear();
+                    self.warn(RemoteError::InvalidGatewayAddress(e).into());
+                }
             }
         }
         Ok(Disposition::Success { session_close })
