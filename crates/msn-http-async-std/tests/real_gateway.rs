@@ -21,17 +21,26 @@ const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 /// A scripted MSNP server: answers `VER` and `CHG`, pushes a presence change after `CHG`,
 /// hangs up after `OUT`; records every line it received.
-fn start_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+fn start_backend() -> (SocketAddr, Backend) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&received);
+    let (done_tx, done) = mpsc::channel();
     thread::spawn(move || {
         // One session per test run; further connections would be a bug the asserts catch.
-        let Ok((stream, _)) = listener.accept() else { return };
-        serve(stream, &log);
+        if let Ok((stream, _)) = listener.accept() {
+            serve(stream, &log);
+        }
+        let _ = done_tx.send(());
     });
-    (addr, received)
+    (addr, Backend { received, done })
+}
+
+/// What the scripted server received, and word of its session's end.
+struct Backend {
+    received: Arc<Mutex<Vec<String>>>,
+    done: mpsc::Receiver<()>,
 }
 
 fn serve(stream: TcpStream, log: &Mutex<Vec<String>>) {
@@ -97,18 +106,21 @@ async fn scenario(mut client: Client) -> Vec<String> {
     got.into_iter().map(|b| String::from_utf8(b).unwrap()).collect()
 }
 
-fn expected_session(got: &[String], backend_log: &Mutex<Vec<String>>) {
+fn expected_session(got: &[String], backend: &Backend) {
     assert_eq!(
         got,
         ["VER 1 MSNP8 CVR0\r\n", "CHG 2 NLN 0\r\n", "NLN NLN bob@example.com Bob 0\r\n"]
     );
-    assert_eq!(*backend_log.lock().unwrap(), ["VER 1 MSNP8 CVR0", "CHG 2 NLN 0", "OUT"]);
+    // The gateway answers `Session=close` as soon as it sees `OUT`; the server may read it a
+    // moment later.
+    backend.done.recv_timeout(HANG_LIMIT).expect("the server's session ended");
+    assert_eq!(*backend.received.lock().unwrap(), ["VER 1 MSNP8 CVR0", "CHG 2 NLN 0", "OUT"]);
 }
 
 #[test]
 fn a_session_through_the_real_gateway_on_async_std() {
-    let (backend, log) = start_backend();
-    let (gateway, _stop) = start_gateway(backend);
+    let (backend_addr, backend) = start_backend();
+    let (gateway, _stop) = start_gateway(backend_addr);
     let (client, driver) =
         Client::open(config(gateway), Target::notification("messenger.test")).unwrap();
     let got = async_std::task::block_on(async {
@@ -121,13 +133,13 @@ fn a_session_through_the_real_gateway_on_async_std() {
         driver.await;
         got
     });
-    expected_session(&got, &log);
+    expected_session(&got, &backend);
 }
 
 #[test]
 fn a_session_through_the_real_gateway_on_smol() {
-    let (backend, log) = start_backend();
-    let (gateway, _stop) = start_gateway(backend);
+    let (backend_addr, backend) = start_backend();
+    let (gateway, _stop) = start_gateway(backend_addr);
     let (client, driver) =
         Client::open(config(gateway), Target::notification("messenger.test")).unwrap();
     let executor = smol::Executor::new();
@@ -141,5 +153,5 @@ fn a_session_through_the_real_gateway_on_smol() {
         driver.await;
         got
     }));
-    expected_session(&got, &log);
+    expected_session(&got, &backend);
 }
