@@ -160,19 +160,30 @@ fn same_responses(whole: &(Vec<RespEvent>, RespEnd), cut: &(Vec<RespEvent>, Resp
     }
 }
 
+/// Limits, the stream in pieces, and the stream whole.
+type DecoderInput<'a> = (HttpLimits, Vec<&'a [u8]>, &'a [u8]);
+
+/// The decoder targets' input: a limits byte (a head limit from `heads`; a body limit of 0, 16,
+/// 256 or `max_body`), a cutting byte, then the stream; returns the limits, the stream cut
+/// where the input says, and the stream whole.
+fn limits_and_pieces(data: &[u8], heads: [usize; 4], max_body: u64) -> Option<DecoderInput<'_>> {
+    let (&[cfg, cut_seed], stream) = data.split_first_chunk::<2>()?;
+    let limits = HttpLimits {
+        max_head_bytes: heads[usize::from(cfg & 3)],
+        max_body_bytes: [0, 16, 256, max_body][usize::from(cfg >> 2 & 3)],
+    };
+    let pieces = split(stream, u64::from(cut_seed) << 32 | stream.len() as u64);
+    Some((limits, pieces, stream))
+}
+
 /// Response bytes, whole and cut where the input says: same events, limits held, no byte lost.
 ///
 /// Input: a limits byte, a cutting byte, then the response stream.
 pub fn response_decoder(data: &[u8]) {
-    let Some((&[cfg, cut_seed], stream)) = data.split_first_chunk::<2>() else {
+    let Some((limits, pieces, stream)) = limits_and_pieces(data, [32, 64, 256, 1024], 4096) else {
         return;
     };
-    let limits = HttpLimits {
-        max_head_bytes: [32, 64, 256, 1024][usize::from(cfg & 3)],
-        max_body_bytes: [0, 16, 256, 4096][usize::from(cfg >> 2 & 3)],
-    };
     let whole = decode_responses(limits, &[stream]);
-    let pieces = split(stream, u64::from(cut_seed) << 32 | stream.len() as u64);
     same_responses(&whole, &decode_responses(limits, &pieces));
     let bytes: Vec<&[u8]> = stream.chunks(1).collect();
     same_responses(&whole, &decode_responses(limits, &bytes));
@@ -508,15 +519,11 @@ fn same_requests(whole: &Decoded, cut: &Decoded) {
 ///
 /// Input: a limits byte, a cutting byte, then the request stream.
 pub fn request_decoder(data: &[u8]) {
-    let Some((&[cfg, cut_seed], stream)) = data.split_first_chunk::<2>() else {
+    let Some((limits, pieces, stream)) = limits_and_pieces(data, [64, 128, 512, 4096], 65536)
+    else {
         return;
     };
-    let limits = HttpLimits {
-        max_head_bytes: [64, 128, 512, 4096][usize::from(cfg & 3)],
-        max_body_bytes: [0, 16, 256, 65536][usize::from(cfg >> 2 & 3)],
-    };
     let whole = decode_requests(limits, &[stream]);
-    let pieces = split(stream, u64::from(cut_seed) << 32 | stream.len() as u64);
     same_requests(&whole, &decode_requests(limits, &pieces));
 }
 
