@@ -21,7 +21,7 @@ use msn_http_core::client::{ClientConfig, Target};
 use msn_http_core::error::SendError;
 use msn_http_core::msnp::OwnedCommand;
 pub use msn_http_driver::client::{ClientReceiver, ClientSender, MAX_UNREAD_BYTES, OpenError};
-pub use msn_http_driver::events::{ClientEvent, Notice, SessionEnd};
+pub use msn_http_driver::events::{ClientEvent, Notice, RecvError, SessionEnd};
 use msn_http_driver::{Driver, Runtime};
 
 use crate::AsyncIo;
@@ -71,7 +71,7 @@ impl Client {
     }
 
     /// The next received command; see [`ClientReceiver::recv`].
-    pub async fn recv(&mut self) -> Option<OwnedCommand> {
+    pub async fn recv(&mut self) -> Result<OwnedCommand, RecvError> {
         self.inner.recv().await
     }
 

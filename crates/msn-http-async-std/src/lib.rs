@@ -48,13 +48,10 @@
 //!         Client::open(config, Target::notification("messenger.hotmail.com"))?;
 //!     smol::spawn(driver).detach();
 //!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
-//!     while let Some(command) = client.recv().await {
-//!         if command.name() == "VER" {
-//!             break;
-//!         }
-//!     }
+//!     // `recv` fails once the session has ended (or a request's delivery is uncertain).
+//!     while client.recv().await?.name() != "VER" {}
 //!     let end = client.close().await;
-//!     assert!(end.is_clean(), "{:?}", end.reason);
+//!     assert!(end.is_clean(), "{end}");
 //!     Ok(())
 //! })
 //! # }
@@ -91,7 +88,7 @@ pub mod runtime;
 pub mod stream;
 
 pub use client::{
-    Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, SessionEnd,
+    Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, RecvError, SessionEnd,
 };
 pub use msn_http_core;
 pub use msn_http_driver::{Driver, Runtime};

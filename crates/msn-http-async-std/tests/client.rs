@@ -6,13 +6,16 @@
 
 mod support;
 
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::pin;
 use std::time::Duration;
 
 use futures_lite::future::poll_once;
-use msn_http_async_std::{Client, ClientEvent, Notice};
-use msn_http_core::client::{CloseReason, Recovery, RequestKind, UnconfirmedPolicy};
+use msn_http_async_std::{Client, ClientEvent, Notice, RecvError};
+use msn_http_core::client::{
+    ClientConfig, CloseReason, OutReason, PollPolicy, Recovery, RequestKind, UnconfirmedPolicy,
+};
 use msn_http_core::error::{NetworkError, RemoteError, SendError, SessionError};
 use support::{
     Clock, Ev, Exec, Fault, Gateway, GwIp, POLL, Script, Virtual, closed, cmd, config, endpoint,
@@ -30,6 +33,18 @@ fn server_closed() -> Ev {
 
 fn failed(kind: RequestKind, error: SessionError, recovery: Recovery) -> Ev {
     Ev::Notice(Notice::RequestFailed { kind, error, recovery })
+}
+
+/// Returns once connecting to `addr` is refused (its listener is gone), in real time,
+/// letting the executor run meanwhile (the listener closes in one of its tasks).
+async fn wait_until_refused(addr: SocketAddr) {
+    for _ in 0..1_000 {
+        if std::net::TcpStream::connect(addr).is_err() {
+            return;
+        }
+        async_io::Timer::after(Duration::from_millis(1)).await;
+    }
+    panic!("{addr} still accepts connections");
 }
 
 /// A port on `ip` where nothing listens.
@@ -51,7 +66,8 @@ crate::on_both!(
     gw_ip_moves_the_session_to_another_loopback_address,
     an_unreachable_gw_ip_falls_back_to_the_configured_gateway,
     session_close_from_the_gateway_delivers_the_last_body_then_ends,
-    an_unreachable_configured_gateway_backs_off_then_fails_after_the_retry_budget,
+    a_refused_first_connect_fails_at_once_with_its_cause,
+    a_gateway_gone_mid_session_is_retried_with_backoff_then_given_up_with_the_cause,
     send_waits_while_the_queue_is_full_and_a_cancelled_send_queues_nothing,
     many_tasks_send_through_clones_of_one_sender,
     dropping_every_handle_aborts_the_session,
@@ -223,7 +239,7 @@ async fn a_400_ends_the_session_and_hands_back_the_unsent_commands(exec: Exec) {
             incomplete: 0,
         }]
     );
-    assert_eq!(rx.end().map(|e| e.reason), Some(CloseReason::SessionRejected));
+    assert_eq!(rx.end().map(|e| e.reason.clone()), Some(CloseReason::SessionRejected));
     assert_eq!(tx.send(CHG.as_bytes()).await, Err(SendError::Closed));
     // No polling after the end: the driver has stopped.
     driver.await;
@@ -232,7 +248,7 @@ async fn a_400_ends_the_session_and_hands_back_the_unsent_commands(exec: Exec) {
 }
 
 async fn a_500_asks_the_caller_for_commands_and_retries_polls_by_itself(exec: Exec) {
-    // 0: open, 1: CHG -> 500, 2: CHG again, 3: poll -> 500, 4: poll again.
+    // 0: open, 1: CHG -> 500, 2: poll (at once), 3: poll -> 500, 4: poll again, 5: CHG again.
     let clock = Clock::new();
     let gw = Gateway::start(
         &exec,
@@ -245,27 +261,29 @@ async fn a_500_asks_the_caller_for_commands_and_retries_polls_by_itself(exec: Ex
     tx.send(VER.as_bytes()).await.unwrap();
     assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
     tx.send(CHG.as_bytes()).await.unwrap();
+    // A caller that only calls `recv` is told at once, as a value it can act on.
     let server_error = SessionError::Remote(RemoteError::ServerError(500));
     assert_eq!(
-        take(&mut rx, 1).await,
-        [failed(RequestKind::Send, server_error, Recovery::AwaitingDecision)]
+        rx.recv().await,
+        Err(RecvError::DeliveryUncertain {
+            kind: RequestKind::Send,
+            error: server_error.clone(),
+            bytes: CHG.len(),
+        })
     );
-    // Nothing goes out until the caller decides: no timer is armed, however long it waits.
-    clock.advance(Duration::from_secs(5));
-    assert_eq!(poll_once(clock.next_deadline()).await, None);
-    assert_eq!(gw.request_count(), 2);
+    assert_eq!(clock.elapsed(), Duration::ZERO);
+    // Undecided, the session keeps polling: received commands keep coming, no command goes.
+    gw.wait_requests(3).await;
     gw.push(ILN.as_bytes());
-    tx.resend_unconfirmed();
-    assert_eq!(take(&mut rx, 2).await, [cmd(ILN), cmd(CHG)]);
-    gw.push(b"CHL 0 12345\r\n");
-    clock.advance(POLL);
     assert_eq!(
-        take(&mut rx, 2).await,
-        [failed(RequestKind::Poll, server_error, Recovery::Resending), cmd("CHL 0 12345\r\n"),]
+        clock.advance_until(take(&mut rx, 2)).await,
+        [failed(RequestKind::Poll, server_error, Recovery::Resending), cmd(ILN)]
     );
+    tx.resend_unconfirmed();
+    assert_eq!(rx.recv().await.map(|c| text(c.as_bytes())), Ok(CHG.to_owned()));
     let kinds: Vec<_> = gw.requests().iter().map(|r| r.kind).collect();
     use RequestKind::{Open, Poll, Send};
-    assert_eq!(kinds, [Open, Send, Send, Poll, Poll]);
+    assert_eq!(kinds, [Open, Send, Poll, Poll, Poll, Send]);
     let end = rx.close().await;
     assert_eq!(closed(&end), server_closed());
     driver.await;
@@ -362,7 +380,10 @@ async fn an_unreachable_gw_ip_falls_back_to_the_configured_gateway(exec: Exec) {
             Ev::Notice(Notice::GatewayFallback { unreachable: endpoint(dead), to: gw.endpoint() }),
             failed(
                 RequestKind::Send,
-                SessionError::Network(NetworkError::ConnectFailed),
+                SessionError::Network(NetworkError::ConnectFailed {
+                    kind: io::ErrorKind::ConnectionRefused,
+                    address: endpoint(dead),
+                }),
                 Recovery::Resending,
             ),
             cmd(CHG),
@@ -386,53 +407,80 @@ async fn session_close_from_the_gateway_delivers_the_last_body_then_ends(exec: E
     assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
     gw.push(b"OUT OTH\r\n");
     tx.send(CHG.as_bytes()).await.unwrap();
-    assert_eq!(take(&mut rx, 4).await, [cmd("OUT OTH\r\n"), cmd(CHG), server_closed()]);
-    assert_eq!(rx.recv().await, None);
+    let logged_out = Ev::Closed {
+        reason: CloseReason::ServerOut(OutReason::SignedInElsewhere),
+        unsent: String::new(),
+        incomplete: 0,
+    };
+    assert_eq!(take(&mut rx, 4).await, [cmd("OUT OTH\r\n"), cmd(CHG), logged_out]);
+    assert!(matches!(rx.recv().await, Err(RecvError::Ended(end)) if end.is_clean()));
     assert_eq!(tx.send(CHG.as_bytes()).await, Err(SendError::Closed));
     driver.await;
     assert_eq!(gw.request_count(), 2, "no request after Session=close");
     assert_eq!(text(&gw.received()), format!("{VER}{CHG}"));
 }
 
-async fn an_unreachable_configured_gateway_backs_off_then_fails_after_the_retry_budget(exec: Exec) {
+async fn a_refused_first_connect_fails_at_once_with_its_cause(exec: Exec) {
     let clock = Clock::new();
-    let gw = Gateway::start(&exec, &clock, Script::default());
-    let mut config = config(&gw);
-    config.gateway = endpoint(dead_port("127.0.0.1"));
+    let dead = dead_port("127.0.0.1");
+    let mut config = ClientConfig::new(endpoint(dead));
+    config.poll_policy = PollPolicy::Official { interval: POLL };
     let (tx, mut rx, driver) = open(&exec, &clock, config);
-    let start = clock.now();
     tx.send(VER.as_bytes()).await.unwrap();
-    let connect_failed = failed(
-        RequestKind::Open,
-        SessionError::Network(NetworkError::ConnectFailed),
-        Recovery::Resending,
-    );
-    // The first retry goes at once.
-    assert_eq!(take(&mut rx, 2).await, [connect_failed.clone(), connect_failed.clone()]);
-    assert_eq!(clock.elapsed(), Duration::ZERO);
-    // Then the driver sleeps 0.5, 1, 2 and 4 seconds between attempts.
-    for (retry_at_ms, then) in [
-        (500, connect_failed.clone()),
-        (1_500, connect_failed.clone()),
-        (3_500, connect_failed),
-        (
-            7_500,
-            Ev::Closed {
-                reason: CloseReason::Failed(SessionError::Network(NetworkError::TooManyFailures {
-                    failures: 6,
-                })),
-                unsent: VER.to_owned(),
-                incomplete: 0,
-            },
-        ),
-    ] {
-        let at = clock.next_deadline().await;
-        assert_eq!(at - start, Duration::from_millis(retry_at_ms));
-        clock.advance_to(at);
-        assert_eq!(take(&mut rx, 1).await, [then]);
-    }
+    let refused = NetworkError::ConnectFailed {
+        kind: io::ErrorKind::ConnectionRefused,
+        address: endpoint(dead),
+    };
+    let Err(RecvError::Ended(end)) = rx.recv().await else { panic!("the session ends") };
+    assert_eq!(end.reason, CloseReason::Failed(refused.into()));
+    assert_eq!(end.unsent, VER.as_bytes(), "the commands come back");
+    assert_eq!(clock.elapsed(), Duration::ZERO, "no retry: nothing was ever reachable");
+    assert!(end.to_string().contains(&format!("could not connect to {dead}")), "{end}");
     driver.await;
-    assert_eq!(gw.request_count(), 0);
+}
+
+async fn a_gateway_gone_mid_session_is_retried_with_backoff_then_given_up_with_the_cause(
+    exec: Exec,
+) {
+    let clock = Clock::new();
+    // Closing after each answer, so no idle connection outlives the gateway.
+    let gw = Gateway::start(&exec, &clock, Script { close_each: true, ..Script::default() });
+    let (addr, address) = (gw.addr(), gw.endpoint());
+    let (tx, mut rx, driver) = open(&exec, &clock, config(&gw));
+    tx.send(VER.as_bytes()).await.unwrap();
+    assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
+    drop(gw);
+    wait_until_refused(addr).await;
+    let start = clock.now();
+    let refused = SessionError::Network(NetworkError::ConnectFailed {
+        kind: io::ErrorKind::ConnectionRefused,
+        address,
+    });
+    // The poll one interval on, then retries at once, after 0.5, 1, 2 and 4 seconds. The clock
+    // moves only here, so every connect is refused before a deadline can pass.
+    for (n, wait_ms) in [100, 0, 500, 1_000, 2_000].into_iter().enumerate() {
+        clock.advance(Duration::from_millis(wait_ms));
+        let [Ev::Notice(Notice::RequestFailed { kind: RequestKind::Poll, error, .. })] =
+            &take(&mut rx, 1).await[..]
+        else {
+            panic!("failure {n} reported");
+        };
+        assert_eq!(*error, refused, "failure {n}");
+    }
+    clock.advance(Duration::from_secs(4));
+    let Err(RecvError::Ended(end)) = rx.recv().await else { panic!("the session ends") };
+    let CloseReason::Failed(SessionError::Network(NetworkError::TooManyFailures {
+        failures,
+        last,
+    })) = &end.reason
+    else {
+        panic!("gave up: {end:?}");
+    };
+    assert_eq!((*failures, last.as_ref()), (6, &refused));
+    assert_eq!(clock.now() - start, POLL + Duration::from_millis(7_500));
+    assert!(end.unsent.is_empty());
+    drop(tx);
+    driver.await;
 }
 
 async fn send_waits_while_the_queue_is_full_and_a_cancelled_send_queues_nothing(exec: Exec) {
@@ -521,7 +569,7 @@ async fn dropping_every_handle_aborts_the_session(exec: Exec) {
     let (mut client, driver) = Client::open_with(Virtual::new(&clock), config(&gw), ns()).unwrap();
     let driver = spawn_driver(&exec, driver);
     client.send(VER.as_bytes()).await.unwrap();
-    assert_eq!(client.recv().await.map(|c| c.into_bytes()), Some(VER.as_bytes().to_vec()));
+    assert_eq!(client.recv().await.map(|c| c.into_bytes()), Ok(VER.as_bytes().to_vec()));
     drop(client);
     driver.await;
     assert_eq!(gw.request_count(), 1, "no polling after the drop");
@@ -565,7 +613,7 @@ async fn the_system_clock_runtime_runs_a_session_too(exec: Exec) {
     client.send(VER.as_bytes()).await.unwrap();
     client.send(CHG.as_bytes()).await.unwrap();
     for want in [VER, CHG] {
-        assert_eq!(client.recv().await.map(|c| text(c.as_bytes())).as_deref(), Some(want));
+        assert_eq!(client.recv().await.map(|c| text(c.as_bytes())), Ok(want.to_owned()));
     }
     let end = client.close().await;
     assert!(end.is_clean(), "{end:?}");

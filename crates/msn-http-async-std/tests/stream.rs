@@ -129,7 +129,7 @@ async fn the_same_routine_runs_over_a_tcp_stream_and_over_the_gateway(exec: Exec
     assert_eq!(msnp_exchange(&mut stream).await.unwrap(), EXCHANGED);
     stream.close().await.unwrap();
     driver.await;
-    assert_eq!(stream.get_ref().end().map(|e| e.reason), Some(CloseReason::ServerClosed));
+    assert_eq!(stream.get_ref().end().map(|e| e.reason.clone()), Some(CloseReason::ServerClosed));
     let received = text(&gw.received());
     assert!(
         received.starts_with("VER 1 MSNP8 CVR0\r\nMSG 2 N 5\r\nhello")
@@ -156,7 +156,8 @@ async fn an_uncertain_delivery_under_the_ask_policy_ends_the_stream_with_a_typed
     assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
     let typed = err.get_ref().and_then(|e| e.downcast_ref::<StreamError>());
     let error = SessionError::Remote(RemoteError::ServerError(500));
-    assert_eq!(typed, Some(&StreamError::DeliveryUncertain { kind: RequestKind::Send, error }));
+    let want = StreamError::DeliveryUncertain { kind: RequestKind::Send, error: error.clone() };
+    assert_eq!(typed, Some(&want));
     let end = stream.get_ref().end().expect("ended");
     assert_eq!(end.reason, CloseReason::Aborted);
     assert_eq!(text(&end.unsent), "CHG 2 NLN 0\r\n");
@@ -171,6 +172,6 @@ async fn an_uncertain_delivery_under_the_ask_policy_ends_the_stream_with_a_typed
     // The session is over: its driver has stopped, whatever the clock does.
     clock.advance(Duration::from_secs(5));
     driver.await;
-    assert_eq!(gw.request_count(), 2);
+    assert_eq!(gw.request_count(), 2, "nothing after the failure");
     assert_eq!(text(&gw.received()), "VER 1 MSNP8 CVR0\r\n");
 }

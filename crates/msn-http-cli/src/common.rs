@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use msn_http_core::Endpoint;
-use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Proxy, UnconfirmedPolicy};
+use msn_http_core::client::{ClientConfig, PollPolicy, Proxy, UnconfirmedPolicy};
 use msn_http_core::wire::DEFAULT_GATEWAY_PATH;
-use msn_http_tokio::Notice;
 
 /// Why a subcommand failed, and the exit code to show it.
 #[derive(Debug)]
@@ -182,33 +181,6 @@ pub(crate) fn client_config(
     // servers answer a repeated command again; losing one is worse).
     config.unconfirmed = UnconfirmedPolicy::Resend;
     config
-}
-
-/// Why a session ended, for people.
-pub(crate) fn describe_end(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::ServerClosed => "ended by the server (Session=close)".into(),
-        CloseReason::LocalClose => "closed cleanly (OUT delivered)".into(),
-        CloseReason::SessionRejected => {
-            "the gateway rejected the session (400: unknown or expired session ID)".into()
-        }
-        CloseReason::Aborted => "aborted".into(),
-        CloseReason::Failed(error) => format!("failed: {error}"),
-    }
-}
-
-/// A notice for people.
-pub(crate) fn describe_notice(notice: &Notice) -> String {
-    match notice {
-        Notice::Established { session_id } => format!("session established (ID {session_id})"),
-        Notice::GatewayMoved { from, to } => format!("gateway moved from {from} to {to}"),
-        Notice::GatewayFallback { unreachable, to } => {
-            format!("gateway {unreachable} unreachable; back to {to}")
-        }
-        Notice::RequestFailed { kind, error, .. } => format!("{kind:?} request failed: {error}"),
-        Notice::Warning(error) => format!("gateway misbehaved: {error}"),
-        other => format!("{other:?}"),
-    }
 }
 
 #[cfg(test)]

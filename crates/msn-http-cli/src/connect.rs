@@ -14,10 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::common::{
-    Failure, HttpUrl, PolicyArgs, client_config, describe_end, describe_notice, parse_duration,
-    secs,
-};
+use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
 use crate::msnp::{is_payload_command, line_text, payload_lines, with_payload};
 use crate::script::{Numbered, Pattern, Step, Vars, expand};
 
@@ -150,9 +147,9 @@ impl Live {
                             let _ = tx.send(cmd);
                         }
                     }
-                    ClientEvent::Notice(notice) => crate::note(&describe_notice(&notice)),
+                    ClientEvent::Notice(notice) => crate::note(&notice.to_string()),
                     ClientEvent::Closed(end) => {
-                        crate::note(&format!("session over: {}", describe_end(&end.reason)));
+                        crate::note(&format!("session over: {}", end.reason));
                         ended_by_reader.notify_one();
                         return Some(end);
                     }
@@ -345,7 +342,7 @@ impl Live {
         };
         match end {
             Some(end) if end.is_clean() => Ok(()),
-            Some(end) => Err(format!("the session {}", describe_end(&end.reason))),
+            Some(end) => Err(end.reason.to_string()),
             None => Err("the session ended without a reason".into()),
         }
     }

@@ -22,7 +22,7 @@ use msn_http_tokio::{Client, ClientEvent, ClientSender, SessionEnd};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::common::{Policy, PolicyArgs, describe_end, describe_notice, ms, secs};
+use crate::common::{Policy, PolicyArgs, ms, secs};
 use crate::msnp::{md5_hex, payload_lines, with_payload};
 use crate::observer::{Action, Exchange, Log, Observer, Transcript};
 use crate::server::{BuiltinServer, NS_NAME, USERS, User};
@@ -206,14 +206,10 @@ impl<'a> Conn<'a> {
                         let _ = tx.send(cmd);
                     }
                     ClientEvent::Notice(notice) => {
-                        printer.say(&label, &format!("** {}", describe_notice(&notice)), &[]);
+                        printer.say(&label, &format!("** {notice}"), &[]);
                     }
                     ClientEvent::Closed(end) => {
-                        printer.say(
-                            &label,
-                            &format!("** session over: {}", describe_end(&end.reason)),
-                            &[],
-                        );
+                        printer.say(&label, &format!("** session over: {}", end.reason), &[]);
                         return Some(end);
                     }
                     _ => {}
@@ -305,7 +301,7 @@ impl<'a> Conn<'a> {
         };
         match end {
             Some(end) if end.is_clean() => Ok(()),
-            Some(end) => Err(format!("{}: session {}", self.who, describe_end(&end.reason))),
+            Some(end) => Err(format!("{}: {}", self.who, end.reason)),
             None => Err(format!("{}: the session ended without a reason", self.who)),
         }
     }

@@ -13,7 +13,7 @@ fn demo(policy: &str) -> String {
         "Action=open&Server=NS&IP=messenger.hotmail.com",
         "Action=open&Server=SB&IP=127.0.0.1:",
         "-> HTTP/1.1 200 OK  X-MSN-Messenger: SessionID=",
-        "** gateway moved from localhost:",
+        "** the gateway moved from localhost:",
         // MD5 logins and presence both ways.
         "alice NS  << USR 5 OK alice@example.com Alice",
         "bob NS    << USR 5 OK bob@example.com Bob",
@@ -43,8 +43,9 @@ fn demo(policy: &str) -> String {
         assert!(out.contains(step), "{policy}: the transcript lacks {step:?}:\n{out}");
     }
     // Four sessions, each ended cleanly.
-    let clean = out.matches("** session over: ended by the server (Session=close)").count()
-        + out.matches("** session over: closed cleanly (OUT delivered)").count();
+    let clean =
+        out.matches("** session over: the gateway closed the session (Session=close)").count()
+            + out.matches("** session over: the session closed cleanly (OUT delivered)").count();
     assert_eq!(clean, 4, "{out}");
     out
 }

@@ -7,8 +7,9 @@
 //! ([`SendError`], [`ConfigError`]).
 
 use std::fmt;
+use std::io;
 
-use crate::AddressError;
+use crate::{AddressError, Endpoint};
 
 /// A malformed or unacceptable HTTP message, at the wire level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,19 @@ pub enum HttpError {
     DuplicateHeader(&'static str),
 }
 
+impl fmt::Display for HeadFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::HeaderName => "invalid header name",
+            Self::HeaderValue => "invalid header value",
+            Self::NewLine => "bad line ending",
+            Self::Status => "invalid status line",
+            Self::Token => "invalid method or target",
+            Self::Version => "not HTTP/1.0 or HTTP/1.1",
+        })
+    }
+}
+
 /// Which part of an HTTP head was malformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,7 +83,7 @@ pub enum HeadFault {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MalformedHead(part) => write!(f, "malformed HTTP head ({part:?})"),
+            Self::MalformedHead(part) => write!(f, "malformed HTTP head: {part}"),
             Self::HeadTooLarge { limit } => write!(f, "HTTP head larger than {limit} bytes"),
             Self::TooManyHeaders => f.write_str("too many HTTP header fields"),
             Self::BodyTooLarge { limit } => write!(f, "HTTP body larger than {limit} bytes"),
@@ -199,14 +213,30 @@ impl fmt::Display for RemoteError {
     }
 }
 
-impl std::error::Error for RemoteError {}
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Http(e) => Some(e),
+            Self::MessengerHeader(e) => Some(e),
+            Self::InvalidGatewayAddress(e) => Some(e),
+            Self::Msnp(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// The network failed us: nothing here says the peer misbehaved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NetworkError {
-    /// The adapter could not connect to the destination.
-    ConnectFailed,
+    /// The adapter could not connect to `address` (the gateway, or the proxy when one is
+    /// configured).
+    ConnectFailed {
+        /// What the operating system said (`ConnectionRefused`, `TimedOut`, ...).
+        kind: io::ErrorKind,
+        /// Where the connection was tried.
+        address: Endpoint,
+    },
     /// The connection ended before the response was complete.
     ConnectionClosed {
         /// Whether any byte of the response had arrived.
@@ -221,30 +251,47 @@ pub enum NetworkError {
     TooManyFailures {
         /// How many requests failed in a row.
         failures: u32,
+        /// Why the last of them failed.
+        last: Box<SessionError>,
     },
 }
 
 impl fmt::Display for NetworkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ConnectFailed => f.write_str("could not connect"),
+            Self::ConnectFailed { kind, address } => {
+                write!(f, "could not connect to {address}: {kind}")
+            }
             Self::ConnectionClosed { response_started: true } => {
-                f.write_str("connection closed in the middle of a response")
+                f.write_str("the connection closed in the middle of a response")
             }
             Self::ConnectionClosed { response_started: false } => {
-                f.write_str("connection closed before any response")
+                f.write_str("the connection closed before any response")
             }
-            Self::Timeout { response_started: true } => f.write_str("response stalled"),
-            Self::Timeout { response_started: false } => f.write_str("no response in time"),
-            Self::TooManyFailures { failures } => write!(f, "{failures} requests failed in a row"),
+            Self::Timeout { response_started: true } => {
+                f.write_str("the response stalled past the request timeout")
+            }
+            Self::Timeout { response_started: false } => {
+                f.write_str("no response within the request timeout")
+            }
+            Self::TooManyFailures { failures, last } => {
+                write!(f, "{failures} requests failed in a row; the last: {last}")
+            }
         }
     }
 }
 
-impl std::error::Error for NetworkError {}
+impl std::error::Error for NetworkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::TooManyFailures { last, .. } => Some(last.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// An error of a session, by who is at fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The gateway or a proxy broke the protocol.
@@ -303,6 +350,12 @@ pub enum SendError {
         /// The configured limit.
         limit: usize,
     },
+    /// A request carrying earlier commands failed and it is unknown whether the gateway got
+    /// them: they hold the head of the queue until the caller decides
+    /// ([`Session::resend_unconfirmed`](crate::client::Session::resend_unconfirmed) or
+    /// [`Session::discard_unconfirmed`](crate::client::Session::discard_unconfirmed)), so a
+    /// caller waiting for room would wait forever. Returned by adapters instead of waiting.
+    AwaitingDecision,
     /// `PNG` may not be sent through the gateway (the official server disconnects); the
     /// gateway session's polling keeps the connection alive instead.
     PingNotAllowed,
@@ -325,7 +378,10 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Closed => f.write_str("session closed"),
+            Self::Closed => f.write_str("the session is closed"),
+            Self::AwaitingDecision => f.write_str(
+                "an earlier request's delivery is uncertain: resend or discard it before sending more",
+            ),
             Self::QueueFull { queued, limit } => {
                 write!(f, "outgoing queue full ({queued} of {limit} bytes)")
             }
@@ -371,7 +427,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidHeader(name) => write!(f, "invalid request header {name:?}"),
+            Self::InvalidHeader(name) => {
+                write!(f, "invalid request header \"{}\"", name.escape_debug())
+            }
             Self::InvalidPath => f.write_str("invalid gateway path"),
             Self::InvalidTarget(e) => write!(f, "invalid target server: {e}"),
             Self::InvalidCredentials => f.write_str("invalid proxy credentials"),
@@ -380,4 +438,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidTarget(e) => Some(e),
+            _ => None,
+        }
+    }
+}

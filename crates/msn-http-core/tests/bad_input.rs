@@ -187,10 +187,16 @@ fn poll_again_on(h: &mut Harness, want: Connection) {
     assert_eq!(connection, want);
 }
 
-/// A failed send waits for the caller's decision, then carries the same bytes.
+/// A failed send waits for the caller's decision, polling meanwhile (a poll carries no
+/// command), then carries the same bytes.
 fn send_after_decision(h: &mut Harness) {
-    assert!(h.transmit().is_none(), "nothing before the decision");
-    assert_eq!(h.session.poll_timeout(), None);
+    assert_eq!(h.session.awaiting_decision(), Some(SEND.len()));
+    assert_eq!(h.session.poll_timeout(), Some(h.now), "polling goes on");
+    let (poll, _, _) = h.transmit().expect("a poll while the caller decides");
+    assert_eq!((poll.kind(), poll.body.as_slice()), (RequestKind::Poll, &b""[..]));
+    h.feed(&support::ok("SessionID=s1; GW-IP=gw.test", b""));
+    assert!(h.transmit().is_none(), "no command before the decision");
+    assert!(h.session.poll_timeout().is_some(), "the next poll is scheduled");
     h.session.resend_unconfirmed();
     let send = h.request();
     assert_eq!(send.kind(), RequestKind::Send);

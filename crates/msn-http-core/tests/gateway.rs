@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, CloseReason, Closed, Connection, Event, LONG_POLL_SETTLE, PollPolicy, Session,
-    Target,
+    ClientConfig, CloseReason, Closed, Connection, Event, LONG_POLL_SETTLE, OutReason, PollPolicy,
+    Session, Target,
 };
 use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_core::gateway::{
@@ -103,7 +103,7 @@ impl Client {
                 Event::Established { session_id } => Ev::Established(session_id.to_owned()),
                 Event::Command(c) => Ev::Command(c.as_bytes().to_vec()),
                 Event::Closed(closed) => {
-                    self.closed = Some(closed);
+                    self.closed = Some(closed.clone());
                     Ev::Closed(closed.reason)
                 }
                 other => Ev::Other(format!("{other:?}")),
@@ -678,7 +678,8 @@ fn backend_close_ends_a_held_poll_at_once_with_the_last_bytes() {
     sim.backend(0).pending.extend_from_slice(b"OUT OTH\r\n");
     sim.backend(0).eof_due = true;
     sim.pump();
-    assert_eq!(sim.clients[c].take(), [cmd("OUT OTH\r\n"), Ev::Closed(CloseReason::ServerClosed)]);
+    let out = CloseReason::ServerOut(OutReason::SignedInElsewhere);
+    assert_eq!(sim.clients[c].take(), [cmd("OUT OTH\r\n"), Ev::Closed(out)]);
     assert_eq!(sim.elapsed(), Duration::from_secs(3));
     assert_eq!(sim.gw.session_count(), 0);
 }
@@ -699,7 +700,7 @@ fn a_concurrent_request_gets_400_and_ends_the_session() {
     // The first request got its answer at once: what was queued (a command still arriving),
     // and Session=close.
     assert_eq!(sim.clients[c].take(), [Ev::Closed(CloseReason::ServerClosed)]);
-    assert_eq!(sim.clients[c].closed.unwrap().incomplete_inbound_bytes, 28);
+    assert_eq!(sim.clients[c].closed.as_ref().unwrap().incomplete_inbound_bytes, 28);
     assert_eq!(sim.gw.stats().concurrent_requests, 1);
     assert_eq!(sim.gw.session_count(), 0);
     assert!(sim.actions.contains(&Action::CloseBackend(backend)));

@@ -23,6 +23,7 @@
 mod support;
 
 use std::collections::VecDeque;
+use std::io;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -280,7 +281,7 @@ struct Outstanding {
 }
 
 /// A request failure the session must report, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Expected {
     kind: RequestKind,
     error: SessionError,
@@ -387,10 +388,8 @@ impl World {
     /// `max_inbound_bytes` wait, or (framing commands) while all that waits is one incomplete
     /// command, which is at most a line and a payload; its answer adds one body.
     fn inbound_bound(&self) -> usize {
-        let waiting = match self.p.output {
-            OutputMode::Bytes => self.p.max_inbound,
-            _ => self.p.max_inbound.max(MAX_LINE + 2 + MAX_PAYLOAD),
-        };
+        // Both modes hold a partial command back until it is whole.
+        let waiting = self.p.max_inbound.max(MAX_LINE + 2 + MAX_PAYLOAD);
         waiting - 1 + self.p.max_body as usize
     }
 
@@ -533,7 +532,7 @@ impl World {
                 prop_assert_eq!(Some(got), want);
             }
             Ev::Closed(closed) => {
-                let CloseReason::Failed(error) = closed.reason else {
+                let CloseReason::Failed(error) = closed.reason.clone() else {
                     return Err(TestCaseError::fail(format!("unexpected close {closed:?}")));
                 };
                 let want = self.expected.pop_front();
@@ -542,6 +541,7 @@ impl World {
                 prop_assert_eq!(closed.unsent_bytes, self.h.session.unsent().len());
                 self.closed = Some(closed);
             }
+            Ev::PollsHeld(_) => {}
             other => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
         }
         prop_assert!(
@@ -606,7 +606,10 @@ impl World {
                 "a second request while the gateway still holds {:?}",
                 self.outstanding.as_ref().map(|o| o.kind)
             );
-            prop_assert!(self.awaiting.is_none(), "a request before the caller decided");
+            prop_assert!(
+                self.awaiting.is_none() || kind == RequestKind::Poll,
+                "commands sent before the caller decided"
+            );
             if connection == Connection::Reuse {
                 prop_assert!(self.conn_open, "reuse of a connection that is gone");
             } else {
@@ -615,7 +618,7 @@ impl World {
             if !self.conn_open {
                 if std::mem::take(&mut self.fail_next_connect) {
                     self.connect_failed(kind);
-                    self.h.session.handle_connect_failed(now);
+                    self.h.session.handle_connect_failed(now, io::ErrorKind::ConnectionRefused);
                     continue;
                 }
                 self.conn_open = true;
@@ -628,7 +631,15 @@ impl World {
     }
 
     fn connect_failed(&mut self, kind: RequestKind) {
-        self.count_failure(kind, NetworkError::ConnectFailed.into(), Recovery::Resending);
+        let address = support::gateway();
+        let kind_of_error = io::ErrorKind::ConnectionRefused;
+        let error =
+            SessionError::from(NetworkError::ConnectFailed { kind: kind_of_error, address });
+        if self.first_session_id.is_none() {
+            // Nothing was ever reachable: the session fails at once.
+            return self.expect_fatal(kind, error);
+        }
+        self.count_failure(kind, error, Recovery::Resending);
     }
 
     /// Counts a failure the session survives, or expects the session to give up.
@@ -640,8 +651,8 @@ impl World {
     ) -> bool {
         self.consecutive_failures += 1;
         if self.consecutive_failures > self.p.max_failures {
-            let failures = self.consecutive_failures;
-            self.expect_fatal(kind, NetworkError::TooManyFailures { failures }.into());
+            let (failures, last) = (self.consecutive_failures, Box::new(error));
+            self.expect_fatal(kind, NetworkError::TooManyFailures { failures, last }.into());
             return false;
         }
         self.expected.push_back(Expected { kind, error, recovery: Some(recovery) });
@@ -717,7 +728,10 @@ impl World {
             Some(status) => self.request_failed(out, RemoteError::ServerError(status).into()),
             None => {
                 self.consecutive_failures = 0;
-                self.resend_chosen = false;
+                // A poll answered while the resend waits to go licenses nothing new.
+                if !out.commands.is_empty() {
+                    self.resend_chosen = false;
+                }
                 self.session_id = Some(response.session_id.clone());
                 if let Some((commands, confirmed)) = &mut self.last_processed {
                     if *commands == out.commands {

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::io;
 use std::time::Duration;
 
 use msn_http_core::Endpoint;
@@ -172,12 +173,12 @@ fn session_close_mid_conversation_delivers_the_body_then_ends() {
     h.session.send(b"OUT\r\n").unwrap();
     assert_eq!(h.request().kind(), RequestKind::Send);
     h.session.send(b"CHG 9 NLN\r\n").unwrap();
-    h.feed(&ok("SessionID=s; Session=close", b"FLN bob@example.com\r\nOUT\r\n"));
+    h.feed(&ok("SessionID=s; Session=close", b"FLN bob@example.com\r\nFLN carol@example.com\r\n"));
     assert_eq!(
         h.take_events(),
         [
             Ev::command("FLN bob@example.com\r\n"),
-            Ev::command("OUT\r\n"),
+            Ev::command("FLN carol@example.com\r\n"),
             Ev::Closed(Closed {
                 reason: CloseReason::ServerClosed,
                 unsent_bytes: 11,
@@ -254,9 +255,17 @@ fn status_500_on_a_send_waits_for_the_callers_decision() {
     h.feed(&status(503, "Service Unavailable"));
     let error = SessionError::Remote(RemoteError::ServerError(503));
     assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Send, error, Recovery::AwaitingDecision)]);
-    h.advance(60 * SECOND);
-    assert!(h.transmit().is_none(), "nothing is sent until the caller decides");
-    assert_eq!(h.session.poll_timeout(), None);
+    // Undecided, the session keeps polling (received commands keep coming) and sends no
+    // command: a caller that only receives is never left waiting on nothing.
+    for n in 0..30 {
+        let (poll, _, _) = h.transmit().expect("polling goes on while the caller decides");
+        assert_eq!((poll.kind(), poll.body.len()), (RequestKind::Poll, 0));
+        h.feed(&ok("SessionID=s; GW-IP=gw.test", format!("NLN {n}\r\n").as_bytes()));
+        assert_eq!(h.take_events(), [Ev::command(&format!("NLN {n}\r\n"))]);
+        assert!(h.transmit().is_none(), "nothing but polls until the caller decides");
+        assert_eq!(h.session.poll_timeout(), Some(h.now + 2 * SECOND));
+        h.advance(2 * SECOND);
+    }
     h.session.send(b"CHG 3 BSY\r\n").unwrap();
     h.session.resend_unconfirmed();
     let req = h.request();
@@ -429,7 +438,8 @@ fn repeated_failures_back_off_then_give_up() {
         last = h.now;
     }
     assert_eq!(waits, [Duration::ZERO, Duration::ZERO, SECOND, 2 * SECOND]);
-    let error = SessionError::Network(NetworkError::TooManyFailures { failures: 4 });
+    let last = Box::new(NetworkError::ConnectionClosed { response_started: false }.into());
+    let error = SessionError::Network(NetworkError::TooManyFailures { failures: 4, last });
     assert!(matches!(
         h.take_events().last(),
         Some(Ev::Closed(Closed { reason: CloseReason::Failed(e), .. })) if *e == error
@@ -446,17 +456,15 @@ fn an_unreachable_gw_ip_falls_back_to_the_configured_gateway() {
     h.advance(2 * SECOND);
     let (_, dest, _) = h.transmit().unwrap();
     assert_eq!(dest.to_string(), "dead.test:80");
-    h.session.handle_connect_failed(h.now);
+    h.session.handle_connect_failed(h.now, io::ErrorKind::ConnectionRefused);
     h.drain();
+    let address = Endpoint::parse("dead.test", 80).unwrap();
+    let refused = NetworkError::ConnectFailed { kind: io::ErrorKind::ConnectionRefused, address };
     assert_eq!(
         h.take_events(),
         [
             Ev::Fallback("dead.test:80".into(), "gw.test:80".into()),
-            Ev::Failed(
-                RequestKind::Poll,
-                SessionError::Network(NetworkError::ConnectFailed),
-                Recovery::Resending
-            ),
+            Ev::Failed(RequestKind::Poll, SessionError::Network(refused), Recovery::Resending),
         ]
     );
     let (_, dest, conn) = h.transmit().expect("retried at once");
@@ -580,10 +588,19 @@ fn byte_mode_hands_out_the_raw_stream() {
     );
     h.advance(2 * SECOND);
     h.request();
-    h.feed(&ok("SessionID=s; Session=close", b"MSG a b 3\r\nxy"));
+    h.feed(&ok("SessionID=s", b"NLN a\r\nMSG a b 3\r\nx"));
+    // Whole commands only (so the stream can be watched for the server's `OUT`); the rest of
+    // the payload follows.
+    assert_eq!(concat(&h.take_events()), b"NLN a\r\n");
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(&ok("SessionID=s; Session=close", b"yzMSG a b 3\r\nxy"));
     let events = h.take_events();
-    assert_eq!(concat(&events), b"MSG a b 3\r\nxy");
-    assert!(matches!(events.last(), Some(Ev::Closed(c)) if c.reason == CloseReason::ServerClosed));
+    assert_eq!(concat(&events), b"MSG a b 3\r\nxyz");
+    assert!(matches!(
+        events.last(),
+        Some(Ev::Closed(c)) if c.reason == CloseReason::ServerClosed && c.incomplete_inbound_bytes == 13
+    ));
 }
 
 #[test]

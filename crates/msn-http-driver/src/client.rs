@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use msn_http_core::Endpoint;
-use msn_http_core::client::{ClientConfig, OutputMode, Stats, Target};
+use msn_http_core::client::{ClientConfig, OutputMode, Recovery, Stats, Target};
 use msn_http_core::error::{ConfigError, SendError};
 use msn_http_core::msnp::OwnedCommand;
 
 use crate::driver::Driver;
-use crate::events::{ClientEvent, SessionEnd, Taken};
+use crate::events::{ClientEvent, Notice, RecvError, SessionEnd, Taken};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
@@ -100,7 +100,7 @@ impl Client {
     }
 
     /// The next received command; see [`ClientReceiver::recv`].
-    pub async fn recv(&mut self) -> Option<OwnedCommand> {
+    pub async fn recv(&mut self) -> Result<OwnedCommand, RecvError> {
         self.receiver.recv().await
     }
 
@@ -191,15 +191,15 @@ impl ClientSender {
         self.shared.abort();
     }
 
-    /// After a [`Notice::RequestFailed`](crate::events::Notice::RequestFailed) with
-    /// [`Recovery::AwaitingDecision`](msn_http_core::client::Recovery::AwaitingDecision):
+    /// After a [`Notice::RequestFailed`] with
+    /// [`Recovery::AwaitingDecision`]:
     /// send the unconfirmed commands again (the gateway may see them twice).
     pub fn resend_unconfirmed(&self) {
         self.shared.resend_unconfirmed();
     }
 
-    /// After a [`Notice::RequestFailed`](crate::events::Notice::RequestFailed) with
-    /// [`Recovery::AwaitingDecision`](msn_http_core::client::Recovery::AwaitingDecision):
+    /// After a [`Notice::RequestFailed`] with
+    /// [`Recovery::AwaitingDecision`]:
     /// drop the unconfirmed commands (the gateway may never have seen them). Returns how many
     /// bytes were dropped.
     pub fn discard_unconfirmed(&self) -> usize {
@@ -247,21 +247,41 @@ impl fmt::Debug for ClientReceiver {
 }
 
 impl ClientReceiver {
-    /// The next whole command, or `None` once the session has ended (then
-    /// [`end`](Self::end) says how). Notices are skipped here (they are still traced); use
-    /// [`recv_event`](Self::recv_event) to see them — needed with the default
-    /// [`UnconfirmedPolicy::Ask`](msn_http_core::client::UnconfirmedPolicy::Ask), whose
-    /// decision the caller must make.
+    /// The next whole command, or why there is none:
+    ///
+    /// - [`RecvError::Ended`] once the session has ended (and on every later call; then
+    ///   [`end`](Self::end) says the same);
+    /// - [`RecvError::DeliveryUncertain`] when a request carrying commands failed and, under
+    ///   the default [`UnconfirmedPolicy::Ask`](msn_http_core::client::UnconfirmedPolicy::Ask),
+    ///   the caller must decide whether they go again. The session keeps receiving meanwhile
+    ///   (call `recv` again), but sends no command until
+    ///   [`ClientSender::resend_unconfirmed`] or [`ClientSender::discard_unconfirmed`].
+    ///
+    /// So a caller that only calls `recv` is never left waiting on a decision it was not told
+    /// about. Other notices are skipped here (they are still traced); use
+    /// [`recv_event`](Self::recv_event) to see them.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: a command is taken out of the session only in the step that returns it.
-    pub async fn recv(&mut self) -> Option<OwnedCommand> {
+    pub async fn recv(&mut self) -> Result<OwnedCommand, RecvError> {
         loop {
-            match self.recv_event().await? {
-                ClientEvent::Command(cmd) => return Some(cmd),
+            let Some(event) = self.recv_event().await else {
+                let end = self.end.clone().expect("the end was taken before `recv_event` ends");
+                return Err(RecvError::Ended(end));
+            };
+            match event {
+                ClientEvent::Command(cmd) => return Ok(cmd),
+                ClientEvent::Notice(Notice::RequestFailed {
+                    kind,
+                    error,
+                    recovery: Recovery::AwaitingDecision,
+                }) => {
+                    let bytes = self.shared.lock().session.awaiting_decision().unwrap_or(0);
+                    return Err(RecvError::DeliveryUncertain { kind, error, bytes });
+                }
                 ClientEvent::Notice(_) => {}
-                ClientEvent::Closed(_) => return None,
+                ClientEvent::Closed(end) => return Err(RecvError::Ended(end)),
             }
         }
     }

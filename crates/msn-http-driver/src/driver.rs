@@ -132,6 +132,10 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
             if !state.reader_alive {
                 discard_events(&mut state.session);
             }
+            if state.end_on_uncertain_delivery && state.session.awaiting_decision().is_some() {
+                debug!("delivery uncertain; ending the stream");
+                state.session.abort();
+            }
             if state.session.is_closed() {
                 state.wake_all();
                 break;
@@ -168,15 +172,7 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                     Err(error) => {
                         warn!(%destination, %error, "connect failed");
                         let mut state = shared.lock();
-                        let before = state.session.gateway().clone();
-                        state.session.handle_connect_failed(rt.now());
-                        if *state.session.gateway() != before {
-                            warn!(
-                                unreachable = %before,
-                                to = %state.session.gateway(),
-                                "GW-IP gateway unreachable; falling back to the configured gateway",
-                            );
-                        }
+                        state.session.handle_connect_failed(rt.now(), error.kind());
                         state.wake_all();
                         continue;
                     }

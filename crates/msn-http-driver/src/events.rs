@@ -1,8 +1,10 @@
 //! What a session reports to the caller, as owned values, and the `tracing` events emitted
 //! when each is taken out of the core.
 
+use std::fmt;
+
 use msn_http_core::Endpoint;
-use msn_http_core::client::{CloseReason, Event, Recovery, RequestKind, Session};
+use msn_http_core::client::{CloseReason, Event, MoveRefusal, Recovery, RequestKind, Session};
 use msn_http_core::error::SessionError;
 use msn_http_core::msnp::OwnedCommand;
 use tracing::{debug, info, trace, warn};
@@ -24,16 +26,30 @@ pub enum Notice {
         /// The new gateway.
         to: Endpoint,
     },
-    /// The gateway named by `GW-IP` could not be reached: requests go to the configured
-    /// gateway again.
+    /// The host `GW-IP` moved the session to could not be reached or did not answer like a
+    /// gateway: requests go to the configured gateway again.
     GatewayFallback {
-        /// The unreachable gateway.
+        /// The host given up.
         unreachable: Endpoint,
         /// Where requests go now.
         to: Endpoint,
     },
+    /// The gateway named another host that the session did not follow (reported once per
+    /// value).
+    MoveRefused {
+        /// The host named.
+        to: Endpoint,
+        /// Why it was not followed.
+        reason: MoveRefusal,
+    },
+    /// Under a long poll: whether the gateway holds polls (`false`: it answers them at once,
+    /// and the session polls on the adaptive schedule instead).
+    PollsHeld {
+        /// Whether polls are held now.
+        held: bool,
+    },
     /// A request failed; the session goes on as `recovery` says. With
-    /// [`Recovery::AwaitingDecision`] nothing more is sent until the caller calls
+    /// [`Recovery::AwaitingDecision`] no command is sent (polling goes on) until the caller calls
     /// [`ClientSender::resend_unconfirmed`](crate::ClientSender::resend_unconfirmed) or
     /// [`ClientSender::discard_unconfirmed`](crate::ClientSender::discard_unconfirmed).
     RequestFailed {
@@ -46,6 +62,29 @@ pub enum Notice {
     },
     /// The gateway misbehaved in a way the session survives.
     Warning(SessionError),
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Established { session_id } => {
+                write!(f, "the gateway opened the session (ID {session_id})")
+            }
+            Self::GatewayMoved { from, to } => write!(f, "the gateway moved from {from} to {to}"),
+            Self::GatewayFallback { unreachable, to } => {
+                write!(f, "{unreachable} is not a working gateway; back to {to}")
+            }
+            Self::MoveRefused { to, reason } => write!(f, "not moving to {to}: {reason}"),
+            Self::PollsHeld { held: true } => f.write_str("the gateway holds long polls"),
+            Self::PollsHeld { held: false } => {
+                f.write_str("the gateway does not hold long polls; polling adaptively")
+            }
+            Self::RequestFailed { kind, error, recovery } => {
+                write!(f, "a {kind} request failed ({error}); {recovery}")
+            }
+            Self::Warning(error) => write!(f, "the gateway misbehaved: {error}"),
+        }
+    }
 }
 
 /// How a session ended.
@@ -67,9 +106,71 @@ pub struct SessionEnd {
 }
 
 impl SessionEnd {
-    /// Whether the session ended as sessions should: the gateway or the caller closed it.
+    /// Whether the session ended as sessions should: the gateway, the MSNP server (`OUT`) or
+    /// the caller closed it.
     pub fn is_clean(&self) -> bool {
-        matches!(self.reason, CloseReason::ServerClosed | CloseReason::LocalClose)
+        self.reason.is_clean()
+    }
+}
+
+impl fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)?;
+        if !self.unsent.is_empty() {
+            write!(f, "; {} queued bytes were never confirmed", self.unsent.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SessionEnd {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.reason.error().map(|e| e as _)
+    }
+}
+
+/// Why [`ClientReceiver::recv`](crate::ClientReceiver::recv) returned no command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The session has ended; nothing more arrives.
+    Ended(SessionEnd),
+    /// A request carrying commands failed in a way that leaves open whether the gateway got
+    /// them (under the default
+    /// [`UnconfirmedPolicy::Ask`](msn_http_core::client::UnconfirmedPolicy::Ask)). The session
+    /// keeps receiving, but sends no command until the caller decides with
+    /// [`ClientSender::resend_unconfirmed`](crate::ClientSender::resend_unconfirmed) or
+    /// [`ClientSender::discard_unconfirmed`](crate::ClientSender::discard_unconfirmed). Returned
+    /// once per failure; call `recv` again to go on receiving.
+    DeliveryUncertain {
+        /// The kind of request that failed.
+        kind: RequestKind,
+        /// What went wrong.
+        error: SessionError,
+        /// How many bytes of commands wait for the decision.
+        bytes: usize,
+    },
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ended(end) => end.fmt(f),
+            Self::DeliveryUncertain { kind, error, bytes } => write!(
+                f,
+                "a {kind} request failed ({error}) and whether the gateway got its {bytes} bytes \
+                 of commands is unknown: resend or discard them"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ended(end) => Some(end),
+            Self::DeliveryUncertain { error, .. } => Some(error),
+        }
     }
 }
 
@@ -118,11 +219,22 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
             return Some(Taken::Notice(Notice::GatewayMoved { from, to }));
         }
         Event::GatewayFallback { unreachable, to } => {
-            warn!(%unreachable, %to, "gateway unreachable; falling back to the configured gateway");
+            warn!(%unreachable, %to, "not a working gateway; falling back to the configured one");
             return Some(Taken::Notice(Notice::GatewayFallback { unreachable, to }));
         }
+        Event::MoveRefused { to, reason } => {
+            info!(%to, %reason, "gateway move not followed");
+            return Some(Taken::Notice(Notice::MoveRefused { to, reason }));
+        }
+        Event::PollsHeld { held } => {
+            match held {
+                true => info!("the gateway holds long polls again"),
+                false => info!("the gateway does not hold long polls; polling adaptively"),
+            }
+            return Some(Taken::Notice(Notice::PollsHeld { held }));
+        }
         Event::RequestFailed { kind, error, recovery } => {
-            warn!(?kind, %error, ?recovery, "request failed");
+            warn!(%kind, %error, %recovery, "request failed");
             return Some(Taken::Notice(Notice::RequestFailed { kind, error, recovery }));
         }
         Event::Warning(error) => {
@@ -135,11 +247,9 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
             return Some(Taken::Skipped);
         }
     };
-    match closed.reason {
-        CloseReason::ServerClosed | CloseReason::LocalClose => {
-            info!(reason = ?closed.reason, "session closed");
-        }
-        reason => warn!(?reason, "session ended"),
+    match closed.reason.is_clean() {
+        true => info!(reason = %closed.reason, "session closed"),
+        false => warn!(reason = %closed.reason, "session ended"),
     }
     Some(Taken::Closed(SessionEnd {
         reason: closed.reason,

@@ -35,10 +35,10 @@
 //!     let (mut client, driver) = Client::open(runtime, config, target)?;
 //!     spawn(driver);
 //!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
-//!     let ver = client.recv().await.ok_or("session ended")?;
+//!     let ver = client.recv().await?;
 //!     assert_eq!(ver.name(), "VER");
 //!     let end = client.close().await;
-//!     assert!(end.is_clean(), "{:?}", end.reason);
+//!     assert!(end.is_clean(), "{end}");
 //!     Ok(())
 //! }
 //! ```
@@ -54,7 +54,7 @@ pub mod stream;
 
 pub use client::{Client, ClientReceiver, ClientSender, MAX_UNREAD_BYTES, OpenError};
 pub use driver::Driver;
-pub use events::{ClientEvent, Notice, SessionEnd};
+pub use events::{ClientEvent, Notice, RecvError, SessionEnd};
 pub use msn_http_core;
 pub use runtime::Runtime;
 pub use stream::{ByteStream, DEFAULT_PING_ANSWER, StreamError};

@@ -33,6 +33,9 @@ pub(crate) struct State {
     handles: usize,
     /// Whether a receiver still takes events; without one the driver discards them.
     pub(crate) reader_alive: bool,
+    /// Whether a request whose delivery is uncertain ends the session at once (the byte
+    /// stream, which has no one to ask: like a TCP connection reset).
+    pub(crate) end_on_uncertain_delivery: bool,
     /// Whether the caller asked for a clean close: the driver then finishes it even after the
     /// last handle is gone.
     pub(crate) close_requested: bool,
@@ -103,6 +106,7 @@ impl Shared {
                 waiters: Vec::new(),
                 handles,
                 reader_alive: true,
+                end_on_uncertain_delivery: output == OutputMode::Bytes,
                 close_requested: false,
             }),
             driver: Signal::new(),
@@ -169,6 +173,10 @@ impl Shared {
                     self.wake_driver();
                 }
                 Poll::Ready(Ok(n))
+            }
+            // Room never comes back while earlier commands wait for the caller's decision.
+            Err(SendError::QueueFull { .. }) if state.session.awaiting_decision().is_some() => {
+                Poll::Ready(Err(SendError::AwaitingDecision))
             }
             // Room comes back when the gateway confirms queued bytes (unless the bytes are
             // larger than the whole queue: then they never fit).

@@ -25,7 +25,7 @@ const MAX_KEPT_NOTICES: usize = 32;
 
 /// Why a byte-stream operation failed. It travels inside the [`io::Error`]; get it back
 /// with `error.get_ref().and_then(|e| e.downcast_ref::<StreamError>())`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamError {
     /// The core refused written bytes (`PNG`, a malformed command) or the session is closing
@@ -48,16 +48,39 @@ pub enum StreamError {
 impl fmt::Display for StreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Send(e) => write!(f, "gateway session refused the bytes: {e}"),
-            Self::Ended(reason) => write!(f, "gateway session ended: {reason:?}"),
-            Self::DeliveryUncertain { kind, error } => {
-                write!(f, "{kind:?} request failed ({error}); delivery uncertain")
-            }
+            Self::Send(e) => write!(f, "the gateway session refused the bytes: {e}"),
+            Self::Ended(reason) => reason.fmt(f),
+            Self::DeliveryUncertain { kind, error } => write!(
+                f,
+                "a {kind} request failed ({error}) and whether the gateway got its commands is \
+                 unknown, so the stream ended"
+            ),
         }
     }
 }
 
-impl std::error::Error for StreamError {}
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Send(e) => Some(e),
+            Self::Ended(reason) => reason.error().map(|e| e as _),
+            Self::DeliveryUncertain { error, .. } => Some(error),
+        }
+    }
+}
+
+/// The `io::ErrorKind` a TCP stream would have failed with for `error`.
+fn io_kind(error: &SessionError) -> io::ErrorKind {
+    match error {
+        SessionError::Network(NetworkError::ConnectFailed { kind, .. }) => *kind,
+        SessionError::Network(NetworkError::Timeout { .. }) => io::ErrorKind::TimedOut,
+        SessionError::Network(NetworkError::TooManyFailures { last, .. }) => io_kind(last),
+        SessionError::Network(NetworkError::ConnectionClosed { .. }) => {
+            io::ErrorKind::ConnectionReset
+        }
+        _ => io::ErrorKind::ConnectionAborted,
+    }
+}
 
 impl StreamError {
     fn kind(&self) -> io::ErrorKind {
@@ -65,9 +88,7 @@ impl StreamError {
             Self::Send(SendError::Closed) => io::ErrorKind::BrokenPipe,
             Self::Send(_) => io::ErrorKind::InvalidInput,
             Self::Ended(CloseReason::SessionRejected) => io::ErrorKind::ConnectionReset,
-            Self::Ended(CloseReason::Failed(SessionError::Network(NetworkError::Timeout {
-                ..
-            }))) => io::ErrorKind::TimedOut,
+            Self::Ended(CloseReason::Failed(error)) => io_kind(error),
             Self::Ended(_) | Self::DeliveryUncertain { .. } => io::ErrorKind::ConnectionAborted,
         }
     }
@@ -179,10 +200,11 @@ impl ByteStream {
     }
 
     fn note(&mut self, notice: Notice) {
-        if let Notice::RequestFailed { kind, error, recovery: Recovery::AwaitingDecision } = notice
+        if let Notice::RequestFailed { kind, error, recovery: Recovery::AwaitingDecision } = &notice
         {
+            // The driver has ended the session already (before any further request).
+            let (kind, error) = (*kind, error.clone());
             self.failure = Some(StreamError::DeliveryUncertain { kind, error });
-            self.shared.abort();
         }
         if self.notices.len() == MAX_KEPT_NOTICES {
             self.notices.pop_front();
@@ -193,9 +215,9 @@ impl ByteStream {
     /// What reads return once the session has ended: end of stream, or the error.
     fn end_result(&self) -> io::Result<()> {
         match &self.end {
-            Some(end) if !end.is_clean() => Err(match (self.failure, end.reason) {
-                (Some(failure), CloseReason::Aborted) => failure,
-                (_, reason) => StreamError::Ended(reason),
+            Some(end) if !end.is_clean() => Err(match (&self.failure, &end.reason) {
+                (Some(failure), CloseReason::Aborted) => failure.clone(),
+                (_, reason) => StreamError::Ended(reason.clone()),
             }
             .into_io()),
             _ => Ok(()),
@@ -263,8 +285,8 @@ impl ByteStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if let Some(failure) = self.failure {
-            return Poll::Ready(Err(failure.into_io()));
+        if let Some(failure) = &self.failure {
+            return Poll::Ready(Err(failure.clone().into_io()));
         }
         if self.shutting_down || self.end.is_some() {
             return Poll::Ready(Err(StreamError::Send(SendError::Closed).into_io()));

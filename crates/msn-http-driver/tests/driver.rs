@@ -5,6 +5,7 @@
 mod support;
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,28 +112,59 @@ fn a_moved_gateway_gets_a_connection_of_its_own() {
 }
 
 #[test]
-fn a_connect_that_never_completes_is_given_up_at_the_request_deadline() {
+fn a_connect_that_never_completes_ends_an_unopened_session_at_the_request_deadline() {
     let (clock, net, tx, mut rx, driver) = setup(Script::default());
     net.lock().hanging_connects.push(0);
     run_with(&clock, driver, async {
         tx.send(VER.as_bytes()).await.unwrap();
+        let timed_out = NetworkError::ConnectFailed {
+            kind: io::ErrorKind::TimedOut,
+            address: Endpoint::new("gw1", 80).unwrap(),
+        };
         assert_eq!(
-            take(&mut rx, 3).await,
+            take(&mut rx, 1).await,
+            [Ev::Closed {
+                reason: CloseReason::Failed(timed_out.into()),
+                unsent: VER.to_owned(),
+                incomplete: 0
+            }]
+        );
+    });
+    // Nothing was ever reachable: no retry.
+    assert_eq!(connects(&net), [("gw1:80".to_owned(), ms(0))]);
+    assert_eq!(clock.elapsed(), TIMEOUT);
+    assert!(net.lock().gateway.received.is_empty());
+}
+
+#[test]
+fn a_connect_that_never_completes_mid_session_is_given_up_at_the_deadline_and_retried() {
+    let (clock, net, tx, mut rx, driver) = setup(Script { close_each: true, ..Script::default() });
+    net.lock().hanging_connects.push(1);
+    run_with(&clock, driver, async {
+        tx.send(VER.as_bytes()).await.unwrap();
+        assert_eq!(take(&mut rx, 2).await, [established("954547325.1"), cmd(VER)]);
+        tx.send(CHG.as_bytes()).await.unwrap();
+        let timed_out = NetworkError::ConnectFailed {
+            kind: io::ErrorKind::TimedOut,
+            address: Endpoint::new("gw1", 80).unwrap(),
+        };
+        assert_eq!(
+            take(&mut rx, 2).await,
             [
                 Ev::Notice(Notice::RequestFailed {
-                    kind: RequestKind::Open,
-                    error: SessionError::Network(NetworkError::ConnectFailed),
+                    kind: RequestKind::Send,
+                    error: SessionError::Network(timed_out),
                     recovery: Recovery::Resending,
                 }),
-                established("954547325.1"),
-                cmd(VER),
+                cmd(CHG),
             ]
         );
         assert_eq!(closed(&rx.close().await), server_closed());
     });
     // Nothing reached the gateway: the request is simply made again, at once.
-    assert_eq!(connects(&net), [("gw1:80".to_owned(), ms(0)), ("gw1:80".to_owned(), TIMEOUT)]);
-    assert_eq!(text(&net.lock().gateway.received), format!("{VER}OUT\r\n"));
+    let connects = connects(&net);
+    assert_eq!(connects[1..3], [("gw1:80".to_owned(), ms(0)), ("gw1:80".to_owned(), TIMEOUT)]);
+    assert_eq!(text(&net.lock().gateway.received), format!("{VER}{CHG}OUT\r\n"));
 }
 
 #[test]

@@ -40,13 +40,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         // task stay inside the runtime.
         let work = tokio::spawn(async move {
             client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
-            client.recv().await.ok_or("no VER")?;
+            client.recv().await?;
             let mut command = Vec::with_capacity(32);
             for i in 0..rounds {
                 command.clear();
                 write!(command, "CHG {} NLN 0\r\n", i + 2)?;
                 client.send(&command).await?;
-                let echo = client.recv().await.ok_or("session ended")?;
+                let echo = client.recv().await?;
                 if echo.as_bytes() != command {
                     return Err("wrong echo".into());
                 }

@@ -31,13 +31,10 @@
 //! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
 //! let mut client = Client::open(config, Target::notification("messenger.hotmail.com"))?;
 //! client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
-//! while let Some(command) = client.recv().await {
-//!     if command.name() == "VER" {
-//!         break;
-//!     }
-//! }
+//! // `recv` fails once the session has ended (or a request's delivery is uncertain).
+//! while client.recv().await?.name() != "VER" {}
 //! let end = client.close().await;
-//! assert!(end.is_clean(), "{:?}", end.reason);
+//! assert!(end.is_clean(), "{end}");
 //! # Ok(())
 //! # }
 //! ```
@@ -70,7 +67,7 @@ mod runtime;
 pub mod stream;
 
 pub use client::{
-    Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, SessionEnd,
+    Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, RecvError, SessionEnd,
 };
 pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;

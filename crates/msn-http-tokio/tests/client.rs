@@ -4,13 +4,14 @@
 
 mod support;
 
+use std::io;
 use std::time::Duration;
 
 use msn_http_core::client::{
-    CloseReason, PollPolicy, Proxy, Recovery, RequestKind, Target, UnconfirmedPolicy,
+    CloseReason, OutReason, PollPolicy, Proxy, Recovery, RequestKind, Target, UnconfirmedPolicy,
 };
 use msn_http_core::error::{NetworkError, RemoteError, SendError, SessionError};
-use msn_http_tokio::{Client, Notice, OpenError};
+use msn_http_tokio::{Client, Notice, OpenError, RecvError};
 use support::{
     Ev, FakeProxy, Fault, Gateway, GwIp, Script, closed, cmd, config, endpoint, established, run,
     since, take, text,
@@ -211,7 +212,7 @@ async fn a_400_ends_the_session_and_hands_back_the_unsent_commands() {
                 incomplete: 0,
             }]
         );
-        assert_eq!(rx.end().map(|e| e.reason), Some(CloseReason::SessionRejected));
+        assert_eq!(rx.end().map(|e| e.reason.clone()), Some(CloseReason::SessionRejected));
         assert_eq!(tx.send(CHG.as_bytes()).await, Err(SendError::Closed));
         assert_eq!(text(&gw.received()), VER, "the rejected request was not processed");
         // No polling after the end (a poll would be due after 30 s).
@@ -225,7 +226,7 @@ async fn a_400_ends_the_session_and_hands_back_the_unsent_commands() {
 #[tokio::test(start_paused = true)]
 async fn a_500_asks_the_caller_for_commands_and_retries_polls_by_itself() {
     run(async {
-        // 0: open, 1: CHG -> 500, 2: CHG again, 3: poll -> 500, 4: poll again.
+        // 0: open, 1: CHG -> 500, 2: poll (at once), 3: poll -> 500, 4: poll again, 5: CHG.
         let gw = Gateway::start(
             Script::default().fault(1, Fault::Status(500)).fault(3, Fault::Status(500)),
         )
@@ -236,22 +237,24 @@ async fn a_500_asks_the_caller_for_commands_and_retries_polls_by_itself() {
         tx.send(VER.as_bytes()).await.unwrap();
         assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
         tx.send(CHG.as_bytes()).await.unwrap();
+        // A caller that only calls `recv` is told at once, as a value it can act on.
         let server_error = SessionError::Remote(RemoteError::ServerError(500));
+        let start = tokio::time::Instant::now();
         assert_eq!(
-            take(&mut rx, 1).await,
-            [Ev::Notice(Notice::RequestFailed {
+            rx.recv().await,
+            Err(RecvError::DeliveryUncertain {
                 kind: RequestKind::Send,
-                error: server_error,
-                recovery: Recovery::AwaitingDecision,
-            })]
+                error: server_error.clone(),
+                bytes: CHG.len(),
+            })
         );
-        // Nothing goes out until the caller decides.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(gw.request_count(), 2);
+        assert!(since(start) < Duration::from_millis(10));
+        // Undecided, the session keeps polling: received commands keep coming, no command
+        // goes out. (Pushed once the first of those polls was answered.)
+        while gw.request_count() < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         gw.push(ILN.as_bytes());
-        tx.resend_unconfirmed();
-        assert_eq!(take(&mut rx, 2).await, [cmd(ILN), cmd(CHG)]);
-        gw.push(b"CHL 0 12345\r\n");
         assert_eq!(
             take(&mut rx, 2).await,
             [
@@ -260,12 +263,14 @@ async fn a_500_asks_the_caller_for_commands_and_retries_polls_by_itself() {
                     error: server_error,
                     recovery: Recovery::Resending,
                 }),
-                cmd("CHL 0 12345\r\n"),
+                cmd(ILN),
             ]
         );
-        let kinds: Vec<_> = gw.requests().iter().map(|r| r.kind).take(5).collect();
+        tx.resend_unconfirmed();
+        assert_eq!(rx.recv().await.map(|c| text(c.as_bytes())), Ok(CHG.to_owned()));
+        let kinds: Vec<_> = gw.requests().iter().map(|r| r.kind).take(6).collect();
         use RequestKind::{Open, Poll, Send};
-        assert_eq!(kinds, [Open, Send, Send, Poll, Poll]);
+        assert_eq!(kinds, [Open, Send, Poll, Poll, Poll, Send]);
         let end = rx.close().await;
         assert_eq!(closed(&end), server_closed());
         assert_eq!(text(&gw.received()), format!("{VER}{CHG}OUT\r\n"), "CHG processed once");
@@ -372,7 +377,10 @@ async fn an_unreachable_gw_ip_falls_back_to_the_configured_gateway() {
                 }),
                 Ev::Notice(Notice::RequestFailed {
                     kind: RequestKind::Send,
-                    error: SessionError::Network(NetworkError::ConnectFailed),
+                    error: SessionError::Network(NetworkError::ConnectFailed {
+                        kind: io::ErrorKind::ConnectionRefused,
+                        address: endpoint(dead),
+                    }),
                     recovery: Recovery::Resending,
                 }),
                 cmd(CHG),
@@ -399,8 +407,13 @@ async fn session_close_from_the_gateway_delivers_the_last_body_then_ends() {
         assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
         gw.push(b"OUT OTH\r\n");
         tx.send(CHG.as_bytes()).await.unwrap();
-        assert_eq!(take(&mut rx, 4).await, [cmd("OUT OTH\r\n"), cmd(CHG), server_closed()]);
-        assert_eq!(rx.recv().await, None);
+        let logged_out = Ev::Closed {
+            reason: CloseReason::ServerOut(OutReason::SignedInElsewhere),
+            unsent: String::new(),
+            incomplete: 0,
+        };
+        assert_eq!(take(&mut rx, 4).await, [cmd("OUT OTH\r\n"), cmd(CHG), logged_out]);
+        assert!(matches!(rx.recv().await, Err(RecvError::Ended(end)) if end.is_clean()));
         assert_eq!(tx.send(CHG.as_bytes()).await, Err(SendError::Closed));
         tokio::time::sleep(Duration::from_secs(31)).await;
         assert_eq!(gw.request_count(), 2, "no request after Session=close");
@@ -561,7 +574,7 @@ async fn many_tasks_send_through_clones_of_one_sender() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_unreachable_configured_gateway_fails_after_the_retry_budget() {
+async fn a_refused_first_connect_fails_at_once_with_its_cause() {
     run(async {
         let dead = dead_port("127.0.0.1").await;
         let mut config = config(&Gateway::start(Script::default()).await);
@@ -569,26 +582,56 @@ async fn an_unreachable_configured_gateway_fails_after_the_retry_budget() {
         let (tx, mut rx) = Client::open(config, ns()).unwrap().split();
         let start = tokio::time::Instant::now();
         tx.send(VER.as_bytes()).await.unwrap();
+        let refused = NetworkError::ConnectFailed {
+            kind: io::ErrorKind::ConnectionRefused,
+            address: endpoint(dead),
+        };
+        let Err(RecvError::Ended(end)) = rx.recv().await else { panic!("the session ends") };
+        assert_eq!(end.reason, CloseReason::Failed(refused.into()));
+        assert_eq!(end.unsent, VER.as_bytes(), "the commands come back");
+        assert!(since(start) < Duration::from_millis(10), "no retry: nothing was reachable");
+        assert!(end.to_string().contains(&format!("could not connect to {dead}")), "{end}");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gateway_gone_mid_session_is_retried_with_backoff_then_given_up_with_the_cause() {
+    run(async {
+        // Closing after each answer, so no idle connection outlives the gateway.
+        let gw = Gateway::start(Script { close_each: true, ..Script::default() }).await;
+        let address = gw.endpoint();
+        let (tx, mut rx) = Client::open(config(&gw), ns()).unwrap().split();
+        tx.send(VER.as_bytes()).await.unwrap();
+        assert_eq!(take(&mut rx, 2).await, [established(FIRST_ID), cmd(VER)]);
+        drop(gw);
+        let start = tokio::time::Instant::now();
+        let refused = SessionError::Network(NetworkError::ConnectFailed {
+            kind: io::ErrorKind::ConnectionRefused,
+            address,
+        });
         let failed = Ev::Notice(Notice::RequestFailed {
-            kind: RequestKind::Open,
-            error: SessionError::Network(NetworkError::ConnectFailed),
+            kind: RequestKind::Poll,
+            error: refused.clone(),
             recovery: Recovery::Resending,
         });
-        let mut want = vec![failed; 5];
-        want.push(Ev::Closed {
-            reason: CloseReason::Failed(SessionError::Network(NetworkError::TooManyFailures {
-                failures: 6,
-            })),
-            unsent: VER.to_owned(),
-            incomplete: 0,
-        });
-        assert_eq!(take(&mut rx, 7).await, want);
-        // Retries after 0, 0.5, 1, 2 and 4 seconds.
+        assert_eq!(take(&mut rx, 5).await, vec![failed; 5]);
+        let Err(RecvError::Ended(end)) = rx.recv().await else { panic!("the session ends") };
+        let CloseReason::Failed(SessionError::Network(NetworkError::TooManyFailures {
+            failures,
+            last,
+        })) = &end.reason
+        else {
+            panic!("gave up: {end:?}");
+        };
+        assert_eq!((*failures, last.as_ref()), (6, &refused));
+        // The poll one interval on, then retries at once, after 0.5, 1, 2 and 4 seconds.
         let waited = since(start);
         assert!(
-            waited >= Duration::from_millis(7_500) && waited < Duration::from_millis(7_600),
+            waited >= Duration::from_millis(7_600) && waited < Duration::from_millis(7_700),
             "gave up after {waited:?}"
         );
+        drop(tx);
     })
     .await;
 }
@@ -599,7 +642,7 @@ async fn dropping_every_handle_aborts_the_session() {
         let gw = Gateway::start(Script::default()).await;
         let mut client = Client::open(config(&gw), ns()).unwrap();
         client.send(VER.as_bytes()).await.unwrap();
-        assert_eq!(client.recv().await.map(|c| c.into_bytes()), Some(VER.as_bytes().to_vec()));
+        assert_eq!(client.recv().await.map(|c| c.into_bytes()), Ok(VER.as_bytes().to_vec()));
         drop(client);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let requests = gw.request_count();

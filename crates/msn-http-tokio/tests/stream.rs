@@ -91,7 +91,8 @@ async fn an_uncertain_delivery_under_the_ask_policy_ends_the_stream_with_a_typed
         assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
         let typed = err.get_ref().and_then(|e| e.downcast_ref::<StreamError>());
         let error = SessionError::Remote(RemoteError::ServerError(500));
-        assert_eq!(typed, Some(&StreamError::DeliveryUncertain { kind: RequestKind::Send, error }));
+        let want = StreamError::DeliveryUncertain { kind: RequestKind::Send, error: error.clone() };
+        assert_eq!(typed, Some(&want));
         let end = stream.get_ref().end().expect("ended");
         assert_eq!(end.reason, CloseReason::Aborted);
         assert_eq!(text(&end.unsent), "CHG 2 NLN 0\r\n");

@@ -1,5 +1,7 @@
 //! What a client session reports: received commands, session milestones and errors.
 
+use std::fmt;
+
 use crate::Endpoint;
 use crate::error::SessionError;
 use crate::msnp::Command;
@@ -20,10 +22,11 @@ pub enum RequestKind {
 pub enum Recovery {
     /// The request will be made again (after the retry delay).
     Resending,
-    /// The request carried commands the gateway may or may not have received; nothing more is
+    /// The request carried commands the gateway may or may not have received; no command is
     /// sent until the caller calls
     /// [`Session::resend_unconfirmed`](crate::client::Session::resend_unconfirmed) or
     /// [`Session::discard_unconfirmed`](crate::client::Session::discard_unconfirmed).
+    /// Polling goes on meanwhile, so received commands keep arriving.
     AwaitingDecision,
     /// The request's commands were dropped (per
     /// [`UnconfirmedPolicy::Discard`](crate::client::UnconfirmedPolicy::Discard)).
@@ -33,11 +36,37 @@ pub enum Recovery {
     },
 }
 
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resending => f.write_str("it will be made again"),
+            Self::AwaitingDecision => {
+                f.write_str("its commands wait for the caller to resend or discard them")
+            }
+            Self::Discarded { bytes } => write!(f, "its {bytes} bytes of commands were dropped"),
+        }
+    }
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Open => "open",
+            Self::Send => "send",
+            Self::Poll => "poll",
+        })
+    }
+}
+
 /// Why a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
     /// The gateway sent `Session=close` (after `OUT`, or the server hung up).
     ServerClosed,
+    /// The MSNP server sent `OUT` (the account signed in elsewhere, the server is shutting
+    /// down, ...). The session ends once `OUT` has been received, whether or not the gateway
+    /// also said `Session=close`: some gateways keep answering polls of a logged-out session.
+    ServerOut(OutReason),
     /// The gateway answered `400`: the session ID is unknown or expired (or a second request
     /// was in flight, which this crate never does).
     SessionRejected,
@@ -50,8 +79,110 @@ pub enum CloseReason {
     Failed(SessionError),
 }
 
-/// The end of a session, with what was left over.
+impl CloseReason {
+    /// Whether the session ended as sessions should: the gateway, the MSNP server or the
+    /// caller closed it.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Self::ServerClosed | Self::ServerOut(_) | Self::LocalClose)
+    }
+
+    /// The error, when the session failed.
+    pub fn error(&self) -> Option<&SessionError> {
+        match self {
+            Self::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ServerClosed => f.write_str("the gateway closed the session (Session=close)"),
+            Self::ServerOut(reason) => write!(f, "the server logged the session out: {reason}"),
+            Self::SessionRejected => {
+                f.write_str("the gateway rejected the session (its ID is unknown or expired)")
+            }
+            Self::LocalClose => f.write_str("the session closed cleanly (OUT delivered)"),
+            Self::Aborted => f.write_str("the session was aborted"),
+            Self::Failed(e) => write!(f, "the session failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CloseReason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|e| e as _)
+    }
+}
+
+/// Why the MSNP server sent `OUT`: the argument of `OUT <reason>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutReason {
+    /// `OUT` with no argument.
+    Unspecified,
+    /// `OUT OTH`: the same account signed in elsewhere.
+    SignedInElsewhere,
+    /// `OUT SSD`: the server is shutting down.
+    ServerShutdown,
+    /// Any other argument, as sent.
+    Other(String),
+}
+
+impl OutReason {
+    /// The reason from the argument of an `OUT` line (`None` for a bare `OUT`).
+    pub fn from_argument(argument: Option<&[u8]>) -> Self {
+        match argument {
+            None | Some(b"") => Self::Unspecified,
+            Some(b"OTH") => Self::SignedInElsewhere,
+            Some(b"SSD") => Self::ServerShutdown,
+            Some(other) => Self::Other(String::from_utf8_lossy(other).into_owned()),
+        }
+    }
+
+    /// The argument as sent (`""` for a bare `OUT`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Unspecified => "",
+            Self::SignedInElsewhere => "OTH",
+            Self::ServerShutdown => "SSD",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+impl fmt::Display for OutReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unspecified => f.write_str("no reason given (OUT)"),
+            Self::SignedInElsewhere => f.write_str("the account signed in elsewhere (OUT OTH)"),
+            Self::ServerShutdown => f.write_str("the server is shutting down (OUT SSD)"),
+            Self::Other(text) => write!(f, "OUT {}", text.escape_debug()),
+        }
+    }
+}
+
+/// Why the session did not follow a `GW-IP` or `X-MSN-Host` to another host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MoveRefusal {
+    /// The value names the session's own MSNP server (the `IP=` of the open request, with or
+    /// without its port), as revival gateways answer: that is a raw MSNP server, not a
+    /// gateway.
+    NamesMsnpServer,
+}
+
+impl fmt::Display for MoveRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NamesMsnpServer => "it names the session's MSNP server, not a gateway",
+        })
+    }
+}
+
+/// The end of a session, with what was left over.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {
     /// Why it ended.
     pub reason: CloseReason,
@@ -60,6 +191,23 @@ pub struct Closed {
     pub unsent_bytes: usize,
     /// Received bytes that did not form a whole command (a payload cut off by the end).
     pub incomplete_inbound_bytes: usize,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)?;
+        if self.unsent_bytes > 0 {
+            write!(f, "; {} queued bytes were never confirmed", self.unsent_bytes)?;
+        }
+        if self.incomplete_inbound_bytes > 0 {
+            write!(
+                f,
+                "; {} received bytes formed no whole command",
+                self.incomplete_inbound_bytes
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Something the session reports. Drain with
@@ -91,6 +239,22 @@ pub enum Event<'a> {
         /// Where requests go now.
         to: Endpoint,
     },
+    /// The gateway named another host (`GW-IP` or `X-MSN-Host`) that the session did not
+    /// follow; it stays where it is. Reported once per value.
+    MoveRefused {
+        /// The host named.
+        to: Endpoint,
+        /// Why it was not followed.
+        reason: MoveRefusal,
+    },
+    /// Under [`PollPolicy::LongPoll`](crate::client::PollPolicy::LongPoll): whether the gateway
+    /// holds polls. `held: false` when a poll came back empty well before its lifespan (the
+    /// gateway ignores `Lifespan=`): the session then polls on the adaptive schedule, and goes
+    /// back to holding polls once one is held again.
+    PollsHeld {
+        /// Whether polls are held now.
+        held: bool,
+    },
     /// A request failed; the session goes on as `recovery` says.
     RequestFailed {
         /// The kind of request.
@@ -112,6 +276,8 @@ pub(crate) enum Pending {
     Established,
     GatewayMoved { from: Endpoint, to: Endpoint },
     GatewayFallback { unreachable: Endpoint, to: Endpoint },
+    MoveRefused { to: Endpoint, reason: MoveRefusal },
+    PollsHeld { held: bool },
     RequestFailed { kind: RequestKind, error: SessionError, recovery: Recovery },
     Warning(SessionError),
     Closed(CloseReason),

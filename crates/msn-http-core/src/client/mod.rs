@@ -42,6 +42,7 @@
 
 mod config;
 mod event;
+mod moves;
 mod outgoing;
 mod poll;
 mod session;
@@ -50,6 +51,6 @@ pub use config::{
     ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PingPolicy, PollPolicy, Proxy, Target,
     UnconfirmedPolicy,
 };
-pub use event::{CloseReason, Closed, Event, Recovery, RequestKind};
+pub use event::{CloseReason, Closed, Event, MoveRefusal, OutReason, Recovery, RequestKind};
 pub use poll::LONG_POLL_SETTLE;
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};

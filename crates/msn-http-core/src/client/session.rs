@@ -1,28 +1,28 @@
 //! The client session: one MSNP connection tunnelled through gateway requests.
 
 use std::collections::VecDeque;
+use std::io;
 use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
-use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands};
+use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands, Visit};
 use crate::wire::{
     EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
     parse_messenger_header,
 };
 
 use super::event::Pending;
+use super::moves::{GatewayRoute, Named};
 use super::outgoing::OutgoingQueue;
 use super::poll::PollSchedule;
 use super::{
-    ClientConfig, CloseReason, Closed, Event, OutputMode, PingPolicy, PollPolicy, Recovery,
-    RequestKind, Target, UnconfirmedPolicy,
+    ClientConfig, CloseReason, Closed, Event, OutReason, OutputMode, PingPolicy, PollPolicy,
+    Recovery, RequestKind, Target, UnconfirmedPolicy,
 };
 
 /// Events waiting undelivered beyond which no request is made (backpressure on the caller).
 pub const MAX_PENDING_EVENTS: usize = 64;
-/// Gateways remembered as unreachable, so a `GW-IP` naming one again is not followed.
-const MAX_UNREACHABLE_GATEWAYS: usize = 8;
 /// The retry delay doubles up to this many times.
 const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 
@@ -66,6 +66,14 @@ pub struct Stats {
     pub msnp_bytes_received: u64,
     /// Requests that failed (timeouts, dropped connections, 5xx, connect failures).
     pub failed_requests: u64,
+    /// Times the session went back to the configured gateway because a host it had moved to
+    /// was unreachable or did not answer like a gateway.
+    pub fallbacks: u64,
+    /// `GW-IP`/`X-MSN-Host` values not followed (each distinct value once).
+    pub refused_moves: u64,
+    /// Long polls the gateway answered empty well before their lifespan (it does not hold
+    /// polls; the session then polls on the adaptive schedule).
+    pub unheld_polls: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +89,7 @@ struct InFlight {
     kind: RequestKind,
     /// Queued bytes the request carries.
     len: usize,
+    sent_at: Instant,
     deadline: Instant,
 }
 
@@ -95,7 +104,6 @@ enum Disposition {
 /// The checked settings a session keeps.
 #[derive(Clone, Debug)]
 struct Settings {
-    configured_gateway: Endpoint,
     proxy: Option<Endpoint>,
     request_timeout: Duration,
     max_request_body_bytes: usize,
@@ -132,24 +140,29 @@ struct Settings {
 /// 2. [`poll_event`](Self::poll_event) until `None`: received commands, milestones, errors,
 ///    and finally [`Event::Closed`].
 /// 3. [`poll_timeout`](Self::poll_timeout): sleep until that instant (or until input or a new
-///    command arrives), then call [`handle_timeout`](Self::handle_timeout). `None` means nothing
-///    is due: wait for the caller or the socket.
+///    command arrives), then call [`handle_timeout`](Self::handle_timeout). An open session
+///    always has one once its events are drained; `None` means it is closed, or has not opened
+///    and waits for a first command.
 ///
 /// Every method that takes `now` expects a monotonic clock; the session never reads one.
 ///
 /// # Example: a blocking driver over `std::net`
+///
+/// It runs until the session has ended: an open session always has a next deadline, so the
+/// loop never waits on nothing. It reacts to events after taking what it needs from them (an
+/// event borrows the session, so the session is called once the event is no longer used).
 ///
 /// ```no_run
 /// use std::io::{ErrorKind, Read, Write};
 /// use std::net::TcpStream;
 /// use std::time::{Duration, Instant};
 ///
-/// use msn_http_core::client::{ClientConfig, Connection, Event, Session, Target};
+/// use msn_http_core::client::{ClientConfig, Connection, Event, Recovery, Session, Target};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let target = Target::notification("messenger.hotmail.com");
 /// let mut session = Session::new(ClientConfig::default(), target, Instant::now())?;
-/// session.send(b"VER 1 MSNP8 CVR0\r\n")?;
+/// session.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n")?;
 ///
 /// let (mut out, mut buf) = (Vec::new(), vec![0u8; 16 * 1024]);
 /// let mut conn: Option<TcpStream> = None;
@@ -162,7 +175,7 @@ struct Settings {
 ///         if conn.is_none() {
 ///             match TcpStream::connect((t.destination.host(), t.destination.port())) {
 ///                 Ok(stream) => conn = Some(stream),
-///                 Err(_) => session.handle_connect_failed(Instant::now()),
+///                 Err(e) => session.handle_connect_failed(Instant::now(), e.kind()),
 ///             }
 ///         }
 ///         if let Some(stream) = conn.as_mut() {
@@ -172,17 +185,31 @@ struct Settings {
 ///             }
 ///         }
 ///     }
+///     let mut resend = false;
 ///     while let Some(event) = session.poll_event() {
 ///         match event {
 ///             Event::Command(cmd) => println!("<< {}", String::from_utf8_lossy(cmd.line())),
+///             // The gateway may or may not have the commands; this program would rather
+///             // see one twice than lose it.
+///             Event::RequestFailed { recovery: Recovery::AwaitingDecision, error, .. } => {
+///                 println!("request failed ({error}); sending it again");
+///                 resend = true;
+///             }
 ///             Event::Closed(closed) => {
-///                 println!("closed: {:?}", closed.reason);
+///                 println!("{closed}");
 ///                 return Ok(());
 ///             }
 ///             other => println!("{other:?}"),
 ///         }
 ///     }
-///     let Some(deadline) = session.poll_timeout() else { return Ok(()) };
+///     if resend {
+///         session.resend_unconfirmed();
+///         continue;
+///     }
+///     let Some(deadline) = session.poll_timeout() else {
+///         // Only a session that never opened and has nothing to send has no deadline.
+///         return Err("nothing to send".into());
+///     };
 ///     let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
 ///     match conn.as_mut().filter(|_| session.in_flight().is_some()) {
 ///         Some(stream) => {
@@ -229,9 +256,7 @@ pub struct Session {
     first_session_id: String,
     /// The last `X-MSN-Messenger` value taken in full (empty when it must be read again).
     last_messenger: Vec<u8>,
-    gateway: Endpoint,
-    pending_gateway: Option<Endpoint>,
-    unreachable: Vec<Endpoint>,
+    route: GatewayRoute,
     fresh_connection: bool,
     in_flight: Option<InFlight>,
     decoder: ResponseDecoder,
@@ -245,6 +270,8 @@ pub struct Session {
     awaiting_decision: Option<usize>,
     /// `PNG`s stripped from the outgoing bytes and not yet answered with a local `QNG`.
     unanswered_pings: usize,
+    /// Watches the received stream for the server's `OUT`.
+    out_watch: OutWatch,
     close_after: Option<u64>,
     finished: bool,
     now: Instant,
@@ -257,6 +284,7 @@ impl Session {
     pub fn new(config: ClientConfig, target: Target, now: Instant) -> Result<Self, ConfigError> {
         check_config(&config)?;
         Endpoint::parse(&target.ip, 1863).map_err(ConfigError::InvalidTarget)?;
+        let route = GatewayRoute::new(config.gateway.clone(), &target.ip);
         let credentials = config.proxy.as_ref().and_then(|p| p.credentials.as_ref());
         let encoder = RequestEncoder::new(
             &config.gateway_path,
@@ -264,7 +292,6 @@ impl Session {
             credentials.map(|(user, password)| (user.as_str(), password.as_str())),
         )?;
         let settings = Settings {
-            configured_gateway: config.gateway.clone(),
             proxy: config.proxy.map(|p| p.endpoint),
             request_timeout: config.request_timeout,
             max_request_body_bytes: config.max_request_body_bytes,
@@ -284,9 +311,7 @@ impl Session {
             session_id: String::new(),
             first_session_id: String::new(),
             last_messenger: Vec::new(),
-            gateway: config.gateway,
-            pending_gateway: None,
-            unreachable: Vec::new(),
+            route,
             fresh_connection: true,
             in_flight: None,
             decoder: ResponseDecoder::new(config.http_limits),
@@ -299,6 +324,7 @@ impl Session {
             failures: 0,
             awaiting_decision: None,
             unanswered_pings: 0,
+            out_watch: OutWatch::default(),
             close_after: None,
             finished: false,
             now,
@@ -343,12 +369,20 @@ impl Session {
     /// A session the gateway never opened (no request in flight and no response yet) closes at
     /// once, its queued bytes left in [`unsent`](Self::unsent). A partial command at the end of the
     /// queue is dropped (it could never be completed).
+    ///
+    /// While a decision is pending ([`Recovery::AwaitingDecision`]) the gateway cannot be told
+    /// without first deciding whether the uncertain commands go again, so the session ends at
+    /// once with [`CloseReason::Aborted`], every queued byte left in [`unsent`](Self::unsent);
+    /// the gateway ends its side when the session idles out.
     pub fn close(&mut self) {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return;
         }
         if self.phase == Phase::Opening && self.in_flight.is_none() {
             return self.close_session(CloseReason::LocalClose);
+        }
+        if self.awaiting_decision.is_some() {
+            return self.close_session(CloseReason::Aborted);
         }
         self.outgoing.drop_partial_command();
         let rules = &self.settings.payload_commands;
@@ -367,6 +401,12 @@ impl Session {
         self.awaiting_decision = None;
     }
 
+    /// How many bytes of commands wait for a decision after [`Recovery::AwaitingDecision`]
+    /// (`None` when no decision is pending). Polling goes on meanwhile; no command is sent.
+    pub fn awaiting_decision(&self) -> Option<usize> {
+        self.awaiting_decision
+    }
+
     /// After [`Recovery::AwaitingDecision`]: drop the unconfirmed commands and go on. Returns
     /// how many bytes were dropped.
     pub fn discard_unconfirmed(&mut self) -> usize {
@@ -383,18 +423,21 @@ impl Session {
     /// Appends the next request to `out`, if one is due at `now`, and returns where it goes.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit<'_>> {
         self.now = now;
-        if self.phase == Phase::Closed
-            || self.in_flight.is_some()
-            || self.awaiting_decision.is_some()
-        {
+        if self.phase == Phase::Closed || self.in_flight.is_some() || self.server_out().is_some() {
             return None;
         }
         if self.retry_at.is_some_and(|at| now < at) || self.backpressured() {
             return None;
         }
-        let body_len = self.outgoing.next_request_len(self.settings.max_request_body_bytes);
-        // A due retry with nothing queued is a poll: the failed request was one, or its
-        // commands were discarded, and either way the poll timer was stopped when it went out.
+        // While a decision is pending the unconfirmed commands hold the head of the queue:
+        // only polls go out, so received commands keep arriving.
+        let body_len = match self.awaiting_decision {
+            Some(_) => 0,
+            None => self.outgoing.next_request_len(self.settings.max_request_body_bytes),
+        };
+        // A due retry with nothing to send is a poll: the failed request was one, or its
+        // commands were discarded or wait for a decision, and either way the poll timer was
+        // stopped when it went out.
         let retry_due = self.retry_at.is_some();
         let kind = match self.phase {
             Phase::Opening if body_len > 0 => RequestKind::Open,
@@ -419,13 +462,13 @@ impl Session {
         };
         let start = out.len();
         let body = &self.outgoing.unconfirmed()[..body_len];
-        self.encoder.encode(out, &self.gateway, form, line, body);
+        self.encoder.encode(out, self.route.current(), form, line, body);
 
         let mut deadline = now + self.settings.request_timeout;
         if let (RequestKind::Poll, Some(secs)) = (kind, self.poll.lifespan()) {
             deadline += Duration::from_secs(u64::from(secs));
         }
-        self.in_flight = Some(InFlight { kind, len: body_len, deadline });
+        self.in_flight = Some(InFlight { kind, len: body_len, sent_at: now, deadline });
         self.retry_at = None;
         self.poll.request_sent();
         self.decoder.reset();
@@ -438,12 +481,12 @@ impl Session {
             true => Connection::Fresh,
             false => Connection::Reuse,
         };
-        Some(Transmit {
-            destination: self.settings.proxy.as_ref().unwrap_or(&self.gateway),
-            connection,
-            kind,
-            len: out.len() - start,
-        })
+        Some(Transmit { destination: self.destination(), connection, kind, len: out.len() - start })
+    }
+
+    /// Where requests are written: the proxy, or the gateway.
+    fn destination(&self) -> &Endpoint {
+        self.settings.proxy.as_ref().unwrap_or(self.route.current())
     }
 
     /// Feeds bytes read from the connection.
@@ -468,10 +511,10 @@ impl Session {
                 return;
             }
             match self.decoder.decode(&mut input) {
-                Err(e) => return self.fail(SessionError::from(e)),
+                Err(e) => return self.bad_response(now, SessionError::from(e)),
                 Ok(ResponseStep::NeedMore) => return,
                 Ok(ResponseStep::Head) => {
-                    self.on_head();
+                    self.on_head(now);
                     if self.phase == Phase::Closed {
                         return;
                     }
@@ -480,11 +523,23 @@ impl Session {
                     if let Some(Disposition::Success { .. }) = self.disposition {
                         self.inbound.push(data);
                         self.stats.msnp_bytes_received += data.len() as u64;
+                        self.watch_for_out();
                     }
                 }
                 Ok(ResponseStep::Complete) => self.on_complete(now),
             }
         }
+    }
+
+    /// The response in progress broke the protocol. From a host the session was moved to and
+    /// that never answered, before any head: it is not a gateway, and the request fails there
+    /// (back to the configured gateway). Otherwise the session ends with the error.
+    fn bad_response(&mut self, now: Instant, error: SessionError) {
+        if self.disposition.is_none() && self.route.unproven() {
+            self.fresh_connection = true;
+            return self.request_failed(now, error, false);
+        }
+        self.fail(error);
     }
 
     /// The connection reached end of stream (or broke).
@@ -509,12 +564,17 @@ impl Session {
         }
     }
 
-    /// Connecting to the destination of the request in flight failed: nothing reached the
-    /// gateway, so the request is made again. When the destination was a `GW-IP` gateway, the
-    /// session falls back to the configured gateway ([`Event::GatewayFallback`]).
-    pub fn handle_connect_failed(&mut self, now: Instant) {
+    /// Connecting to the destination of the request in flight failed with `kind`: nothing
+    /// reached the gateway.
+    ///
+    /// On the session's first request this ends the session at once with
+    /// [`NetworkError::ConnectFailed`] (nothing was ever reachable; retrying would only delay
+    /// the error). Later the request is made again; when the destination was a host a
+    /// `GW-IP` moved the session to, the session first falls back to the configured gateway
+    /// ([`Event::GatewayFallback`]).
+    pub fn handle_connect_failed(&mut self, now: Instant, kind: io::ErrorKind) {
         self.now = now;
-        if self.phase == Phase::Closed || self.in_flight.is_none() {
+        if self.phase == Phase::Closed {
             return;
         }
         let Some(flight) = self.in_flight.take() else {
@@ -523,26 +583,35 @@ impl Session {
         self.decoder.reset();
         self.fresh_connection = true;
         self.stats.failed_requests += 1;
+        let address = self.destination().clone();
+        let error = SessionError::from(NetworkError::ConnectFailed { kind, address });
+        if self.phase == Phase::Opening {
+            return self.fail(error);
+        }
         let mut retry_at = now + self.backoff(self.failures + 1);
-        if self.settings.proxy.is_none() && self.gateway != self.settings.configured_gateway {
-            if self.unreachable.len() == MAX_UNREACHABLE_GATEWAYS {
-                self.unreachable.remove(0);
-            }
-            let to = self.settings.configured_gateway.clone();
-            let unreachable = std::mem::replace(&mut self.gateway, to.clone());
-            self.unreachable.push(unreachable.clone());
-            self.push_event(Pending::GatewayFallback { unreachable, to });
+        if self.settings.proxy.is_none() && self.fall_back() {
             retry_at = now;
         }
-        if !self.count_failure() {
+        if !self.count_failure(&error) {
             return;
         }
         self.retry_at = Some(retry_at);
         self.push_event(Pending::RequestFailed {
             kind: flight.kind,
-            error: NetworkError::ConnectFailed.into(),
+            error,
             recovery: Recovery::Resending,
         });
+    }
+
+    /// Goes back to the configured gateway if the session was elsewhere; whether it was.
+    fn fall_back(&mut self) -> bool {
+        let Some((unreachable, to)) = self.route.fall_back() else {
+            return false;
+        };
+        self.stats.fallbacks += 1;
+        self.fresh_connection = true;
+        self.push_event(Pending::GatewayFallback { unreachable, to });
+        true
     }
 
     /// Time passed: fails a request that has waited past its deadline. Other calls are no-ops.
@@ -560,8 +629,12 @@ impl Session {
 
     /// The next instant the session wants [`handle_timeout`](Self::handle_timeout) (or
     /// [`poll_transmit`](Self::poll_transmit)) called: the request deadline while a request is
-    /// in flight, else the retry or poll time. `None` when nothing is due (closed, waiting for a
-    /// decision, backpressured, or not yet opened).
+    /// in flight, else the retry or poll time.
+    ///
+    /// An open session whose events have been drained always has one: it never waits on its
+    /// caller alone (a pending decision holds back commands, not polls). `None` means the
+    /// session is closed, holds back for events the caller has not taken, or has not opened
+    /// and has nothing to send.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase == Phase::Closed {
             return None;
@@ -569,15 +642,16 @@ impl Session {
         if let Some(flight) = self.in_flight {
             return Some(flight.deadline);
         }
-        if self.awaiting_decision.is_some() || self.backpressured() {
+        if self.backpressured() {
             return None;
         }
-        let queued = self.outgoing.next_request_len(usize::MAX) > 0;
+        let sendable =
+            self.awaiting_decision.is_none() && self.outgoing.next_request_len(usize::MAX) > 0;
         // Before the session opened there is nothing to retry without a queued command.
-        if self.retry_at.is_some() && (self.phase == Phase::Open || queued) {
+        if self.retry_at.is_some() && (self.phase == Phase::Open || sendable) {
             return self.retry_at;
         }
-        if queued {
+        if sendable {
             return Some(self.now);
         }
         match self.phase {
@@ -606,9 +680,18 @@ impl Session {
                 Ok(_) => {}
                 Err(e) => self.on_frame_error(e),
             },
+            // Whole commands only, so the stream can be watched for `OUT`; a stream that is not
+            // MSNP (or breaks the framer's limits) passes through as it is.
             OutputMode::Bytes => {
-                if self.inbound.position() < limit.min(self.inbound.end()) {
-                    return Some(Event::Data(self.inbound.take_bytes_within(limit)));
+                let end = self
+                    .inbound
+                    .scan_whole(0, |end, _| match end <= limit {
+                        true => Visit::Continue,
+                        false => Visit::StopBefore,
+                    })
+                    .unwrap_or_else(|_| limit.min(self.inbound.end()));
+                if self.inbound.position() < end {
+                    return Some(Event::Data(self.inbound.take_bytes_within(end)));
                 }
             }
         }
@@ -619,6 +702,8 @@ impl Session {
             Pending::GatewayFallback { unreachable, to } => {
                 Event::GatewayFallback { unreachable, to }
             }
+            Pending::MoveRefused { to, reason } => Event::MoveRefused { to, reason },
+            Pending::PollsHeld { held } => Event::PollsHeld { held },
             Pending::RequestFailed { kind, error, recovery } => {
                 Event::RequestFailed { kind, error, recovery }
             }
@@ -644,7 +729,7 @@ impl Session {
 
     /// The gateway the next request goes to.
     pub fn gateway(&self) -> &Endpoint {
-        &self.gateway
+        self.route.current()
     }
 
     /// The MSNP server this session opened.
@@ -688,12 +773,12 @@ impl Session {
         self.poll.policy()
     }
 
-    fn on_head(&mut self) {
+    fn on_head(&mut self, now: Instant) {
         let status = self.decoder.head().status();
         let disposition = match status {
             200..=299 => match self.read_messenger_header() {
                 Ok(disposition) => disposition,
-                Err(e) => return self.fail(e.into()),
+                Err(e) => return self.bad_response(now, e.into()),
             },
             400 => Disposition::Rejected,
             407 => return self.fail(RemoteError::ProxyAuthenticationRequired.into()),
@@ -713,7 +798,7 @@ impl Session {
             && !self.last_messenger.is_empty()
             && raw == self.last_messenger
         {
-            self.pending_gateway = None;
+            self.route.forget_pending();
             return Ok(Disposition::Success { session_close: false });
         }
         self.last_messenger.clear();
@@ -730,21 +815,30 @@ impl Session {
             }
         }
         // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
-        let named = match head.msn_host().map(<[u8]>::trim_ascii) {
-            Some(host) if !host.is_empty() => Some(std::str::from_utf8(host).unwrap_or("\0")),
-            _ => header.gateway.filter(|gw| !gw.is_empty()),
-        };
+        let named =
+            match head.msn_host().map(<[u8]>::trim_ascii) {
+                Some(host) if !host.is_empty() => Some(std::str::from_utf8(host).map_err(|_| {
+                    RemoteError::InvalidGatewayAddress(crate::AddressError::InvalidHost)
+                })),
+                _ => header.gateway.filter(|gw| !gw.is_empty()).map(Ok),
+            };
         let session_close = header.session_close;
-        self.pending_gateway = None;
-        if let Some(text) = named {
-            match self.gateway.moved_to(text) {
-                Ok(Some(to)) if !self.unreachable.contains(&to) => self.pending_gateway = Some(to),
-                Ok(_) => {}
-                Err(e) => {
-                    // Warn again if it comes again.
-                    self.last_messenger.clear();
-                    self.warn(RemoteError::InvalidGatewayAddress(e).into());
-                }
+        self.route.forget_pending();
+        let decided = match named {
+            None => Ok(Named::Stay),
+            Some(Ok(text)) => self.route.named(text).map_err(RemoteError::InvalidGatewayAddress),
+            Some(Err(e)) => Err(e),
+        };
+        match decided {
+            Ok(Named::Stay | Named::Move) => {}
+            Ok(Named::Refused(to, reason)) => {
+                self.stats.refused_moves += 1;
+                self.push_event(Pending::MoveRefused { to, reason });
+            }
+            Err(e) => {
+                // Warn again if it comes again.
+                self.last_messenger.clear();
+                self.warn(e.into());
             }
         }
         Ok(Disposition::Success { session_close })
@@ -762,23 +856,33 @@ impl Session {
             Some(Disposition::Success { session_close }) => {
                 self.outgoing.confirm(flight.len);
                 self.failures = 0;
-                if flight.kind == RequestKind::Poll && !carried_data {
+                let was_poll = flight.kind == RequestKind::Poll;
+                if was_poll && !carried_data {
                     self.stats.empty_polls += 1;
                 }
-                if let Some(to) = self.pending_gateway.take() {
-                    let from = std::mem::replace(&mut self.gateway, to.clone());
+                if let Some((from, to)) = self.route.response_complete() {
                     self.fresh_connection = true;
                     self.push_event(Pending::GatewayMoved { from, to });
                 }
                 if self.phase == Phase::Opening {
                     self.phase = Phase::Open;
                 }
-                if session_close {
+                let closed_here =
+                    self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end);
+                if let Some(reason) = self.server_out().filter(|_| !closed_here) {
+                    self.close_session(CloseReason::ServerOut(reason));
+                } else if session_close {
                     self.close_session(CloseReason::ServerClosed);
-                } else if self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end) {
+                } else if closed_here {
                     self.close_session(CloseReason::LocalClose);
                 } else {
-                    self.poll.response(now, carried_data, flight.kind == RequestKind::Poll);
+                    let held = self.poll.response(now, flight.sent_at, carried_data, was_poll);
+                    if self.poll.lifespan().is_some() && was_poll && !carried_data {
+                        self.stats.unheld_polls += u64::from(!self.poll.holding());
+                    }
+                    if let Some(held) = held {
+                        self.push_event(Pending::PollsHeld { held });
+                    }
                 }
             }
             Some(Disposition::Rejected) => self.close_session(CloseReason::SessionRejected),
@@ -788,6 +892,43 @@ impl Session {
             }
             // Every head sets a disposition or ends the session; nothing is left to do.
             None => {}
+        }
+    }
+
+    /// The server's `OUT`, once it has arrived.
+    fn server_out(&self) -> Option<OutReason> {
+        self.out_watch.found.clone()
+    }
+
+    /// Looks at newly received bytes for the server's `OUT`.
+    fn watch_for_out(&mut self) {
+        let watch = &mut self.out_watch;
+        if watch.off || watch.found.is_some() {
+            return;
+        }
+        // Back two bytes: an `OUT` may straddle two pieces.
+        let from = watch.searched_to.saturating_sub(2);
+        watch.suspect |= self.inbound.contains_from(from, b"OUT");
+        watch.searched_to = self.inbound.end();
+        if !watch.suspect {
+            return;
+        }
+        let mut found = None;
+        let framed = self.inbound.scan_whole(watch.framed_to, |_, cmd| {
+            if cmd.name() != "OUT" {
+                return Visit::Continue;
+            }
+            found = Some(OutReason::from_argument(cmd.args().next()));
+            Visit::StopAfter
+        });
+        match framed {
+            Ok(end) => {
+                watch.framed_to = end;
+                // Everything received is framed and clean: the `OUT` seen was inside a payload.
+                watch.suspect = found.is_none() && end < self.inbound.end();
+                watch.found = found;
+            }
+            Err(_) => watch.off = true,
         }
     }
 
@@ -811,15 +952,22 @@ impl Session {
         if self.disposition.take() == Some(Disposition::Rejected) {
             return self.close_session(CloseReason::SessionRejected);
         }
-        self.pending_gateway = None;
+        self.route.forget_pending();
         self.stats.failed_requests += 1;
+        if let Some(reason) = self.server_out() {
+            return self.close_session(CloseReason::ServerOut(reason));
+        }
         if data_lost {
             return self.close_session(CloseReason::Failed(error));
         }
-        if !self.count_failure() {
+        // A host the session moved to that fails before answering anything is not taken for
+        // a gateway: the next request goes to the configured one, at once.
+        let fell_back = self.route.unproven() && self.settings.proxy.is_none() && self.fall_back();
+        if !self.count_failure(&error) {
             return;
         }
-        self.retry_at = Some(now + self.backoff(self.failures));
+        let delay = if fell_back { Duration::ZERO } else { self.backoff(self.failures) };
+        self.retry_at = Some(now + delay);
         let recovery = match (flight.kind, self.settings.unconfirmed) {
             (RequestKind::Poll, _) | (_, UnconfirmedPolicy::Resend) => Recovery::Resending,
             (_, UnconfirmedPolicy::Discard) => {
@@ -839,11 +987,15 @@ impl Session {
         }
     }
 
-    /// Counts a failed request; closes the session and returns false past the limit.
-    fn count_failure(&mut self) -> bool {
+    /// Counts a failed request; past the limit, closes the session with `last` as the cause
+    /// and returns false.
+    fn count_failure(&mut self, last: &SessionError) -> bool {
         self.failures += 1;
         if self.failures > self.settings.max_consecutive_failures {
-            let error = NetworkError::TooManyFailures { failures: self.failures };
+            let error = NetworkError::TooManyFailures {
+                failures: self.failures,
+                last: Box::new(last.clone()),
+            };
             self.close_session(CloseReason::Failed(error.into()));
             return false;
         }
@@ -866,11 +1018,9 @@ impl Session {
         if self.inbound.buffered() < self.settings.max_inbound_bytes {
             return false;
         }
-        match self.settings.output {
-            OutputMode::Bytes => true,
-            // A partial command must be allowed to complete, or the session would stall.
-            OutputMode::Commands => self.inbound.has_whole_command(),
-        }
+        // A partial command must be allowed to complete, or the session would stall (both
+        // modes deliver whole commands only).
+        self.inbound.has_whole_command()
     }
 
     fn unsolicited(&mut self, len: usize) {
@@ -921,8 +1071,28 @@ impl Session {
         self.in_flight = None;
         self.retry_at = None;
         self.awaiting_decision = None;
-        self.pending_gateway = None;
+        self.route.forget_pending();
     }
+}
+
+/// Watches the received stream for the MSNP server's `OUT`, which ends the session: the
+/// moment it arrives, not when the caller takes it, so no request follows it.
+///
+/// Framing every response twice would cost every session; instead a byte search for `OUT`
+/// over each new piece flags a suspect, and only then are the whole commands not yet looked at
+/// framed to see whether one of them is `OUT`.
+#[derive(Clone, Debug, Default)]
+struct OutWatch {
+    /// The stream offset up to which the byte search has looked.
+    searched_to: u64,
+    /// A byte search found `OUT` in commands not yet framed.
+    suspect: bool,
+    /// The stream offset up to which whole commands were framed and are not `OUT`.
+    framed_to: u64,
+    /// The `OUT` found.
+    found: Option<OutReason>,
+    /// The stream cannot be framed: nothing more is looked at.
+    off: bool,
 }
 
 fn check_config(config: &ClientConfig) -> Result<(), ConfigError> {

@@ -20,6 +20,7 @@
 //! - more than `max_consecutive_failures` failures in a row end the session.
 
 use std::collections::VecDeque;
+use std::io;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -373,7 +374,7 @@ impl World {
                     f.fresh && f.delivered == 0 && !f.tainted && f.reply.is_none()
                 });
                 if connecting {
-                    self.session.handle_connect_failed(self.now);
+                    self.session.handle_connect_failed(self.now, io::ErrorKind::ConnectionRefused);
                     self.must_fresh = true;
                     cause = Some(Cause::ConnectFailed);
                 }
@@ -745,7 +746,8 @@ impl World {
     fn fail(&mut self, f: &Flight, error: SessionError) {
         self.failures += 1;
         if self.failures > self.p.max_failures() {
-            let error = NetworkError::TooManyFailures { failures: self.failures };
+            let last = Box::new(error);
+            let error = NetworkError::TooManyFailures { failures: self.failures, last };
             return self.close_with(CloseReason::Failed(error.into()));
         }
         let recovery = match (f.kind, self.p.policy()) {
@@ -815,14 +817,29 @@ impl World {
             Some(Cause::ConnectFailed) => {
                 assert!(ended, "a failed connect left the request in flight");
                 self.flight = None;
+                let address = if self.p.proxy {
+                    proxy_endpoint()
+                } else {
+                    self.gateway_at_last_request.clone()
+                };
+                let error = SessionError::from(NetworkError::ConnectFailed {
+                    kind: io::ErrorKind::ConnectionRefused,
+                    address,
+                });
+                if !self.opened {
+                    // Nothing was ever reachable: the session fails at once.
+                    self.close_with(CloseReason::Failed(error));
+                    return;
+                }
                 self.failures += 1;
                 if self.failures > self.p.max_failures() {
-                    let error = NetworkError::TooManyFailures { failures: self.failures };
+                    let last = Box::new(error);
+                    let error = NetworkError::TooManyFailures { failures: self.failures, last };
                     self.close_with(CloseReason::Failed(error.into()));
                 } else {
                     self.expected.push_back(Expect::Failed {
                         kind: f.kind,
-                        error: NetworkError::ConnectFailed.into(),
+                        error,
                         recovery: Recovery::Resending,
                     });
                 }
@@ -938,7 +955,10 @@ impl World {
                 (t.destination.clone(), t.connection, t.kind, t.len);
             assert!(!self.closed, "a request after the session ended");
             assert!(self.flight.is_none(), "two requests in flight");
-            assert!(self.awaiting.is_none(), "a request while awaiting a decision");
+            assert!(
+                self.awaiting.is_none() || kind == RequestKind::Poll,
+                "commands sent while awaiting a decision"
+            );
             assert_eq!(len, self.out.len());
             assert_eq!(self.session.in_flight(), Some(kind));
             assert!(self.session.poll_transmit(self.now, &mut Vec::new()).is_none());
@@ -1015,7 +1035,10 @@ impl World {
         }
         assert_eq!(total, body.len(), "the body ends inside a command");
         if kind == RequestKind::Poll {
-            assert!(lengths.is_empty(), "a poll while whole commands wait");
+            assert!(
+                lengths.is_empty() || self.awaiting.is_some(),
+                "a poll while whole commands wait"
+            );
         } else {
             assert!(count == 1 || total <= self.p.max_request_body(), "request body too large");
             if let Some(next) = lengths.get(count) {

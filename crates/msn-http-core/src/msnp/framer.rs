@@ -106,6 +106,46 @@ impl CommandFramer {
         Ok(found.map(|(len, ..)| self.position() + len as u64))
     }
 
+    /// Looks over the whole commands waiting from stream offset `from` (a command boundary at
+    /// or after [`position`](Self::position); earlier offsets mean the position), without
+    /// taking them: `visit` gets each one with the stream offset where it ends and says whether
+    /// to go on. Returns the offset where the look stopped: the end of the last command
+    /// visited and kept. A stream that cannot be framed at `from` is an error; one that breaks
+    /// further on stops the look there (the error comes when that command is next).
+    pub(crate) fn scan_whole(
+        &mut self,
+        from: u64,
+        mut visit: impl FnMut(u64, Command<'_>) -> Visit,
+    ) -> Result<u64, FrameError> {
+        self.release();
+        let mut end = from.max(self.position()).min(self.end());
+        let mut at = self.start + (end - self.consumed) as usize;
+        let mut found = match end == self.position() {
+            true => self.peek_and_remember()?,
+            false => self.command_len(&self.buf[at..])?,
+        };
+        while let Some((len, line_len, payload_start)) = found {
+            let bytes = &self.buf[at..at + len];
+            let command_end = end + len as u64;
+            match visit(command_end, Command::new(bytes, line_len, payload_start)) {
+                Visit::StopBefore => break,
+                Visit::StopAfter => return Ok(command_end),
+                Visit::Continue => {}
+            }
+            (end, at) = (command_end, at + len);
+            found = self.command_len(&self.buf[at..]).ok().flatten();
+        }
+        Ok(end)
+    }
+
+    /// Whether the bytes buffered from stream offset `from` (or from the first not taken)
+    /// contain `needle`.
+    pub(crate) fn contains_from(&self, from: u64, needle: &[u8]) -> bool {
+        let skip = from.saturating_sub(self.position()).min(self.buffered() as u64) as usize;
+        let data = &self.buf[self.start + self.pending + skip..];
+        memchr::memmem::find(data, needle).is_some()
+    }
+
     /// Whether a whole command is waiting (or the stream cannot be framed, which the next
     /// look reports).
     pub(crate) fn has_whole_command(&self) -> bool {
@@ -242,6 +282,17 @@ impl CommandFramer {
             }
         })
     }
+}
+
+/// What [`CommandFramer::scan_whole`] does after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Visit {
+    /// Keep it, and look at the next.
+    Continue,
+    /// Keep it, and stop.
+    StopAfter,
+    /// Stop before it.
+    StopBefore,
 }
 
 /// A command's total length, line length and payload offset.

@@ -9,6 +9,7 @@ mod command;
 mod framer;
 
 pub use command::{Command, OwnedCommand};
+pub(crate) use framer::Visit;
 pub use framer::{CommandFramer, FramerLimits};
 
 pub(crate) use command::parse_line;

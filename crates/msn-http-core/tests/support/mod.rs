@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, Closed, Connection, Event, Recovery, RequestKind, Session, Target,
+    ClientConfig, Closed, Connection, Event, MoveRefusal, Recovery, RequestKind, Session, Target,
 };
 use msn_http_core::error::SessionError;
 
@@ -84,6 +84,8 @@ pub enum Ev {
     Data(Vec<u8>),
     Moved(String, String),
     Fallback(String, String),
+    MoveRefused(String, MoveRefusal),
+    PollsHeld(bool),
     Failed(RequestKind, SessionError, Recovery),
     Warning(SessionError),
     Closed(Closed),
@@ -104,6 +106,8 @@ pub fn owned(event: Event<'_>) -> Ev {
         Event::GatewayFallback { unreachable, to } => {
             Ev::Fallback(unreachable.to_string(), to.to_string())
         }
+        Event::MoveRefused { to, reason } => Ev::MoveRefused(to.to_string(), reason),
+        Event::PollsHeld { held } => Ev::PollsHeld(held),
         Event::RequestFailed { kind, error, recovery } => Ev::Failed(kind, error, recovery),
         Event::Warning(error) => Ev::Warning(error),
         Event::Closed(closed) => Ev::Closed(closed),

@@ -381,7 +381,7 @@ pub fn ev(event: ClientEvent) -> Ev {
 
 pub fn closed(end: &SessionEnd) -> Ev {
     Ev::Closed {
-        reason: end.reason,
+        reason: end.reason.clone(),
         unsent: String::from_utf8_lossy(&end.unsent).into_owned(),
         incomplete: end.incomplete_inbound_bytes,
     }
