@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -70,8 +70,11 @@ impl Drop for BuiltinServer {
 }
 
 impl BuiltinServer {
-    /// Starts the NS and the SB on `ip`, at free ports.
+    /// Starts the NS and the SB at free ports on `ip` if it is a loopback address, else on
+    /// 127.0.0.1: the MSNP ports are reachable only from this host (through the gateway), and
+    /// the switchboard address that `XFR SB` and `RNG` hand out is never `0.0.0.0`.
     pub(crate) async fn start(ip: IpAddr) -> io::Result<Self> {
+        let ip = if ip.is_loopback() { ip } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
         let ns_listener = TcpListener::bind((ip, 0)).await?;
         let sb_listener = TcpListener::bind((ip, 0)).await?;
         let (ns, sb) = (ns_listener.local_addr()?, sb_listener.local_addr()?);
@@ -405,5 +408,55 @@ mod tests {
         assert_eq!(state.lock().tickets.len(), 1);
         alice.xfr_sb(start + lifetime * 3, 13);
         assert_eq!(state.lock().tickets.len(), 1, "the unused ticket expired");
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    use super::*;
+    use crate::msnp::md5_hex;
+
+    /// Sends `line` and returns the first answer line starting with `prefix` (within 10 s).
+    async fn ask(conn: &mut BufReader<TcpStream>, line: &str, prefix: &str) -> String {
+        conn.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        loop {
+            answer.clear();
+            let read = tokio::time::timeout(Duration::from_secs(10), conn.read_line(&mut answer));
+            let n = read.await.expect("an answer in time").expect("read");
+            assert!(n > 0, "closed while waiting for {prefix:?}");
+            if answer.starts_with(prefix) {
+                return answer.trim_end().to_owned();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unspecified_address_still_binds_loopback_and_announces_it() {
+        let server = BuiltinServer::start(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await.expect("start");
+        let (ns, sb) = (server.ns_addr(), server.sb_addr());
+        assert_eq!(
+            (ns.ip(), sb.ip()),
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        // Bound to the wildcard, the ports would answer on every address, 127.0.0.2 included.
+        for port in [ns.port(), sb.port()] {
+            let other = SocketAddr::from(([127, 0, 0, 2], port));
+            assert!(TcpStream::connect(other).await.is_err(), "{other} accepted a connection");
+        }
+
+        let mut conn = BufReader::new(TcpStream::connect(ns).await.expect("connect to the NS"));
+        ask(&mut conn, "VER 1 MSNP7", "VER 1 MSNP7").await;
+        let user = &USERS[0];
+        let challenge = ask(&mut conn, &format!("USR 2 MD5 I {}", user.email), "USR 2 ").await;
+        let salt = challenge.rsplit(' ').next().expect("a salt");
+        let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+        ask(&mut conn, &format!("USR 3 MD5 S {hash}"), "USR 3 OK ").await;
+        let xfr = ask(&mut conn, "XFR 4 SB", "XFR 4 ").await;
+        assert!(xfr.starts_with(&format!("XFR 4 SB {sb} CKI ")), "{xfr}");
     }
 }
