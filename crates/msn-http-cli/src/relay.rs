@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration};
+use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
 use crate::msnp::args;
 
 /// How long a session may take to end after its TCP client went away.
@@ -68,6 +69,11 @@ pub(crate) struct RelayLimits {
     /// TCP connections relayed at once (NS and SB together); more are closed at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_connections: usize,
+    /// A relayed connection is closed (and its session logged out) unless the server accepts
+    /// its login (`USR ... OK`, or `ANS ... OK` on a switchboard) within this long, so
+    /// clients that connect and wait cannot hold every slot.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    login_timeout: Duration,
     /// Relay listeners open at once for XFR/RNG addresses, all connections together; past
     /// this, addresses pass unchanged.
     #[arg(long, value_name = "N", default_value_t = 128)]
@@ -377,14 +383,28 @@ async fn relay_streams(
     // Answers the relay gives itself (`QNG`), written between whole commands.
     let (local_tx, mut local_rx) = mpsc::channel::<&'static [u8]>(8);
 
+    // Set by the server's answer to the login; until then the login timeout runs.
+    let logged_in = AtomicBool::new(false);
+
     let mut stop = relay.stop.clone();
     let up = async {
         let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
         let mut buf = vec![0u8; 16 * 1024];
+        let login_timeout = relay.limits.login_timeout;
+        let login_deadline = tokio::time::sleep(login_timeout);
+        tokio::pin!(login_deadline);
+        let mut awaiting_login = true;
         let result = loop {
             let read = tokio::select! {
                 read = tcp_rd.read(&mut buf) => read,
                 () = stopped(&mut stop) => break Ok(()),
+                () = &mut login_deadline, if awaiting_login => {
+                    if logged_in.load(Ordering::Relaxed) {
+                        awaiting_login = false;
+                        continue;
+                    }
+                    break Err(format!("no login within {}; closing", secs(login_timeout)));
+                }
             };
             let n = match read {
                 Ok(0) => break Ok(()),
@@ -434,6 +454,9 @@ async fn relay_streams(
                         match framer.next_command() {
                             Ok(Some(cmd)) => {
                                 tracing::trace!(wire = %cmd.as_bytes().escape_ascii(), "server to client");
+                                if accepts_login(&cmd) {
+                                    logged_in.store(true, Ordering::Relaxed);
+                                }
                                 match relay.rewrite(&cmd, held) {
                                     Some(line) => out.extend_from_slice(&line),
                                     None => out.extend_from_slice(cmd.as_bytes()),
@@ -471,6 +494,12 @@ async fn relay_streams(
             }
         }
     }
+}
+
+/// Whether a server command accepts the login: `USR trid OK ...` (NS and SB) or `ANS trid OK`
+/// (SB).
+fn accepts_login(cmd: &Command<'_>) -> bool {
+    matches!(cmd.name(), "USR" | "ANS") && cmd.args().nth(1) == Some(&b"OK"[..])
 }
 
 impl Relay {
@@ -580,6 +609,23 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_servers_ok_to_usr_or_ans_accepts_a_login() {
+        let accepts = |line: &[u8]| {
+            let mut framer =
+                CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+            framer.push(line);
+            let cmd = framer.next_command().expect("framable").expect("a whole command");
+            accepts_login(&cmd)
+        };
+        assert!(accepts(b"USR 4 OK alice@example.com Alice\r\n"));
+        assert!(accepts(b"USR 7 OK alice@example.com 1 0\r\n"));
+        assert!(accepts(b"ANS 1 OK\r\n"));
+        assert!(!accepts(b"USR 3 MD5 S 1234.5678\r\n"));
+        assert!(!accepts(b"XFR 3 NS 10.0.0.1:1863 0 10.0.0.1:1863\r\n"));
+        assert!(!accepts(b"911 4\r\n"));
+    }
 
     #[test]
     fn a_throttle_logs_once_per_interval_and_counts_the_rest() {

@@ -1,7 +1,8 @@
-//! `msn-http relay` against a hostile MSNP server (behind `msn-http gateway`) that answers
-//! `XFR` with many distinct and invalid switchboard addresses: the relay's listeners and file
-//! descriptors stay bounded and are released when the client leaves, invalid addresses cost
-//! no listener, and the warnings about them are rate-limited.
+//! `msn-http relay` against hostile peers. An MSNP server (behind `msn-http gateway`) that
+//! answers `XFR` with many distinct and invalid switchboard addresses: the relay's listeners
+//! and file descriptors stay bounded and are released when the client leaves, invalid
+//! addresses cost no listener, and the warnings about them are rate-limited. Clients that
+//! connect and never log in: they lose their slot at the login timeout.
 
 mod support;
 
@@ -9,7 +10,9 @@ use std::net::TcpStream;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use support::{Msnp, Running, arg, eventually, scripted_backend, text, word_after};
+use support::{
+    Msnp, Running, arg, builtin_gateway, eventually, login, scripted_backend, text, word_after,
+};
 
 /// An address that is no `host:port` at all, a distinct one for every `t`: a host with `!`,
 /// a port past 65535, a `%00`, 300 characters.
@@ -239,4 +242,45 @@ fn a_client_that_left_after_xfr_ns_still_reaches_the_new_server() {
     let mut client = Msnp::connect("client NS", &ns);
     client.line("VER 5 MSNP7 CVR0");
     client.expect("VER from the NS", |c| text(c) == "VER 5 MSNP7");
+}
+
+#[test]
+fn idle_connections_lose_their_slot_at_the_login_timeout() {
+    let (_gateway, url, _) = builtin_gateway(&[]);
+    let mut relay = Running::start(&[
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--gateway",
+        &url,
+        "--policy",
+        "adaptive",
+        "--max-connections",
+        "4",
+        "--login-timeout",
+        "500ms",
+    ]);
+    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+
+    // Four clients that never log in hold every slot: one more is turned away at once.
+    let mut idle: Vec<Msnp> = (0..4).map(|_| Msnp::connect("idle", &listen)).collect();
+    idle[3].line("VER 1 MSNP7 CVR0");
+    idle[3].expect("VER", |c| text(c) == "VER 1 MSNP7");
+    let mut turned_away = Msnp::connect("turned away", &listen);
+    assert!(turned_away.closed(), "no slot left");
+
+    // At the login timeout the relay closes them, even the one that began a login.
+    let started = Instant::now();
+    for client in &mut idle {
+        assert!(client.closed(), "an idle client kept its slot");
+    }
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "closed after {waited:?}");
+
+    // A client that logs in keeps its connection past the timeout.
+    let mut alice = Msnp::connect("alice", &listen);
+    login(&mut alice, "alice@example.com", "alicepass");
+    std::thread::sleep(Duration::from_secs(1));
+    alice.line("XFR 6 SB");
+    alice.expect("XFR", |c| text(c).starts_with("XFR 6 SB "));
 }
