@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::{
-    Msnp, Running, arg, builtin_gateway, eventually, login, scripted_backend, text, word_after,
+    Msnp, Running, arg, builtin_gateway, eventually, gateway, login, relay, scripted_backend, text,
 };
 
 /// An address that is no `host:port` at all, a distinct one for every `t`: a host with `!`,
@@ -52,25 +52,12 @@ fn real_sb(t: usize) -> String {
 const SLACK: usize = 2;
 
 /// A hostile server behind a gateway, and a relay with `flags` in front: (gateway, relay,
-/// the relay's client address). The relay's stderr is captured.
+/// the relay's client address). The relay's stderr is kept.
 fn hostile_relay(flags: &[&str]) -> (Running, Running, String) {
     let backend = scripted_backend(hostile);
     let route = format!("messenger.hotmail.com={backend}");
-    let mut gateway = Running::start(&[
-        "gateway",
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        &route,
-        "--reply-wait",
-        "100ms",
-    ]);
-    let url = word_after(&gateway.line_with("listening on "), "listening on ");
-    let mut args =
-        vec!["relay", "--listen", "127.0.0.1:0", "--gateway", &url, "--policy", "adaptive"];
-    args.extend_from_slice(flags);
-    let mut relay = Running::start_capturing_stderr(&args);
-    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    let (gateway, url) = gateway(&["--backend", &route, "--reply-wait", "100ms"]);
+    let (relay, listen) = relay(&url, flags, true);
     (gateway, relay, listen)
 }
 
@@ -209,26 +196,8 @@ fn a_client_that_left_after_xfr_ns_still_reaches_the_new_server() {
     });
     own_addr.set(backend.clone()).expect("set once");
     let route = format!("messenger.hotmail.com={backend}");
-    let mut gateway = Running::start(&[
-        "gateway",
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        &route,
-        "--allow",
-        &backend,
-    ]);
-    let url = word_after(&gateway.line_with("listening on "), "listening on ");
-    let mut relay = Running::start(&[
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--gateway",
-        &url,
-        "--policy",
-        "adaptive",
-    ]);
-    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    let (_gateway, url) = gateway(&["--backend", &route, "--allow", &backend]);
+    let (_relay, listen) = relay(&url, &[], false);
 
     let mut dispatch = logged_in(&listen);
     dispatch.line("USR 2 MD5 I alice@example.com");
@@ -247,20 +216,8 @@ fn a_client_that_left_after_xfr_ns_still_reaches_the_new_server() {
 #[test]
 fn idle_connections_lose_their_slot_at_the_login_timeout() {
     let (_gateway, url, _) = builtin_gateway(&[]);
-    let mut relay = Running::start(&[
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--gateway",
-        &url,
-        "--policy",
-        "adaptive",
-        "--max-connections",
-        "4",
-        "--login-timeout",
-        "500ms",
-    ]);
-    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    let (_relay, listen) =
+        relay(&url, &["--max-connections", "4", "--login-timeout", "500ms"], false);
 
     // Four clients that never log in hold every slot: one more is turned away at once.
     let mut idle: Vec<Msnp> = (0..4).map(|_| Msnp::connect("idle", &listen)).collect();

@@ -113,17 +113,40 @@ pub fn word_after(line: &str, marker: &str) -> String {
     line[at + marker.len()..].split([' ', ',', ';']).next().unwrap_or_default().to_owned()
 }
 
-/// `msn-http gateway --builtin` on a free loopback port: the child, the gateway URL, and the
-/// built-in switchboard's address.
-pub fn builtin_gateway(extra: &[&str]) -> (Running, String, String) {
-    let mut args = vec!["gateway", "--listen", "127.0.0.1:0", "--builtin"];
+/// `msn-http gateway` on a free loopback port with `extra` flags: the child and its URL.
+pub fn gateway(extra: &[&str]) -> (Running, String) {
+    let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut gateway = Running::start(&args);
     let url = word_after(&gateway.line_with("listening on "), "listening on ");
-    let sb = word_after(&gateway.line_with("built-in MSNP server"), ", SB ");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (gateway, url)
+}
+
+/// `msn-http gateway --builtin` on a free loopback port: the child, the gateway URL, and the
+/// built-in switchboard's address.
+pub fn builtin_gateway(extra: &[&str]) -> (Running, String, String) {
+    let mut args = vec!["--builtin"];
+    args.extend_from_slice(extra);
+    let (mut gateway, url) = gateway(&args);
+    let sb = word_after(&gateway.line_with("built-in MSNP server"), ", SB ");
     assert!(sb.starts_with("127.0.0.1:"), "{sb}");
     (gateway, url, sb)
+}
+
+/// `msn-http relay --policy adaptive` on a free loopback port in front of `gateway_url`, with
+/// `extra` flags: the child (its stderr kept when `capture_stderr`) and the address clients
+/// connect to.
+pub fn relay(gateway_url: &str, extra: &[&str], capture_stderr: bool) -> (Running, String) {
+    let mut args =
+        vec!["relay", "--listen", "127.0.0.1:0", "--gateway", gateway_url, "--policy", "adaptive"];
+    args.extend_from_slice(extra);
+    let mut relay = match capture_stderr {
+        true => Running::start_capturing_stderr(&args),
+        false => Running::start(&args),
+    };
+    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    (relay, listen)
 }
 
 /// A file in the temporary directory, removed when dropped.
