@@ -124,11 +124,11 @@ fn hostile_switchboard_addresses_cost_bounded_listeners_released_when_the_client
     assert!(busy <= connected + per_connection + SLACK, "{busy} fds after 1000 distinct addresses");
     let newest = got.last().expect("answers");
     assert!(TcpStream::connect(newest).is_ok(), "the newest relay listener {newest} accepts");
-    assert!(
-        TcpStream::connect(&got[0]).is_err(),
-        "the oldest relay listener {} was closed",
-        got[0]
-    );
+    // (Unless a newer listener got the oldest one's port again.)
+    let open = &got[got.len() - per_connection..];
+    if !open.contains(&got[0]) {
+        assert!(TcpStream::connect(&got[0]).is_err(), "the oldest listener {} is open", got[0]);
+    }
 
     drop(client);
     let released = eventually(Duration::from_secs(10), || {
@@ -164,9 +164,11 @@ fn the_listener_cap_is_shared_and_freed_when_connections_end() {
         let got = xfr_all(&mut second, [7]);
         (got[0] != real_sb(7)).then_some(got)
     });
-    assert!(rewritten.is_some(), "the cap never had room again");
+    let rewritten = rewritten.expect("the cap had room again");
     assert!(TcpStream::connect(&got[1]).is_ok(), "still held by the second connection");
-    assert!(TcpStream::connect(&got[0]).is_err(), "released with the first connection");
+    if rewritten[0] != got[0] {
+        assert!(TcpStream::connect(&got[0]).is_err(), "released with the first connection");
+    }
     assert_rate_limited(relay, started);
 }
 
