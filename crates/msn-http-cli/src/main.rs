@@ -91,6 +91,14 @@ real address (Server=SB, or Server=NS for XFR NS), so switchboards go through th
 too. Commands are rewritten only whole, payloads pass untouched, and the client's PNG is
 answered by the relay (QNG 50), since PNG is not allowed over the gateway.
 
+A connection whose login the server has not accepted within --login-timeout is closed, so
+clients that connect and wait cannot hold the --max-connections slots. What a server can make
+the relay hold is bounded too: an address that is no HOST:PORT passes
+unchanged and opens nothing; each distinct address gets one listener, held by the connections
+that passed it on (their latest --listeners-per-connection) and closed --listener-linger after
+the last lets go; at most --max-listeners are open. Warnings a peer can repeat are logged at
+most once per 10 s, with the count of those left out.
+
 Example (point the MSN client's server at 127.0.0.1:1863):
   msn-http relay --listen 127.0.0.1:1863 --gateway http://gateway.example.net --policy adaptive";
 

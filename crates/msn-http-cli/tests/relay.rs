@@ -4,21 +4,12 @@
 
 mod support;
 
-use support::{Msnp, Running, arg, builtin_gateway, login, text, word_after};
+use support::{Msnp, arg, builtin_gateway, login, relay, text};
 
 #[test]
 fn tcp_clients_chat_through_the_relay() {
     let (_gateway, url, real_sb) = builtin_gateway(&[]);
-    let mut relay = Running::start(&[
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--gateway",
-        &url,
-        "--policy",
-        "adaptive",
-    ]);
-    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    let (_relay, listen) = relay(&url, &[], false);
 
     let mut alice = Msnp::connect("alice", &listen);
     login(&mut alice, "alice@example.com", "alicepass");

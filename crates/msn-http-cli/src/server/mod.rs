@@ -5,23 +5,27 @@
 //! the other users), `XFR SB`, `PNG`/`QNG`, `OUT`, and `RNG` for invitations; SB `USR`, `ANS`
 //! (with `IRO`, `JOI`), `CAL`, `MSG` (with `ACK`/`NAK`), `OUT` and `BYE`. Every user is on every
 //! other user's contact list. Anything else gets `200` (unknown command) or `715` (not
-//! expected now).
+//! expected now). Switchboard tickets expire and are capped per user ([`TicketLimits`]).
 
 mod ns;
 mod sb;
+mod tickets;
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use msn_http_core::msnp::{Command, CommandFramer, FramerLimits, PayloadCommands};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
+
+use self::tickets::{Admits, TicketLimits, TicketStore};
 
 /// A user of the built-in server.
 #[derive(Debug)]
@@ -66,12 +70,15 @@ impl Drop for BuiltinServer {
 }
 
 impl BuiltinServer {
-    /// Starts the NS and the SB on `ip`, at free ports.
+    /// Starts the NS and the SB at free ports on `ip` if it is a loopback address, else on
+    /// 127.0.0.1: the MSNP ports are reachable only from this host (through the gateway), and
+    /// the switchboard address that `XFR SB` and `RNG` hand out is never `0.0.0.0`.
     pub(crate) async fn start(ip: IpAddr) -> io::Result<Self> {
+        let ip = if ip.is_loopback() { ip } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
         let ns_listener = TcpListener::bind((ip, 0)).await?;
         let sb_listener = TcpListener::bind((ip, 0)).await?;
         let (ns, sb) = (ns_listener.local_addr()?, sb_listener.local_addr()?);
-        let state = Arc::new(Shared(Mutex::new(State::new(sb))));
+        let state = Arc::new(Shared(Mutex::new(State::new(sb, TicketLimits::default()))));
         let tasks = vec![
             tokio::spawn(accept_loop(ns_listener, Arc::clone(&state), Role::Ns)),
             tokio::spawn(accept_loop(sb_listener, state, Role::Sb)),
@@ -148,14 +155,6 @@ impl Presence {
     }
 }
 
-/// Who may use a switchboard cookie.
-#[derive(Debug)]
-struct Ticket {
-    email: &'static str,
-    /// `None`: a new switchboard (from `XFR SB`); `Some`: an invitation to this one (`RNG`).
-    board: Option<u64>,
-}
-
 #[derive(Debug)]
 struct Member {
     user: &'static User,
@@ -172,18 +171,18 @@ struct Board {
 struct State {
     sb_addr: SocketAddr,
     online: HashMap<&'static str, Presence>,
-    tickets: HashMap<String, Ticket>,
+    tickets: TicketStore,
     boards: HashMap<u64, Board>,
     next_id: u64,
     random: RandomState,
 }
 
 impl State {
-    fn new(sb_addr: SocketAddr) -> Self {
+    fn new(sb_addr: SocketAddr, tickets: TicketLimits) -> Self {
         Self {
             sb_addr,
             online: HashMap::new(),
-            tickets: HashMap::new(),
+            tickets: TicketStore::new(tickets),
             boards: HashMap::new(),
             next_id: 1,
             random: RandomState::new(),
@@ -203,10 +202,10 @@ impl State {
         format!("{}.{}", a % 10_000_000_000, b % 1_000_000_000)
     }
 
-    /// A cookie for `email` to open (`board: None`) or join a switchboard.
-    fn ticket(&mut self, email: &'static str, board: Option<u64>) -> String {
+    /// A cookie for `email` to open or join a switchboard, issued at `now`.
+    fn ticket(&mut self, now: Instant, email: &'static str, admits: Admits) -> String {
         let cookie = self.token();
-        self.tickets.insert(cookie.clone(), Ticket { email, board });
+        self.tickets.issue(now, email, admits, cookie.clone());
         cookie
     }
 }
@@ -227,9 +226,9 @@ enum Flow {
     Close,
 }
 
-/// A connection's protocol side.
+/// A connection's protocol side; `now` is when the command arrived.
 trait Handler {
-    fn handle(&mut self, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow;
+    fn handle(&mut self, now: Instant, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow;
     fn disconnected(&mut self);
 }
 
@@ -282,10 +281,11 @@ async fn serve(stream: TcpStream, state: Arc<Shared>, role: Role) {
             () = kill.notified() => break,
         };
         framer.push(&buf[..n]);
+        let now = Instant::now();
         loop {
             let mut out = Vec::new();
             let flow = match framer.next_command() {
-                Ok(Some(cmd)) => handler.handle(&cmd, &mut out),
+                Ok(Some(cmd)) => handler.handle(now, &cmd, &mut out),
                 Ok(None) => break,
                 Err(error) => {
                     tracing::debug!(%error, "unreadable MSNP; closing");
@@ -314,4 +314,149 @@ fn line(out: &mut Vec<u8>, text: &str) {
 /// The transaction ID argument of a command, as written (`0` when missing).
 fn trid(args: &[String]) -> &str {
     args.first().map_or("0", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msnp::md5_hex;
+
+    /// A connection's handler fed commands directly, without sockets, at a time of the test's
+    /// choosing.
+    struct Fed {
+        handler: Box<dyn Handler + Send>,
+        framer: CommandFramer,
+    }
+
+    impl Fed {
+        fn new(state: &Arc<Shared>, role: Role) -> Self {
+            let (tx, _rx) = mpsc::channel(OUTBOX_MESSAGES);
+            let id = state.lock().next_id();
+            let peer = Peer { id, tx, kill: Arc::new(Notify::new()) };
+            let handler: Box<dyn Handler + Send> = match role {
+                Role::Ns => Box::new(ns::NsConnection::new(Arc::clone(state), peer)),
+                Role::Sb => Box::new(sb::SbConnection::new(Arc::clone(state), peer)),
+            };
+            let framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+            Self { handler, framer }
+        }
+
+        /// The answer to one command line arriving at `now`.
+        fn say_at(&mut self, now: Instant, line: &str) -> String {
+            self.framer.push(format!("{line}\r\n").as_bytes());
+            let mut out = Vec::new();
+            while let Some(cmd) = self.framer.next_command().expect("framable") {
+                self.handler.handle(now, &cmd, &mut out);
+            }
+            String::from_utf8(out).expect("ASCII answers")
+        }
+
+        fn login(&mut self, now: Instant, user: &User) {
+            assert_eq!(self.say_at(now, "VER 1 MSNP7"), "VER 1 MSNP7\r\n");
+            let challenge = self.say_at(now, &format!("USR 2 MD5 I {}", user.email));
+            let salt = challenge.trim_end().rsplit(' ').next().expect("a salt");
+            let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+            let ok = self.say_at(now, &format!("USR 3 MD5 S {hash}"));
+            assert!(ok.starts_with("USR 3 OK "), "{ok}");
+        }
+
+        /// The cookie of an `XFR SB` answer.
+        fn xfr_sb(&mut self, now: Instant, trid: u32) -> String {
+            let answer = self.say_at(now, &format!("XFR {trid} SB"));
+            let prefix = format!("XFR {trid} SB 127.0.0.1:1864 CKI ");
+            let cookie = answer.strip_prefix(&prefix).unwrap_or_else(|| panic!("{answer}"));
+            cookie.trim_end().to_owned()
+        }
+    }
+
+    fn state() -> Arc<Shared> {
+        let sb = SocketAddr::from(([127, 0, 0, 1], 1864));
+        Arc::new(Shared(Mutex::new(State::new(sb, TicketLimits::default()))))
+    }
+
+    /// Whether alice opens a board with `cookie` at `now`.
+    fn opens_board(state: &Arc<Shared>, now: Instant, cookie: &str) -> bool {
+        let answer =
+            Fed::new(state, Role::Sb).say_at(now, &format!("USR 1 {} {cookie}", USERS[0].email));
+        answer.starts_with("USR 1 OK ")
+    }
+
+    #[test]
+    fn xfr_floods_hold_a_bounded_number_of_tickets() {
+        let (state, now) = (state(), Instant::now());
+        let mut alice = Fed::new(&state, Role::Ns);
+        alice.login(now, &USERS[0]);
+        let cookies: Vec<String> = (10..1010).map(|trid| alice.xfr_sb(now, trid)).collect();
+        let held = state.lock().tickets.len();
+        let cap = TicketLimits::default().max_per_user;
+        assert_eq!(held, cap, "{held} tickets held after 1000 XFRs");
+        assert!(!opens_board(&state, now, &cookies[0]), "the oldest ticket was replaced");
+        assert!(opens_board(&state, now, &cookies[999]), "the newest ticket still works");
+    }
+
+    #[test]
+    fn switchboard_tickets_expire() {
+        let (state, start) = (state(), Instant::now());
+        let lifetime = TicketLimits::default().lifetime;
+        let mut alice = Fed::new(&state, Role::Ns);
+        alice.login(start, &USERS[0]);
+        let stale = alice.xfr_sb(start, 10);
+        let fresh = alice.xfr_sb(start + lifetime / 2, 11);
+        assert!(!opens_board(&state, start + lifetime, &stale), "used too late");
+        assert!(opens_board(&state, start + lifetime, &fresh), "used in time");
+        let _unused = alice.xfr_sb(start + lifetime, 12);
+        assert_eq!(state.lock().tickets.len(), 1);
+        alice.xfr_sb(start + lifetime * 3, 13);
+        assert_eq!(state.lock().tickets.len(), 1, "the unused ticket expired");
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    use super::*;
+    use crate::msnp::md5_hex;
+
+    /// Sends `line` and returns the first answer line starting with `prefix` (within 10 s).
+    async fn ask(conn: &mut BufReader<TcpStream>, line: &str, prefix: &str) -> String {
+        conn.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        loop {
+            answer.clear();
+            let read = tokio::time::timeout(Duration::from_secs(10), conn.read_line(&mut answer));
+            let n = read.await.expect("an answer in time").expect("read");
+            assert!(n > 0, "closed while waiting for {prefix:?}");
+            if answer.starts_with(prefix) {
+                return answer.trim_end().to_owned();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unspecified_address_still_binds_loopback_and_announces_it() {
+        let server = BuiltinServer::start(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await.expect("start");
+        let (ns, sb) = (server.ns_addr(), server.sb_addr());
+        assert_eq!(
+            (ns.ip(), sb.ip()),
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        // Bound to the wildcard, the ports would answer on every address, 127.0.0.2 included.
+        for port in [ns.port(), sb.port()] {
+            let other = SocketAddr::from(([127, 0, 0, 2], port));
+            assert!(TcpStream::connect(other).await.is_err(), "{other} accepted a connection");
+        }
+
+        let mut conn = BufReader::new(TcpStream::connect(ns).await.expect("connect to the NS"));
+        ask(&mut conn, "VER 1 MSNP7", "VER 1 MSNP7").await;
+        let user = &USERS[0];
+        let challenge = ask(&mut conn, &format!("USR 2 MD5 I {}", user.email), "USR 2 ").await;
+        let salt = challenge.rsplit(' ').next().expect("a salt");
+        let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+        ask(&mut conn, &format!("USR 3 MD5 S {hash}"), "USR 3 OK ").await;
+        let xfr = ask(&mut conn, "XFR 4 SB", "XFR 4 ").await;
+        assert!(xfr.starts_with(&format!("XFR 4 SB {sb} CKI ")), "{xfr}");
+    }
 }

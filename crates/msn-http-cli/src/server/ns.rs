@@ -2,10 +2,11 @@
 //! referrals.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use msn_http_core::msnp::Command;
 
-use super::{Flow, Handler, Peer, Presence, Shared, USERS, User, line, trid, user};
+use super::{Admits, Flow, Handler, Peer, Presence, Shared, USERS, User, line, trid, user};
 use crate::msnp::{args, md5_hex};
 
 /// The protocol versions we speak, best first.
@@ -147,7 +148,7 @@ fn broadcast(online: &std::collections::HashMap<&'static str, Presence>, from: &
 }
 
 impl Handler for NsConnection {
-    fn handle(&mut self, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
+    fn handle(&mut self, now: Instant, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
         let args = args(cmd);
         let t = trid(&args).to_owned();
         let name = cmd.name();
@@ -188,7 +189,7 @@ impl Handler for NsConnection {
             ("CHG", Some(user)) => self.chg(user, &args, out),
             ("XFR", Some(user)) if args.get(1).is_some_and(|a| a == "SB") => {
                 let mut state = self.state.lock();
-                let cookie = state.ticket(user.email, None);
+                let cookie = state.ticket(now, user.email, Admits::NewBoard);
                 line(out, &format!("XFR {t} SB {} CKI {cookie}", state.sb_addr));
             }
             ("SYN" | "CHG" | "XFR", None) => line(out, &format!("715 {t}")),

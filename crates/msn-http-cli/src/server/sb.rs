@@ -2,10 +2,11 @@
 //! messages to everyone else on the board, and `BYE` when someone leaves.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use msn_http_core::msnp::Command;
 
-use super::{Board, Flow, Handler, Member, Peer, Shared, line, trid, user};
+use super::{Admits, Board, Flow, Handler, Member, Peer, Shared, line, trid, user};
 use crate::msnp::{args, with_payload};
 
 pub(super) struct SbConnection {
@@ -21,26 +22,27 @@ impl SbConnection {
     }
 
     /// `USR trid email cookie` (a new board) or `ANS trid email cookie session` (an invitation).
-    fn enter(&mut self, answering: bool, args: &[String], out: &mut Vec<u8>) -> Flow {
+    fn enter(&mut self, now: Instant, answering: bool, args: &[String], out: &mut Vec<u8>) -> Flow {
         let t = trid(args);
         let mut state = self.state.lock();
-        let ticket = args.get(2).and_then(|cookie| state.tickets.remove(cookie));
         let user = args.get(1).and_then(|email| user(email));
-        let session = args.get(3).and_then(|s| s.parse::<u64>().ok());
-        let valid = match (&ticket, user) {
-            (Some(ticket), Some(user)) => {
-                ticket.email == user.email
-                    && (answering == ticket.board.is_some())
-                    && (!answering || ticket.board == session)
+        let entry = match (user, args.get(2)) {
+            (Some(user), Some(cookie)) => {
+                state.tickets.take(now, user.email, cookie).map(|admits| (user, admits))
             }
-            _ => false,
+            _ => None,
         };
-        let (Some(ticket), Some(user), true) = (ticket, user, valid) else {
-            line(out, &format!("911 {t}"));
-            return Flow::Close;
+        let session = args.get(3).and_then(|s| s.parse::<u64>().ok());
+        let (user, board) = match (entry, answering) {
+            (Some((user, Admits::NewBoard)), false) => (user, None),
+            (Some((user, Admits::Board(id))), true) if session == Some(id) => (user, Some(id)),
+            _ => {
+                line(out, &format!("911 {t}"));
+                return Flow::Close;
+            }
         };
         let member = Member { user, peer: self.peer.clone() };
-        let id = match ticket.board {
+        let id = match board {
             None => {
                 let id = state.next_id();
                 state.boards.insert(id, Board { members: vec![member] });
@@ -67,7 +69,14 @@ impl SbConnection {
         Flow::Continue
     }
 
-    fn cal(&mut self, board: u64, me: &'static super::User, args: &[String], out: &mut Vec<u8>) {
+    fn cal(
+        &mut self,
+        now: Instant,
+        board: u64,
+        me: &'static super::User,
+        args: &[String],
+        out: &mut Vec<u8>,
+    ) {
         let t = trid(args);
         let Some(invitee) = args.get(1).and_then(|email| user(email)) else {
             line(out, &format!("205 {t}"));
@@ -91,7 +100,7 @@ impl SbConnection {
             line(out, &format!("217 {t}"));
             return;
         };
-        let cookie = state.ticket(invitee.email, Some(board));
+        let cookie = state.ticket(now, invitee.email, Admits::Board(board));
         let sb = state.sb_addr;
         invitee_ns.send(
             format!("RNG {board} {sb} CKI {cookie} {} {}\r\n", me.email, me.friendly).into_bytes(),
@@ -122,14 +131,14 @@ impl SbConnection {
 }
 
 impl Handler for SbConnection {
-    fn handle(&mut self, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
+    fn handle(&mut self, now: Instant, cmd: &Command<'_>, out: &mut Vec<u8>) -> Flow {
         let name = cmd.name();
         match (name, self.joined) {
-            ("USR", None) => self.enter(false, &args(cmd), out),
-            ("ANS", None) => self.enter(true, &args(cmd), out),
+            ("USR", None) => self.enter(now, false, &args(cmd), out),
+            ("ANS", None) => self.enter(now, true, &args(cmd), out),
             ("OUT", _) => Flow::Close,
             ("CAL", Some((board, me))) => {
-                self.cal(board, me, &args(cmd), out);
+                self.cal(now, board, me, &args(cmd), out);
                 Flow::Continue
             }
             ("MSG", Some((board, me))) => {
@@ -157,7 +166,7 @@ impl Handler for SbConnection {
         }
         if board.members.is_empty() {
             state.boards.remove(&id);
-            state.tickets.retain(|_, ticket| ticket.board != Some(id));
+            state.tickets.forget_board(id);
         }
     }
 }

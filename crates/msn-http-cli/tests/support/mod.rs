@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use msn_http_core::msnp::{CommandFramer, FramerLimits, OwnedCommand, PayloadCommands};
@@ -26,6 +27,9 @@ pub struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// The thread collecting its stderr lines, when captured
+    /// ([`Running::start_capturing_stderr`]).
+    stderr: Option<JoinHandle<Vec<String>>>,
 }
 
 impl Drop for Running {
@@ -36,13 +40,22 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Starts `msn-http args...`, reading its stdout line by line.
+    /// Starts `msn-http args...`, reading its stdout line by line (stderr is the test's).
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    /// Like [`Running::start`], and keeps the stderr lines for [`Running::stop_for_stderr`].
+    pub fn start_capturing_stderr(args: &[&str]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    fn spawn(args: &[&str], capture_stderr: bool) -> Self {
         let mut child = Command::new(bin())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture_stderr { Stdio::piped() } else { Stdio::inherit() })
             .spawn()
             .expect("start msn-http");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -55,7 +68,25 @@ impl Running {
                 }
             }
         });
-        Self { child, lines, seen: Vec::new() }
+        let stderr = child.stderr.take().map(|stderr| {
+            std::thread::spawn(move || {
+                BufReader::new(stderr).lines().map_while(Result::ok).collect()
+            })
+        });
+        Self { child, lines, seen: Vec::new(), stderr }
+    }
+
+    /// Stops the process and returns every line it wrote to stderr (which must be captured).
+    pub fn stop_for_stderr(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.take().expect("stderr captured").join().expect("the stderr reader")
+    }
+
+    /// The file descriptors the process holds open now (Linux: `/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")).count()
     }
 
     /// The first line (from now) that contains `needle`, within 20 s.
@@ -82,17 +113,40 @@ pub fn word_after(line: &str, marker: &str) -> String {
     line[at + marker.len()..].split([' ', ',', ';']).next().unwrap_or_default().to_owned()
 }
 
-/// `msn-http gateway --builtin` on a free loopback port: the child, the gateway URL, and the
-/// built-in switchboard's address.
-pub fn builtin_gateway(extra: &[&str]) -> (Running, String, String) {
-    let mut args = vec!["gateway", "--listen", "127.0.0.1:0", "--builtin"];
+/// `msn-http gateway` on a free loopback port with `extra` flags: the child and its URL.
+pub fn gateway(extra: &[&str]) -> (Running, String) {
+    let mut args = vec!["gateway", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut gateway = Running::start(&args);
     let url = word_after(&gateway.line_with("listening on "), "listening on ");
-    let sb = word_after(&gateway.line_with("built-in MSNP server"), ", SB ");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (gateway, url)
+}
+
+/// `msn-http gateway --builtin` on a free loopback port: the child, the gateway URL, and the
+/// built-in switchboard's address.
+pub fn builtin_gateway(extra: &[&str]) -> (Running, String, String) {
+    let mut args = vec!["--builtin"];
+    args.extend_from_slice(extra);
+    let (mut gateway, url) = gateway(&args);
+    let sb = word_after(&gateway.line_with("built-in MSNP server"), ", SB ");
     assert!(sb.starts_with("127.0.0.1:"), "{sb}");
     (gateway, url, sb)
+}
+
+/// `msn-http relay --policy adaptive` on a free loopback port in front of `gateway_url`, with
+/// `extra` flags: the child (its stderr kept when `capture_stderr`) and the address clients
+/// connect to.
+pub fn relay(gateway_url: &str, extra: &[&str], capture_stderr: bool) -> (Running, String) {
+    let mut args =
+        vec!["relay", "--listen", "127.0.0.1:0", "--gateway", gateway_url, "--policy", "adaptive"];
+    args.extend_from_slice(extra);
+    let mut relay = match capture_stderr {
+        true => Running::start_capturing_stderr(&args),
+        false => Running::start(&args),
+    };
+    let listen = word_after(&relay.line_with("listening on "), "listening on ");
+    (relay, listen)
 }
 
 /// A file in the temporary directory, removed when dropped.
@@ -259,4 +313,48 @@ pub fn http(addr: &str, target: &str, body: &[u8]) -> (u16, Option<String>, Vec<
         raw.extend_from_slice(&buf[..n]);
     }
     (status, header("X-MSN-Messenger"), raw[head_end..head_end + length].to_vec())
+}
+
+/// A TCP MSNP server played by the test, on a free loopback port: every command line it reads
+/// is answered with `answer(line)` (nothing when empty). A connection ends at EOF, `OUT`, or
+/// after 60 s without a command. Returns the server's address.
+pub fn scripted_backend(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+    let addr = listener.local_addr().expect("backend address").to_string();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let answer = Arc::clone(&answer);
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+                let mut writer = conn.try_clone().expect("clone the backend connection");
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { break };
+                    if line == "OUT" {
+                        break;
+                    }
+                    let reply = answer(&line);
+                    if !reply.is_empty() && writer.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Calls `check` every 50 ms until it gives a value, for at most `within`.
+pub fn eventually<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
