@@ -82,14 +82,14 @@ pub const POLL: Duration = Duration::from_millis(100);
 
 /// What the gateway's tasks share.
 struct Shared {
-    state: Mutex<GatewayState>,
+    state: Mutex<FakeGateway>,
     /// Tasks waiting in [`Gateway::wait_requests`].
     waiters: Mutex<Vec<Waker>>,
     clock: Arc<Clock>,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, GatewayState> {
+    fn lock(&self) -> MutexGuard<'_, FakeGateway> {
         self.state.lock().unwrap()
     }
 
@@ -117,7 +117,7 @@ impl Gateway {
         let (stop, stopped) = async_channel::bounded(1);
         let mut gateway = Self {
             shared: Arc::new(Shared {
-                state: Mutex::new(GatewayState::new(script)),
+                state: Mutex::new(FakeGateway::new(script)),
                 waiters: Mutex::new(Vec::new()),
                 clock: Arc::clone(clock),
             }),
@@ -171,7 +171,7 @@ impl Gateway {
         endpoint(self.addr())
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, GatewayState> {
+    pub fn lock(&self) -> MutexGuard<'_, FakeGateway> {
         self.shared.lock()
     }
 
@@ -232,10 +232,15 @@ async fn serve(
         };
         let (plan, seen_at) = {
             let mut state = shared.lock();
-            (state.handle(listener, connection, &request), shared.clock.now())
+            (state.handle(shared.clock.now(), listener, connection, &request), shared.clock.now())
         };
         shared.notify();
+        let plan = match plan {
+            Plan::Hold { until } => released(&shared, until).await,
+            plan => plan,
+        };
         match plan {
+            Plan::Hold { .. } => unreachable!("a released poll is answered"),
             Plan::Stall => {
                 hold_until_closed(&mut socket).await;
                 return;
@@ -261,6 +266,21 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// How often a held poll looks for data, on the gateway's clock.
+const HOLD_STEP: Duration = Duration::from_millis(10);
+
+/// The answer to a held poll: once data is queued or its lifespan `until` is over.
+async fn released(shared: &Shared, until: Instant) -> Plan {
+    loop {
+        let now = shared.clock.now();
+        let plan = shared.lock().release(now);
+        if let Some(plan) = plan {
+            return plan;
+        }
+        shared.clock.sleep_until((now + HOLD_STEP).min(until)).await;
     }
 }
 

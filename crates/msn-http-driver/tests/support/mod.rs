@@ -53,7 +53,7 @@ pub fn run<T>(clock: &Clock, fut: impl Future<Output = T>) -> T {
 /// What the in-memory network records and how it misbehaves.
 #[derive(Default)]
 pub struct NetState {
-    pub gateway: GatewayState,
+    pub gateway: FakeGateway,
     /// The `host:port` destinations that accept connections: gateway listener 0, 1...
     pub hosts: Vec<String>,
     /// Connections accepted, per host.
@@ -82,7 +82,7 @@ impl Net {
             clock: Arc::clone(clock),
             start: clock.now(),
             state: Mutex::new(NetState {
-                gateway: GatewayState::new(script),
+                gateway: FakeGateway::new(script),
                 hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
                 accepted: vec![0; hosts.len()],
                 ..NetState::default()
@@ -181,9 +181,11 @@ impl Runtime for Memory {
                     break;
                 }
                 Parsed::Request(request) => {
-                    match net.gateway.handle(pipe.listener, pipe.connection, &request) {
+                    let now = self.0.clock.now();
+                    match net.gateway.handle(now, pipe.listener, pipe.connection, &request) {
                         // Answered or not, a stalled connection takes no further request.
                         Plan::Stall => break,
+                        Plan::Hold { .. } => panic!("no held polls in memory"),
                         Plan::Respond { delay, parts, close } => {
                             assert!(delay.is_none(), "no delays in memory");
                             pipe.outbound.extend(parts.concat());

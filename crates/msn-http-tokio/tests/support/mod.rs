@@ -69,7 +69,7 @@ pub fn since(start: tokio::time::Instant) -> Duration {
 /// A fake gateway with an echoing backend: every command it processes is queued back to the
 /// client, so whatever the client sends comes back once, in order.
 pub struct Gateway {
-    state: Arc<Mutex<GatewayState>>,
+    state: Arc<Mutex<FakeGateway>>,
     addrs: Vec<SocketAddr>,
     tasks: Vec<Abort>,
 }
@@ -78,7 +78,7 @@ impl Gateway {
     /// A gateway on `127.0.0.1` at a free port.
     pub async fn start(script: Script) -> Self {
         let mut gateway = Self {
-            state: Arc::new(Mutex::new(GatewayState::new(script))),
+            state: Arc::new(Mutex::new(FakeGateway::new(script))),
             addrs: Vec::new(),
             tasks: Vec::new(),
         };
@@ -124,7 +124,7 @@ impl Gateway {
         endpoint(self.addr())
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, GatewayState> {
+    pub fn lock(&self) -> MutexGuard<'_, FakeGateway> {
         self.state.lock().unwrap()
     }
 
@@ -155,15 +155,21 @@ async fn serve(
     mut socket: TcpStream,
     listener: usize,
     connection: usize,
-    state: Arc<Mutex<GatewayState>>,
+    state: Arc<Mutex<FakeGateway>>,
 ) {
     let mut buf = Vec::new();
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
         let Some(request) = read_request(&mut socket, &mut buf).await else {
             return;
         };
-        let plan = state.lock().unwrap().handle(listener, connection, &request);
+        let now = tokio::time::Instant::now().into_std();
+        let plan = state.lock().unwrap().handle(now, listener, connection, &request);
+        let plan = match plan {
+            Plan::Hold { until } => released(&state, until).await,
+            plan => plan,
+        };
         match plan {
+            Plan::Hold { .. } => unreachable!("a released poll is answered"),
             Plan::Stall => {
                 hold_until_closed(&mut socket).await;
                 return;
@@ -187,6 +193,22 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// How often a held poll looks for data.
+const HOLD_STEP: Duration = Duration::from_millis(10);
+
+/// The answer to a held poll: once data is queued or its lifespan `until` is over.
+async fn released(state: &Mutex<FakeGateway>, until: std::time::Instant) -> Plan {
+    loop {
+        let now = tokio::time::Instant::now().into_std();
+        let plan = state.lock().unwrap().release(now);
+        if let Some(plan) = plan {
+            return plan;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std((now + HOLD_STEP).min(until)))
+            .await;
     }
 }
 
