@@ -486,6 +486,14 @@ impl World {
             self.on_event(event)?;
         }
         prop_assert!(self.expected.is_empty(), "failures not reported: {:?}", self.expected);
+        // Drained, an open session always has something ahead: it never waits on nothing,
+        // even while a decision is pending.
+        if !self.h.session.is_closed() && self.first_session_id.is_some() {
+            prop_assert!(
+                self.h.session.poll_timeout().is_some(),
+                "an open session waits on nothing"
+            );
+        }
         match self.awaiting.take() {
             Some(_) if resend => {
                 self.h.session.resend_unconfirmed();

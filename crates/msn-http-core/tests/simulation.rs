@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    CloseReason, Closed, Connection, OutputMode, PollPolicy, Recovery, RequestKind, Target,
-    UnconfirmedPolicy,
+    CloseReason, Closed, Connection, OutReason, OutputMode, PollPolicy, Recovery, RequestKind,
+    Target, UnconfirmedPolicy,
 };
 use msn_http_core::error::{NetworkError, RemoteError, SendError, SessionError};
 use support::{Ev, Harness, concat, config, ok, status};
@@ -643,4 +643,124 @@ fn a_bad_target_or_limit_is_a_config_error() {
         Some(ConfigError::InvalidLimit("poll_policy"))
     );
     let _ = Endpoint::parse("gw.test", 80).unwrap();
+}
+
+/// Item 2 of the field report: a host a `GW-IP` moved the session to accepted connections but
+/// did not speak HTTP (a raw MSNP switchboard answers a POST with an MSNP error, or not at
+/// all), and the session waited out six request timeouts. Now the first such failure sends
+/// the session back to the configured gateway, and the resend policy decides the rest.
+#[test]
+fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
+    let failures: [(&str, fn(&mut support::Harness)); 3] = [
+        ("an MSNP error instead of HTTP", |h| h.feed(b"911 3\r\n")),
+        ("the connection closed before any response", |h| h.eof()),
+        ("no response within the request timeout", |h| h.advance(21 * SECOND)),
+    ];
+    for (what, fail) in failures {
+        let mut h = Harness::ns(config());
+        h.open("s");
+        h.advance(2 * SECOND);
+        h.request();
+        h.feed(&ok("SessionID=s; GW-IP=10.1.2.3:1864", b""));
+        h.take_events();
+        h.advance(2 * SECOND);
+        let (poll, dest, _) = h.transmit().expect("a poll to the moved-to host");
+        assert_eq!((poll.kind(), dest.to_string()), (RequestKind::Poll, "10.1.2.3:1864".into()));
+        fail(&mut h);
+        let events = h.take_events();
+        assert_eq!(
+            events[0],
+            Ev::Fallback("10.1.2.3:1864".into(), "gw.test:80".into()),
+            "{what}: {events:?}"
+        );
+        assert!(matches!(events[1], Ev::Failed(RequestKind::Poll, _, Recovery::Resending)));
+        let (poll, dest, conn) = h.transmit().expect("retried at once");
+        assert_eq!(
+            (poll.kind(), dest.to_string(), conn),
+            (RequestKind::Poll, "gw.test:80".into(), Connection::Fresh),
+            "{what}"
+        );
+        assert_eq!(h.session.stats().fallbacks, 1);
+        // Named again, it is not followed again.
+        h.feed(&ok("SessionID=s; GW-IP=10.1.2.3:1864", b""));
+        assert_eq!(h.session.gateway().to_string(), "gw.test:80", "{what}");
+    }
+}
+
+/// Once a moved-to host has answered, it is a gateway: a later failure there is a plain
+/// failure, and non-HTTP bytes end the session as from any gateway.
+#[test]
+fn a_moved_to_host_that_answered_is_not_given_up_for_a_later_failure() {
+    let mut h = Harness::ns(config());
+    h.open("s");
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(&ok("SessionID=s; GW-IP=gw2.test", b""));
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(&ok("SessionID=s; GW-IP=gw2.test", b""));
+    h.take_events();
+    h.advance(2 * SECOND);
+    let (_, dest, _) = h.transmit().unwrap();
+    assert_eq!(dest.to_string(), "gw2.test:80");
+    h.eof();
+    assert!(matches!(h.take_events()[..], [Ev::Failed(RequestKind::Poll, _, Recovery::Resending)]));
+    assert_eq!(h.session.gateway().to_string(), "gw2.test:80");
+}
+
+/// Item 6: a refused connection took 7.5 s of silent retries and lost its cause. On the first
+/// request nothing was ever reachable: the session fails at once, with the cause.
+#[test]
+fn a_refused_first_connect_ends_the_session_at_once_with_its_cause() {
+    let mut h = Harness::ns(config());
+    h.session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
+    h.request();
+    h.session.handle_connect_failed(h.now, io::ErrorKind::ConnectionRefused);
+    h.drain();
+    let address = Endpoint::parse("gw.test", 80).unwrap();
+    let refused = NetworkError::ConnectFailed { kind: io::ErrorKind::ConnectionRefused, address };
+    let closed = Closed {
+        reason: CloseReason::Failed(refused.into()),
+        unsent_bytes: 18,
+        incomplete_inbound_bytes: 0,
+    };
+    assert_eq!(h.take_events(), [Ev::Closed(closed.clone())]);
+    assert_eq!(
+        closed.to_string(),
+        "the session failed: could not connect to gw.test:80: connection refused; 18 queued bytes were never confirmed"
+    );
+    assert_eq!(h.session.unsent(), b"VER 1 MSNP8 CVR0\r\n");
+    assert!(h.transmit().is_none());
+}
+
+/// The server's `OUT` is found where it arrives, whatever the output mode and however the
+/// bytes are cut; the same letters inside a payload are no `OUT`.
+#[test]
+fn a_server_out_is_recognised_in_every_mode_and_cut_but_not_inside_a_payload() {
+    let stream: &[u8] = b"MSG a b 16\r\nOUT OTH\r\nhello\r\nNLN x\r\nOUT SSD\r\n";
+    for output in [OutputMode::Commands, OutputMode::Bytes] {
+        for cut in 1..stream.len() {
+            let mut cfg = config();
+            cfg.output = output;
+            let mut h = Harness::ns(cfg);
+            h.open("s");
+            h.advance(2 * SECOND);
+            h.request();
+            let (first, second) = stream.split_at(cut);
+            h.feed(&ok("SessionID=s", first));
+            if h.session.is_closed() {
+                panic!("{output:?} cut {cut}: closed before the OUT");
+            }
+            h.advance(2 * SECOND);
+            h.request();
+            h.feed(&ok("SessionID=s", second));
+            let events = h.take_events();
+            assert_eq!(concat(&events[2..]), stream, "{output:?} cut {cut}");
+            assert!(
+                matches!(events.last(), Some(Ev::Closed(c)) if c.reason == CloseReason::ServerOut(OutReason::ServerShutdown)),
+                "{output:?} cut {cut}: {events:?}"
+            );
+            assert!(h.transmit().is_none(), "no request after OUT");
+        }
+    }
 }

@@ -5,13 +5,16 @@
 //!
 //! Every behaviour PROTOCOL.md §7 records of today's gateways and servers is a switch of
 //! [`Quirks`]; one-off misbehaviour of single requests is a [`Fault`] in the [`Script`].
+//! [`Sim`] runs a client core session against it on a fake clock.
 #![forbid(unsafe_code)]
 
 mod gateway;
 mod request;
+mod sim;
 
 pub use gateway::{Backend, FakeGateway, Fault, GwIp, Plan, Quirks, Script, Seen, SessionIds};
 pub use request::{Parsed, RawRequest, complete_response_len, parse_request};
+pub use sim::{IdleFigures, Report, Sim, kinds, measure_idle};
 
 /// Bounds on the fake servers' loops (sockets wrapped around the model use them).
 pub const MAX_CONNECTIONS: usize = 1_000;
