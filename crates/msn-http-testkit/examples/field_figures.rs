@@ -8,6 +8,7 @@ use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, PollPolicy};
 use msn_http_testkit::{Quirks, Script, measure_idle};
 
+#[allow(clippy::print_stdout)] // A figures program: printing is its job.
 fn main() {
     let policies = [
         ("official (2 s)", PollPolicy::official()),
