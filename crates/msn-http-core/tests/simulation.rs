@@ -651,7 +651,8 @@ fn a_bad_target_or_limit_is_a_config_error() {
 /// the session back to the configured gateway, and the resend policy decides the rest.
 #[test]
 fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
-    let failures: [(&str, fn(&mut support::Harness)); 3] = [
+    type Failure = fn(&mut support::Harness);
+    let failures: [(&str, Failure); 3] = [
         ("an MSNP error instead of HTTP", |h| h.feed(b"911 3\r\n")),
         ("the connection closed before any response", |h| h.eof()),
         ("no response within the request timeout", |h| h.advance(21 * SECOND)),
