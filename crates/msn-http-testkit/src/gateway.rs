@@ -595,8 +595,7 @@ mod tests {
     #[test]
     fn replies_written_line_by_line_come_out_one_line_per_answer() {
         let t0 = Instant::now();
-        let mut quirks = Quirks::default();
-        quirks.reply_line_gap = Some(Duration::from_millis(5));
+        let quirks = Quirks { reply_line_gap: Some(Duration::from_millis(5)), ..Quirks::default() };
         let mut gw = FakeGateway::new(Script::default().quirks(quirks));
         let text = body(&gw.handle(t0, 0, 0, &request(OPEN, b"VER 1 MSNP8\r\nCVR 2 x\r\n")));
         assert!(text.ends_with("\r\n\r\nVER 1 MSNP8\r\n"), "{text}");
@@ -608,8 +607,7 @@ mod tests {
     #[test]
     fn a_holding_gateway_answers_a_held_poll_when_data_arrives() {
         let t0 = Instant::now();
-        let mut quirks = Quirks::default();
-        quirks.hold_polls = true;
+        let quirks = Quirks { hold_polls: true, ..Quirks::default() };
         let mut gw = FakeGateway::new(Script::default().quirks(quirks));
         gw.handle(t0, 0, 0, &request(OPEN, b""));
         let poll = "/gateway/gateway.dll?Action=poll&SessionID=954547325.1&Lifespan=10";
