@@ -851,14 +851,24 @@ async fn client_gives_up_on_a_gateway_that_never_answers() {
     gave_up(&a);
 }
 
-/// Interim `100 Continue`s forever are no answer: they neither reset the timeout nor count as
-/// a started response, so the attempts time out and are resent, as for silence.
+/// Interim `100 Continue`s, a few, slowly, are no answer: they neither reset the timeout nor
+/// count as a started response, so the attempts time out and are resent, as for silence.
 #[tokio::test(start_paused = true)]
-async fn client_gives_up_on_endless_100_continue() {
-    let every = Duration::from_millis(50);
+async fn client_gives_up_on_slow_endless_100_continue() {
+    let every = Duration::from_millis(100);
     let a = with_ticker(Duration::from_secs(60), attacked(Attack::EndlessContinue { every })).await;
     gave_up(&a);
     assert!(a.attack_bytes > 0);
+}
+
+/// A flood of `100 Continue`s burned a core until the request timed out (47.6 CPU-seconds in
+/// 47.8 s): interim heads count against the head limit, so it ends there, at once.
+#[tokio::test(start_paused = true)]
+async fn client_stops_a_flood_of_100_continue_at_its_head_limit() {
+    let a = with_ticker(Duration::from_secs(60), attacked(Attack::ContinueFlood)).await;
+    died_at_once(&a, http_failure(HttpError::HeadTooLarge { limit: HEAD_LIMIT }));
+    assert_eq!(a.stats.msnp_bytes_received, 0);
+    assert!(a.attack_bytes > HEAD_LIMIT as u64);
 }
 
 /// A `200` that stops after 11 of its 100 body bytes: the request times out with the response

@@ -143,6 +143,9 @@ pub struct ResponseDecoder {
     head_buf: HeadBuffer,
     head: ResponseHead,
     started: bool,
+    /// Bytes of the interim (`1xx`) heads before the final one: they count against the head
+    /// limit, so a peer sending `100 Continue` forever is stopped like an endless head.
+    interim_bytes: usize,
 }
 
 impl ResponseDecoder {
@@ -154,6 +157,7 @@ impl ResponseDecoder {
             head_buf: HeadBuffer::default(),
             head: ResponseHead::new(),
             started: false,
+            interim_bytes: 0,
         }
     }
 
@@ -162,6 +166,7 @@ impl ResponseDecoder {
         self.state = State::Head;
         self.head_buf.clear(None);
         self.started = false;
+        self.interim_bytes = 0;
     }
 
     /// The head of the current response, valid after [`ResponseStep::Head`].
@@ -238,16 +243,27 @@ impl ResponseDecoder {
         }
     }
 
-    /// Accumulates and parses a head; `true` once one is complete.
+    /// Accumulates and parses a head; `true` once one is complete. The interim heads before
+    /// it leave it less room.
     fn read_head(&mut self, input: &mut &[u8]) -> Result<bool, HttpError> {
         let limit = self.limits.max_head_bytes;
+        let room = limit.saturating_sub(self.interim_bytes);
         let head = &mut self.head;
-        self.head_buf.read(
+        let mut head_len = 0;
+        let complete = self.head_buf.read(
             input,
-            limit,
-            |bytes| parse_head(bytes, head),
+            room,
+            |bytes| {
+                let parsed = parse_head(bytes, head)?;
+                head_len = parsed.unwrap_or(0);
+                Ok(parsed)
+            },
             |_| HttpError::HeadTooLarge { limit },
-        )
+        )?;
+        if complete && (100..200).contains(&self.head.status) {
+            self.interim_bytes += head_len;
+        }
+        Ok(complete)
     }
 }
 
@@ -326,6 +342,19 @@ mod tests {
             }
         }
         Ok((d.head().status(), body, d.is_complete(), d.head().keep_alive()))
+    }
+
+    #[test]
+    fn endless_interim_heads_fail_like_an_endless_head() {
+        let one = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let wire = one.repeat(10_000);
+        for step in [1, one.len(), 4096, wire.len()] {
+            assert_eq!(decode(&wire, step), Err(HttpError::HeadTooLarge { limit: 512 }), "{step}");
+        }
+        // A few interim heads and the final head within the limit are fine.
+        let mut wire = one.repeat(3);
+        wire.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(decode(&wire, 1).map(|(status, ..)| status), Ok(200));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum Attack {
     EndlessHeaderFields,
     /// `100 Continue` heads forever, one per `every`.
     EndlessContinue { every: Duration },
+    /// `100 Continue` heads forever, as fast as the socket takes them.
+    ContinueFlood,
     /// Reads the request and never answers.
     Silent,
     /// A `200` head and 11 of its 100 body bytes, then silence.
@@ -120,6 +122,7 @@ async fn serve(mut stream: TcpStream, own: SocketAddr, attack: Attack, log: Arc<
         Attack::EndlessContinue { every } => {
             return paced(stream, b"HTTP/1.1 100 Continue\r\n\r\n", every, &log).await;
         }
+        Attack::ContinueFlood => (String::new(), b"HTTP/1.1 100 Continue\r\n\r\n".repeat(64)),
         Attack::Silent => return hold(stream, &log).await,
         Attack::StallMidBody => {
             let start = head("HTTP/1.1 200 OK", "Content-Length: 100\r\n") + "VER 1 MSNP8";
