@@ -596,10 +596,11 @@ fn byte_mode_hands_out_the_raw_stream() {
     h.request();
     h.feed(&ok("SessionID=s; Session=close", b"yzMSG a b 3\r\nxy"));
     let events = h.take_events();
-    assert_eq!(concat(&events), b"MSG a b 3\r\nxyz");
+    // At the end, a cut command is handed over as it is.
+    assert_eq!(concat(&events), b"MSG a b 3\r\nxyzMSG a b 3\r\nxy");
     assert!(matches!(
         events.last(),
-        Some(Ev::Closed(c)) if c.reason == CloseReason::ServerClosed && c.incomplete_inbound_bytes == 13
+        Some(Ev::Closed(c)) if c.reason == CloseReason::ServerClosed && c.incomplete_inbound_bytes == 0
     ));
 }
 
@@ -762,6 +763,36 @@ fn a_server_out_is_recognised_in_every_mode_and_cut_but_not_inside_a_payload() {
                 "{output:?} cut {cut}: {events:?}"
             );
             assert!(h.transmit().is_none(), "no request after OUT");
+        }
+    }
+}
+
+/// A gateway that says `Session=close` with half a command in the body: the command API
+/// reports the cut-off bytes in the end; the byte stream hands them over as a TCP connection
+/// would, then ends.
+#[test]
+fn a_half_command_at_session_close_is_reported_or_handed_over() {
+    for output in [OutputMode::Commands, OutputMode::Bytes] {
+        let mut cfg = config();
+        cfg.output = output;
+        let mut h = Harness::ns(cfg);
+        h.open("s");
+        h.take_events();
+        h.advance(2 * SECOND);
+        h.request();
+        h.feed(&ok("SessionID=s; Session=close", b"NLN x\r\nMSG a b 10\r\nhel"));
+        let events = h.take_events();
+        let Some(Ev::Closed(closed)) = events.last() else { panic!("{events:?}") };
+        match output {
+            OutputMode::Commands => {
+                assert_eq!(concat(&events), b"NLN x\r\n");
+                assert_eq!(closed.incomplete_inbound_bytes, 15);
+                assert!(closed.to_string().ends_with("15 received bytes formed no whole command"));
+            }
+            _ => {
+                assert_eq!(concat(&events), b"NLN x\r\nMSG a b 10\r\nhel");
+                assert_eq!(closed.incomplete_inbound_bytes, 0);
+            }
         }
     }
 }

@@ -107,9 +107,9 @@ pub struct SessionEnd {
 
 impl SessionEnd {
     /// Whether the session ended as sessions should: the gateway, the MSNP server (`OUT`) or
-    /// the caller closed it.
+    /// the caller closed it, and no received command was cut off by the end.
     pub fn is_clean(&self) -> bool {
-        self.reason.is_clean()
+        self.reason.is_clean() && self.incomplete_inbound_bytes == 0
     }
 }
 
@@ -118,6 +118,10 @@ impl fmt::Display for SessionEnd {
         self.reason.fmt(f)?;
         if !self.unsent.is_empty() {
             write!(f, "; {} queued bytes were never confirmed", self.unsent.len())?;
+        }
+        if self.incomplete_inbound_bytes > 0 {
+            let n = self.incomplete_inbound_bytes;
+            write!(f, "; the last {n} received bytes were cut off in the middle of a command")?;
         }
         Ok(())
     }
@@ -250,6 +254,9 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
     match closed.reason.is_clean() {
         true => info!(reason = %closed.reason, "session closed"),
         false => warn!(reason = %closed.reason, "session ended"),
+    }
+    if closed.incomplete_inbound_bytes > 0 {
+        warn!(bytes = closed.incomplete_inbound_bytes, "the end cut a received command off");
     }
     Some(Taken::Closed(SessionEnd {
         reason: closed.reason,

@@ -681,15 +681,21 @@ impl Session {
                 Err(e) => self.on_frame_error(e),
             },
             // Whole commands only, so the stream can be watched for `OUT`; a stream that is not
-            // MSNP (or breaks the framer's limits) passes through as it is.
+            // MSNP (or breaks the framer's limits) passes through as it is, and so does a cut
+            // command at the end of the session, as a TCP connection would hand it over.
             OutputMode::Bytes => {
-                let end = self
-                    .inbound
-                    .scan_whole(0, |end, _| match end <= limit {
-                        true => Visit::Continue,
-                        false => Visit::StopBefore,
-                    })
-                    .unwrap_or_else(|_| limit.min(self.inbound.end()));
+                let closing = matches!(self.events.front(), Some((_, Pending::Closed(_))));
+                let raw = limit.min(self.inbound.end());
+                let end = match closing {
+                    true => raw,
+                    false => self
+                        .inbound
+                        .scan_whole(0, |end, _| match end <= limit {
+                            true => Visit::Continue,
+                            false => Visit::StopBefore,
+                        })
+                        .unwrap_or(raw),
+                };
                 if self.inbound.position() < end {
                     return Some(Event::Data(self.inbound.take_bytes_within(end)));
                 }
