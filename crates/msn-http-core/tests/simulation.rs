@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    CloseReason, Closed, Connection, OutReason, OutputMode, PollPolicy, Recovery, RequestKind,
-    Target, UnconfirmedPolicy,
+    CloseReason, Closed, Connection, MoveRefusal, OutReason, OutputMode, PollPolicy, Recovery,
+    RequestKind, Target, UnconfirmedPolicy,
 };
 use msn_http_core::error::{NetworkError, RemoteError, SendError, SessionError};
 use support::{Ev, Harness, concat, config, ok, status};
@@ -108,7 +108,7 @@ fn gw_ip_moves_the_next_request_only_after_the_response() {
     h.take_events();
     h.advance(2 * SECOND);
     h.request();
-    let response = ok("SessionID=s; GW-IP=gw2.test:8080", b"NLN 1\r\n");
+    let response = ok("SessionID=s; GW-IP=gw2.test:443", b"NLN 1\r\n");
     let (head, body) = response.split_at(response.len() - 3);
     h.feed(head);
     assert_eq!(h.session.gateway().to_string(), "gw.test:80", "no switch mid-response");
@@ -116,18 +116,18 @@ fn gw_ip_moves_the_next_request_only_after_the_response() {
     h.feed(body);
     assert_eq!(
         h.take_events(),
-        [Ev::command("NLN 1\r\n"), Ev::Moved("gw.test:80".into(), "gw2.test:8080".into())]
+        [Ev::command("NLN 1\r\n"), Ev::Moved("gw.test:80".into(), "gw2.test:443".into())]
     );
     h.session.send(b"CHG 2 BSY\r\n").unwrap();
     let (req, dest, conn) = h.transmit().unwrap();
-    assert_eq!(dest.to_string(), "gw2.test:8080");
+    assert_eq!(dest.to_string(), "gw2.test:443");
     assert_eq!(conn, Connection::Fresh);
-    assert_eq!(req.header("Host"), Some("gw2.test:8080"));
+    assert_eq!(req.header("Host"), Some("gw2.test:443"));
     // X-MSN-Host takes precedence over GW-IP.
     h.feed(
         b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw3.test\r\nX-MSN-Host: gw4.test\r\nContent-Length: 0\r\n\r\n",
     );
-    assert_eq!(h.session.gateway().to_string(), "gw4.test:8080", "bare host keeps the port");
+    assert_eq!(h.session.gateway().to_string(), "gw4.test:443", "bare host keeps the port");
 }
 
 #[test]
@@ -663,16 +663,19 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
         h.open("s");
         h.advance(2 * SECOND);
         h.request();
-        h.feed(&ok("SessionID=s; GW-IP=10.1.2.3:1864", b""));
+        h.feed(&ok("SessionID=s; GW-IP=207.46.110.20:443", b""));
         h.take_events();
         h.advance(2 * SECOND);
         let (poll, dest, _) = h.transmit().expect("a poll to the moved-to host");
-        assert_eq!((poll.kind(), dest.to_string()), (RequestKind::Poll, "10.1.2.3:1864".into()));
+        assert_eq!(
+            (poll.kind(), dest.to_string()),
+            (RequestKind::Poll, "207.46.110.20:443".into())
+        );
         fail(&mut h);
         let events = h.take_events();
         assert_eq!(
             events[0],
-            Ev::Fallback("10.1.2.3:1864".into(), "gw.test:80".into()),
+            Ev::Fallback("207.46.110.20:443".into(), "gw.test:80".into()),
             "{what}: {events:?}"
         );
         assert!(matches!(events[1], Ev::Failed(RequestKind::Poll, _, Recovery::Resending)));
@@ -684,7 +687,7 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
         );
         assert_eq!(h.session.stats().fallbacks, 1);
         // Named again, it is not followed again.
-        h.feed(&ok("SessionID=s; GW-IP=10.1.2.3:1864", b""));
+        h.feed(&ok("SessionID=s; GW-IP=207.46.110.20:443", b""));
         assert_eq!(h.session.gateway().to_string(), "gw.test:80", "{what}");
     }
 }
@@ -795,4 +798,56 @@ fn a_half_command_at_session_close_is_reported_or_handed_over() {
             }
         }
     }
+}
+
+/// Issue 11, item 7: a hostile gateway steered sessions to `0.0.0.0`, private and link-local
+/// addresses and, cycling `GW-IP`, through ports 22, 25, 80, 443, 3306, 5432 and 6379. The
+/// session stays at the configured gateway for every one it must not follow, reports each
+/// once, and after a followed move fails, follows no other.
+#[test]
+fn a_hostile_gateway_cannot_steer_the_session_anywhere() {
+    let mut h = Harness::ns(config());
+    h.open("s");
+    h.take_events();
+    let refused = [
+        "0.0.0.0:80",
+        "10.255.255.1:80",
+        "169.254.169.254:80",
+        "127.0.0.1",
+        "203.0.113.9:22",
+        "203.0.113.9:25",
+        "203.0.113.9:3306",
+        "203.0.113.9:5432",
+        "203.0.113.9:6379",
+    ];
+    for named in refused {
+        for _ in 0..3 {
+            h.advance(2 * SECOND);
+            let (_, dest, _) = h.transmit().expect("a poll");
+            assert_eq!(dest.to_string(), "gw.test:80", "{named}");
+            h.feed(&ok(&format!("SessionID=s; GW-IP={named}"), b""));
+        }
+    }
+    let events = h.take_events();
+    assert_eq!(events.len(), refused.len(), "each refused once: {events:?}");
+    assert!(events.iter().all(|e| matches!(e, Ev::MoveRefused(..))));
+    assert_eq!(h.session.stats().refused_moves, refused.len() as u64);
+    // An allowed move that fails ends the steering.
+    h.advance(2 * SECOND);
+    h.request();
+    h.feed(&ok("SessionID=s; GW-IP=203.0.113.9:443", b""));
+    h.advance(2 * SECOND);
+    let (_, dest, _) = h.transmit().unwrap();
+    assert_eq!(dest.to_string(), "203.0.113.9:443");
+    h.session.handle_connect_failed(h.now, io::ErrorKind::ConnectionRefused);
+    h.drain();
+    h.request();
+    h.feed(&ok("SessionID=s; GW-IP=203.0.113.10", b""));
+    h.advance(2 * SECOND);
+    let (_, dest, _) = h.transmit().unwrap();
+    assert_eq!(dest.to_string(), "gw.test:80", "no move after a failed one");
+    assert!(h.take_events().iter().any(|e| matches!(
+        e,
+        Ev::MoveRefused(to, MoveRefusal::AfterFallback) if to == "203.0.113.10:80"
+    )));
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crate::Endpoint;
 use crate::msnp::{FramerLimits, PayloadCommands};
+
+use super::MovePolicy;
 use crate::wire::{DEFAULT_GATEWAY_PATH, HeaderSet, HttpLimits, ServerKind};
 
 /// The official gateway host.
@@ -189,6 +191,9 @@ pub struct ClientConfig {
     pub output: OutputMode,
     /// Refuse `PNG`, or answer it locally.
     pub ping: PingPolicy,
+    /// Which `GW-IP`/`X-MSN-Host` moves to follow. Default: the safe ones (see
+    /// [`MovePolicy`]).
+    pub moves: MovePolicy,
 }
 
 impl ClientConfig {
@@ -212,6 +217,7 @@ impl ClientConfig {
             unconfirmed: UnconfirmedPolicy::Ask,
             output: OutputMode::Commands,
             ping: PingPolicy::Refuse,
+            moves: MovePolicy::default(),
         }
     }
 }

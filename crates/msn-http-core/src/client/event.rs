@@ -171,12 +171,35 @@ pub enum MoveRefusal {
     /// without its port), as revival gateways answer: that is a raw MSNP server, not a
     /// gateway.
     NamesMsnpServer,
+    /// An unspecified (`0.0.0.0`, `::`), multicast or broadcast address: no host is there
+    /// (and Linux connects `0.0.0.0` to the local host).
+    NotAHost,
+    /// A narrower network than the configured gateway's: loopback, link-local or private
+    /// addresses named by a gateway on the internet, or loopback named by one on a private
+    /// network. A gateway must not steer its clients into their own networks.
+    NarrowerNetwork,
+    /// From a gateway on the internet, a port other than 80, 443 or the configured gateway's:
+    /// no gateway listens there, whatever does should not get the session's traffic.
+    UnexpectedPort,
+    /// Outside the configured gateway's domain, with [`MovePolicy::same_domain_only`](crate::client::MovePolicy::same_domain_only).
+    OutsideDomain,
+    /// Moves are off ([`MovePolicy::follow`](crate::client::MovePolicy::follow) is false).
+    MovesOff,
+    /// A host the gateway moved the session to already failed: the session stays with the
+    /// configured gateway rather than be steered from host to host.
+    AfterFallback,
 }
 
 impl fmt::Display for MoveRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NamesMsnpServer => "it names the session's MSNP server, not a gateway",
+            Self::NotAHost => "it is an unspecified, multicast or broadcast address",
+            Self::NarrowerNetwork => "it is in a narrower network than the configured gateway",
+            Self::UnexpectedPort => "its port is not 80, 443 or the configured gateway's",
+            Self::OutsideDomain => "it is outside the configured gateway's domain",
+            Self::MovesOff => "gateway moves are off",
+            Self::AfterFallback => "a host the gateway moved the session to already failed",
         })
     }
 }

@@ -52,5 +52,6 @@ pub use config::{
     UnconfirmedPolicy,
 };
 pub use event::{CloseReason, Closed, Event, MoveRefusal, OutReason, Recovery, RequestKind};
+pub use moves::MovePolicy;
 pub use poll::LONG_POLL_SETTLE;
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};

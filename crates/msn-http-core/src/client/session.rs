@@ -284,7 +284,7 @@ impl Session {
     pub fn new(config: ClientConfig, target: Target, now: Instant) -> Result<Self, ConfigError> {
         check_config(&config)?;
         Endpoint::parse(&target.ip, 1863).map_err(ConfigError::InvalidTarget)?;
-        let route = GatewayRoute::new(config.gateway.clone(), &target.ip);
+        let route = GatewayRoute::new(config.gateway.clone(), &target.ip, config.moves);
         let credentials = config.proxy.as_ref().and_then(|p| p.credentials.as_ref());
         let encoder = RequestEncoder::new(
             &config.gateway_path,
