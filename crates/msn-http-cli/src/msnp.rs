@@ -33,7 +33,7 @@ pub(crate) fn payload_lines(payload: &[u8]) -> Vec<String> {
 
 /// The space-separated arguments of a command (after its name), as text.
 pub(crate) fn args(cmd: &Command<'_>) -> Vec<String> {
-    cmd.args().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    cmd.args().map(|a| a.into_owned()).collect()
 }
 
 #[cfg(test)]

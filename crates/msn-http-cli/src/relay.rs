@@ -499,7 +499,7 @@ async fn relay_streams(
 /// Whether a server command accepts the login: `USR trid OK ...` (NS and SB) or `ANS trid OK`
 /// (SB).
 fn accepts_login(cmd: &Command<'_>) -> bool {
-    matches!(cmd.name(), "USR" | "ANS") && cmd.args().nth(1) == Some(&b"OK"[..])
+    matches!(cmd.name(), "USR" | "ANS") && cmd.arg(1).as_deref() == Some("OK")
 }
 
 impl Relay {

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io;
 
-use crate::{AddressError, Endpoint};
+use crate::{AddressError, Endpoint, UrlError};
 
 /// A malformed or unacceptable HTTP message, at the wire level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -418,6 +418,8 @@ pub enum ConfigError {
     InvalidPath,
     /// The target MSNP server (`IP=` value) is empty or malformed.
     InvalidTarget(AddressError),
+    /// A gateway or proxy URL that cannot be used.
+    InvalidUrl(UrlError),
     /// Proxy credentials hold a byte that cannot go in a header.
     InvalidCredentials,
     /// A limit or duration that makes no sense (zero, or smaller than another it must exceed).
@@ -432,6 +434,7 @@ impl fmt::Display for ConfigError {
             }
             Self::InvalidPath => f.write_str("invalid gateway path"),
             Self::InvalidTarget(e) => write!(f, "invalid target server: {e}"),
+            Self::InvalidUrl(e) => write!(f, "invalid URL: {e}"),
             Self::InvalidCredentials => f.write_str("invalid proxy credentials"),
             Self::InvalidLimit(name) => write!(f, "invalid setting: {name}"),
         }
@@ -442,6 +445,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::InvalidTarget(e) => Some(e),
+            Self::InvalidUrl(e) => Some(e),
             _ => None,
         }
     }

@@ -26,6 +26,8 @@ pub mod error;
 pub mod fuzzing;
 pub mod gateway;
 pub mod msnp;
+mod url;
 pub mod wire;
 
 pub use endpoint::{AddressError, Endpoint, MAX_HOST_LEN};
+pub use url::{GatewayUrl, Scheme, UrlError};

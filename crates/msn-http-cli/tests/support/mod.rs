@@ -251,11 +251,7 @@ pub fn text(cmd: &OwnedCommand) -> String {
 
 /// Argument `i` (after the name) of a command.
 pub fn arg(cmd: &OwnedCommand, i: usize) -> String {
-    cmd.as_command()
-        .args()
-        .nth(i)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .unwrap_or_default()
+    cmd.arg(i).map(|a| a.into_owned()).unwrap_or_default()
 }
 
 /// Lowercase hex MD5.

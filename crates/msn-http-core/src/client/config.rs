@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::Endpoint;
+use crate::error::ConfigError;
 use crate::msnp::{FramerLimits, PayloadCommands};
+use crate::{Endpoint, GatewayUrl, Scheme, UrlError};
 
 use super::MovePolicy;
 use crate::wire::{DEFAULT_GATEWAY_PATH, HeaderSet, HttpLimits, ServerKind};
@@ -219,6 +220,150 @@ impl ClientConfig {
             ping: PingPolicy::Refuse,
             moves: MovePolicy::default(),
         }
+    }
+}
+
+/// Building a configuration from the URLs people have, and changing it one setting at a time
+/// (the struct is `#[non_exhaustive]`, so it cannot be written as a literal outside this
+/// crate).
+///
+/// ```
+/// use std::time::Duration;
+/// use msn_http_core::client::{ClientConfig, PollPolicy};
+///
+/// let config = ClientConfig::from_url("http://127.0.0.1:18080/gateway/gateway.dll")?
+///     .with_poll_policy(PollPolicy::long_poll())
+///     .with_request_timeout(Duration::from_secs(10));
+/// assert_eq!(config.gateway.port(), 18080);
+/// # Ok::<(), msn_http_core::error::ConfigError>(())
+/// ```
+impl ClientConfig {
+    /// Default settings for the gateway at `url` (`http://host[:port][/path]`; see
+    /// [`GatewayUrl`]).
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        let url = GatewayUrl::parse(url).map_err(ConfigError::InvalidUrl)?;
+        Self::from_gateway_url(url)
+    }
+
+    /// Default settings for the gateway at `url`.
+    pub fn from_gateway_url(url: GatewayUrl) -> Result<Self, ConfigError> {
+        let (scheme, endpoint, path, _) = url.into_parts();
+        if scheme != Scheme::Http {
+            return Err(ConfigError::InvalidUrl(UrlError::UnsupportedScheme(
+                scheme.as_str().to_owned(),
+            )));
+        }
+        Ok(Self { gateway_path: path, ..Self::new(endpoint) })
+    }
+
+    /// Sends every request through the HTTP proxy at `url` (`http://[user:password@]host:port`),
+    /// with its credentials, if it names any.
+    pub fn with_proxy_url(self, url: &str) -> Result<Self, ConfigError> {
+        let url = GatewayUrl::parse(url).map_err(ConfigError::InvalidUrl)?;
+        let (_, endpoint, _, credentials) = url.into_parts();
+        Ok(self.with_proxy(Some(Proxy { endpoint, credentials })))
+    }
+
+    /// Sets [`proxy`](Self::proxy).
+    pub fn with_proxy(mut self, proxy: Option<Proxy>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Sets [`gateway_path`](Self::gateway_path).
+    pub fn with_gateway_path(mut self, path: impl Into<String>) -> Self {
+        self.gateway_path = path.into();
+        self
+    }
+
+    /// Sets [`headers`](Self::headers).
+    pub fn with_headers(mut self, headers: HeaderSet) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets [`poll_policy`](Self::poll_policy).
+    pub fn with_poll_policy(mut self, policy: PollPolicy) -> Self {
+        self.poll_policy = policy;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`http_limits`](Self::http_limits).
+    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http_limits = limits;
+        self
+    }
+
+    /// Sets [`framer_limits`](Self::framer_limits).
+    pub fn with_framer_limits(mut self, limits: FramerLimits) -> Self {
+        self.framer_limits = limits;
+        self
+    }
+
+    /// Sets [`payload_commands`](Self::payload_commands).
+    pub fn with_payload_commands(mut self, commands: PayloadCommands) -> Self {
+        self.payload_commands = commands;
+        self
+    }
+
+    /// Sets [`max_request_body_bytes`](Self::max_request_body_bytes).
+    pub fn with_max_request_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_body_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_queued_bytes`](Self::max_queued_bytes).
+    pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_inbound_bytes`](Self::max_inbound_bytes).
+    pub fn with_max_inbound_bytes(mut self, bytes: usize) -> Self {
+        self.max_inbound_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_consecutive_failures`](Self::max_consecutive_failures).
+    pub fn with_max_consecutive_failures(mut self, failures: u32) -> Self {
+        self.max_consecutive_failures = failures;
+        self
+    }
+
+    /// Sets [`retry_delay`](Self::retry_delay).
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// Sets [`unconfirmed`](Self::unconfirmed).
+    pub fn with_unconfirmed(mut self, policy: UnconfirmedPolicy) -> Self {
+        self.unconfirmed = policy;
+        self
+    }
+
+    /// Sets [`output`](Self::output).
+    pub fn with_output(mut self, output: OutputMode) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// Sets [`ping`](Self::ping).
+    pub fn with_ping(mut self, ping: PingPolicy) -> Self {
+        self.ping = ping;
+        self
+    }
+
+    /// Sets [`moves`](Self::moves).
+    pub fn with_moves(mut self, moves: MovePolicy) -> Self {
+        self.moves = moves;
+        self
     }
 }
 

@@ -924,7 +924,7 @@ impl Session {
             if cmd.name() != "OUT" {
                 return Visit::Continue;
             }
-            found = Some(OutReason::from_argument(cmd.args().next()));
+            found = Some(OutReason::from_argument(cmd.arg_bytes().next()));
             Visit::StopAfter
         });
         match framed {

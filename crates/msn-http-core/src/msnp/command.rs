@@ -1,5 +1,8 @@
 //! One MSNP command: its line, its arguments and its payload, borrowed or owned.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use nom::IResult;
 
 use crate::error::FrameError;
@@ -102,6 +105,9 @@ pub(super) fn text_len(line_with_ending: &[u8]) -> usize {
     }
 }
 
+/// How much of a payload `Debug` shows.
+const DEBUG_PAYLOAD_BYTES: usize = 48;
+
 /// One whole MSNP command, borrowed from the stream: the line, and the payload if it has one.
 ///
 /// ```
@@ -111,10 +117,12 @@ pub(super) fn text_len(line_with_ending: &[u8]) -> usize {
 /// framer.push(b"MSG alice@example.com Alice 5\r\nhello");
 /// let cmd = framer.next_command().unwrap().unwrap();
 /// assert_eq!(cmd.name(), "MSG");
-/// assert_eq!(cmd.args().collect::<Vec<_>>(), [&b"alice@example.com"[..], b"Alice", b"5"]);
+/// assert_eq!(cmd.args().collect::<Vec<_>>(), ["alice@example.com", "Alice", "5"]);
 /// assert_eq!(cmd.payload(), Some(&b"hello"[..]));
+/// assert_eq!(cmd.to_string(), "MSG alice@example.com Alice 5");
+/// assert_eq!(format!("{cmd:?}"), r#"MSG alice@example.com Alice 5 + "hello""#);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Command<'a> {
     bytes: &'a [u8],
     line_len: usize,
@@ -128,24 +136,35 @@ impl<'a> Command<'a> {
 
     /// The command name: three ASCII letters (`MSG`) or digits for errors (`911`).
     pub fn name(&self) -> &'a str {
-        // Framing only accepts ASCII alphanumeric names, so this never falls back.
-        std::str::from_utf8(&self.bytes[..3]).unwrap_or("???")
+        std::str::from_utf8(&self.bytes[..3]).expect("framing accepts only alphanumeric names")
     }
 
-    /// The command line without its line ending.
+    /// The command line without its line ending, as received.
     pub fn line(&self) -> &'a [u8] {
         &self.bytes[..self.line_len]
     }
 
-    /// The space-separated arguments after the name.
-    pub fn args(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+    /// The space-separated arguments after the name, as text (MSNP lines are text; a byte
+    /// that is not UTF-8 reads as U+FFFD here, and [`arg_bytes`](Self::arg_bytes) has it as
+    /// received).
+    pub fn args(&self) -> impl Iterator<Item = Cow<'a, str>> + use<'a> {
+        self.arg_bytes().map(String::from_utf8_lossy)
+    }
+
+    /// Argument `index` (0 is the first after the name), as text.
+    pub fn arg(&self, index: usize) -> Option<Cow<'a, str>> {
+        self.args().nth(index)
+    }
+
+    /// The arguments after the name, as received.
+    pub fn arg_bytes(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let line: &'a [u8] = &self.bytes[3..self.line_len];
         split_args(line)
     }
 
     /// The transaction ID, when the first argument is a number (`NOT` and `IPG` have none).
     pub fn trid(&self) -> Option<u32> {
-        let first = self.args().next()?;
+        let first = self.arg_bytes().next()?;
         std::str::from_utf8(first).ok()?.parse().ok()
     }
 
@@ -174,8 +193,41 @@ impl<'a> Command<'a> {
     }
 }
 
-/// An owned [`Command`], for sending across tasks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The line, as text.
+impl fmt::Display for Command<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.line()))
+    }
+}
+
+/// The line as text, then the payload, quoted and cut after 48 bytes.
+impl fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.line().escape_ascii())?;
+        if let Some(payload) = self.payload() {
+            let shown = &payload[..payload.len().min(DEBUG_PAYLOAD_BYTES)];
+            write!(f, " + \"{}\"", shown.escape_ascii())?;
+            if shown.len() < payload.len() {
+                write!(f, "... ({} bytes)", payload.len())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An owned [`Command`], for sending across tasks: what the adapters' `recv` returns.
+///
+/// ```
+/// use msn_http_core::msnp::{CommandFramer, FramerLimits, PayloadCommands};
+///
+/// let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+/// framer.push(b"USR 7 OK alice@example.com Alice\r\n");
+/// let cmd = framer.next_command().unwrap().unwrap().to_owned_command();
+/// assert_eq!((cmd.name(), cmd.trid()), ("USR", Some(7)));
+/// assert_eq!(cmd.arg(1).as_deref(), Some("OK"));
+/// assert_eq!(cmd.to_string(), "USR 7 OK alice@example.com Alice");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct OwnedCommand {
     bytes: Vec<u8>,
     line_len: usize,
@@ -193,6 +245,36 @@ impl OwnedCommand {
         self.as_command().name()
     }
 
+    /// The transaction ID, when the first argument is a number.
+    pub fn trid(&self) -> Option<u32> {
+        self.as_command().trid()
+    }
+
+    /// The arguments after the name, as text; see [`Command::args`].
+    pub fn args(&self) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+        self.as_command().args()
+    }
+
+    /// Argument `index` (0 is the first after the name), as text.
+    pub fn arg(&self, index: usize) -> Option<Cow<'_, str>> {
+        self.as_command().arg(index)
+    }
+
+    /// Whether this is a numeric error reply such as `911 3`.
+    pub fn is_error(&self) -> bool {
+        self.as_command().is_error()
+    }
+
+    /// The payload of a payload command.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.as_command().payload()
+    }
+
+    /// The command line without its line ending, as received.
+    pub fn line(&self) -> &[u8] {
+        self.as_command().line()
+    }
+
     /// The whole command as it was on the wire.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -201,6 +283,20 @@ impl OwnedCommand {
     /// The wire bytes, by value.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
+    }
+}
+
+/// The line, as text.
+impl fmt::Display for OwnedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_command().fmt(f)
+    }
+}
+
+/// The line as text, then the payload, quoted and cut after 48 bytes.
+impl fmt::Debug for OwnedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.as_command(), f)
     }
 }
 
@@ -250,6 +346,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_is_text_with_the_payload_cut_short() {
+        let payload = [b'x'; 100];
+        let mut bytes = b"MSG a A 100\r\n".to_vec();
+        bytes.extend_from_slice(&payload);
+        let cmd = Command::new(&bytes, 11, Some(13));
+        let want = format!("MSG a A 100 + \"{}\"... (100 bytes)", "x".repeat(48));
+        assert_eq!(format!("{cmd:?}"), want);
+        assert_eq!(format!("{:?}", cmd.to_owned_command()), want);
+        let odd = Command::new(b"NLN a\xff\r\n", 6, None);
+        assert_eq!(format!("{odd:?}"), "NLN a\\xff");
+        assert_eq!(odd.to_string(), "NLN a\u{fffd}");
+        assert_eq!(odd.arg_bytes().next(), Some(&b"a\xff"[..]));
+    }
+
+    #[test]
     fn accessors_read_the_line() {
         let bytes = b"USR 7 OK alice@example.com 1\r\n";
         let cmd = Command::new(bytes, bytes.len() - 2, None);
@@ -258,6 +369,8 @@ mod tests {
         assert!(!cmd.is_error());
         assert_eq!(cmd.line(), b"USR 7 OK alice@example.com 1");
         assert_eq!(cmd.to_owned_command().as_command(), cmd);
+        assert_eq!(cmd.arg(2).as_deref(), Some("alice@example.com"));
+        assert_eq!(cmd.arg(4), None);
         assert_eq!(text_len(b"ab\r\n"), 2);
         assert_eq!(text_len(b"ab\n"), 2);
     }

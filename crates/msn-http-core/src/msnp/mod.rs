@@ -1,5 +1,6 @@
 //! MSNP command framing over a byte stream that may be cut anywhere: command lines, payload
-//! commands (`MSG 1 N 133\r\n` followed by 133 bytes), and limits on both.
+//! commands (`MSG 1 N 133\r\n` followed by 133 bytes), and limits on both; and writing the
+//! commands a client sends ([`CommandWriter`]).
 //!
 //! The gateway may end a response body in the middle of a command or a payload; the stream
 //! continues in the next response. [`CommandFramer`] reassembles across those boundaries and
@@ -7,10 +8,12 @@
 
 mod command;
 mod framer;
+mod writer;
 
 pub use command::{Command, OwnedCommand};
 pub(crate) use framer::Visit;
 pub use framer::{CommandFramer, FramerLimits};
+pub use writer::{CommandWriter, md5_login_response, message_text, text_message};
 
 pub(crate) use command::parse_line;
 

@@ -170,7 +170,7 @@ impl RequestEncoder {
         headers: &HeaderSet,
         proxy_credentials: Option<(&str, &str)>,
     ) -> Result<Self, ConfigError> {
-        if !path.starts_with('/') || !path.bytes().all(is_path_byte) {
+        if !crate::url::valid_path(path) {
             return Err(ConfigError::InvalidPath);
         }
         let mut before_host = b" HTTP/1.1\r\n".to_vec();
@@ -277,10 +277,6 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
 
 fn is_field_value_byte(b: u8) -> bool {
     b == b' ' || b == b'\t' || b.is_ascii_graphic()
-}
-
-fn is_path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b)
 }
 
 /// Bytes a query value may carry as they are: RFC 3986 unreserved, and `:`.
