@@ -93,4 +93,4 @@ pub use client::{
 pub use msn_http_core;
 pub use msn_http_driver::{Driver, Runtime};
 pub use runtime::AsyncIo;
-pub use stream::{ClientStream, StreamError};
+pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};

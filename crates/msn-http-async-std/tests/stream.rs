@@ -46,7 +46,38 @@ crate::on_both!(
     reads_and_writes_like_a_tcp_stream,
     the_same_routine_runs_over_a_tcp_stream_and_over_the_gateway,
     an_uncertain_delivery_under_the_ask_policy_ends_the_stream_with_a_typed_error,
+    owned_halves_read_and_write_from_two_tasks,
 );
+
+/// `into_split`: one task writes, another reads; closing the writing half sends `OUT`, and
+/// the reading half reads to a clean end of stream.
+async fn owned_halves_read_and_write_from_two_tasks(exec: Exec) {
+    let clock = Clock::new();
+    let gw = Gateway::start(&exec, &clock, Script::default());
+    let (stream, driver) =
+        ClientStream::open_with(Virtual::new(&clock), config(&gw), ns()).unwrap();
+    let driver = exec.spawn(driver);
+    let (reader, mut writer) = stream.into_split();
+    let reading = exec.spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut all = String::new();
+        let read = reader.read_to_string(&mut all).await.map(|_| all);
+        (read, reader.into_inner())
+    });
+    let sent: String = (1..=20).map(|n| format!("CHG {n} NLN 0\r\n")).collect();
+    for line in sent.split_inclusive("\r\n") {
+        writer.write_all(line.as_bytes()).await.unwrap();
+    }
+    writer.close().await.unwrap();
+    // Every answer comes at once: no timer has to fire, so the clock stays put.
+    let (all, reader) = reading.await;
+    assert_eq!(all.expect("a clean end of stream"), format!("{sent}OUT\r\n"));
+    assert!(reader.end().expect("ended").is_clean());
+    driver.await;
+    assert_eq!(text(&gw.received()), format!("{sent}OUT\r\n"));
+    let err = writer.write_all(b"CHG 21 NLN 0\r\n").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+}
 
 async fn reads_and_writes_like_a_tcp_stream(exec: Exec) {
     let clock = Clock::new();

@@ -57,4 +57,4 @@ pub use driver::Driver;
 pub use events::{ClientEvent, Notice, RecvError, SessionEnd};
 pub use msn_http_core;
 pub use runtime::Runtime;
-pub use stream::{ByteStream, DEFAULT_PING_ANSWER, StreamError};
+pub use stream::{ByteReader, ByteStream, ByteWriter, DEFAULT_PING_ANSWER, StreamError};

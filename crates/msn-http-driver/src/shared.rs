@@ -36,6 +36,8 @@ pub(crate) struct State {
     /// Whether a request whose delivery is uncertain ends the session at once (the byte
     /// stream, which has no one to ask: like a TCP connection reset).
     pub(crate) end_on_uncertain_delivery: bool,
+    /// Why the byte stream ended, when it ended it (both halves report it).
+    pub(crate) stream_failure: Option<crate::stream::StreamError>,
     /// Whether the caller asked for a clean close: the driver then finishes it even after the
     /// last handle is gone.
     pub(crate) close_requested: bool,
@@ -107,6 +109,7 @@ impl Shared {
                 handles,
                 reader_alive: true,
                 end_on_uncertain_delivery: output == OutputMode::Bytes,
+                stream_failure: None,
                 close_requested: false,
             }),
             driver: Signal::new(),

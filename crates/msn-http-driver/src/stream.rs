@@ -113,10 +113,12 @@ pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::AnswerLocally { next_pin
 ///   a TCP client expects ([`PingPolicy::AnswerLocally`]; set `config.ping` to choose another
 ///   number).
 /// - Reads return the MSNP bytes the gateway delivered, in order; end of stream (`Ok(0)`)
-///   after a clean end (`Session=close`, or the answer to `OUT`), an error otherwise.
+///   after a clean end (`Session=close`, the server's `OUT`, or the answer to ours), an error
+///   otherwise.
 /// - [`poll_shutdown`](Self::poll_shutdown) closes the session cleanly (`OUT`) and completes
 ///   when it has ended; bytes that arrived meanwhile stay readable.
-/// - Dropping the stream without shutting it down aborts the session.
+/// - [`into_split`](Self::into_split) gives a reading and a writing half, for two tasks.
+/// - Dropping the stream (both halves) without shutting it down aborts the session.
 ///
 /// Notices (gateway moves, failed requests...) are traced and kept for
 /// [`take_notices`](Self::take_notices).
@@ -125,30 +127,52 @@ pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::AnswerLocally { next_pin
 ///
 /// A read that returns `Pending` has taken nothing, a write that returns `Pending` has queued
 /// nothing.
+#[derive(Debug)]
 pub struct ByteStream {
+    reader: ByteReader,
+    writer: ByteWriter,
+}
+
+/// The reading half of a [`ByteStream`].
+pub struct ByteReader {
     shared: Arc<Shared>,
     /// Received bytes that did not fit the caller's buffer, from `unread_pos` on.
     unread: Vec<u8>,
     unread_pos: usize,
     notices: VecDeque<Notice>,
-    /// Set when a failure ended the session from this side (the core then reports `Aborted`).
-    failure: Option<StreamError>,
     end: Option<SessionEnd>,
-    shutting_down: bool,
 }
 
-impl fmt::Debug for ByteStream {
+/// The writing half of a [`ByteStream`].
+pub struct ByteWriter {
+    shared: Arc<Shared>,
+    closing: bool,
+}
+
+impl fmt::Debug for ByteReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ByteStream")
+        f.debug_struct("ByteReader")
             .field("unread", &(self.unread.len() - self.unread_pos))
             .field("end", &self.end)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for ByteStream {
+impl fmt::Debug for ByteWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteWriter").field("closing", &self.closing).finish_non_exhaustive()
+    }
+}
+
+impl Drop for ByteReader {
     fn drop(&mut self) {
         self.shared.release(true);
+    }
+}
+
+impl Drop for ByteWriter {
+    fn drop(&mut self) {
+        self.shared.release(false);
     }
 }
 
@@ -166,45 +190,90 @@ impl ByteStream {
         if config.ping == PingPolicy::Refuse {
             config.ping = DEFAULT_PING_ANSWER;
         }
-        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 1)?;
-        let stream = Self {
-            shared,
+        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 2)?;
+        let reader = ByteReader {
+            shared: Arc::clone(&shared),
             unread: Vec::new(),
             unread_pos: 0,
             notices: VecDeque::new(),
-            failure: None,
             end: None,
-            shutting_down: false,
         };
-        Ok((stream, driver))
+        let writer = ByteWriter { shared, closing: false };
+        Ok((Self { reader, writer }, driver))
     }
 
+    /// The reading and the writing half, to use from two tasks. Dropping both without
+    /// shutting the writer down aborts the session.
+    pub fn into_split(self) -> (ByteReader, ByteWriter) {
+        (self.reader, self.writer)
+    }
+
+    /// The notices since the last call (at most the latest 32).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.reader.take_notices()
+    }
+
+    /// How the session ended, once a read or the shutdown has seen the end.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.reader.end()
+    }
+
+    /// The gateway the next request goes to.
+    pub fn gateway(&self) -> Endpoint {
+        self.reader.shared.lock().session.gateway().clone()
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.reader.shared.lock().session.stats()
+    }
+
+    /// Reads received MSNP bytes into `buf`: how many, `0` at a clean end of the session (or
+    /// when `buf` is empty), an error after any other end.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.reader.poll_read(cx, buf)
+    }
+
+    /// Queues MSNP bytes to send: all of `data`, or the prefix that fits in the core's queue;
+    /// `Pending` while the queue is full.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.writer.poll_write(cx, data)
+    }
+
+    /// Closes the session cleanly (`OUT`); ready once it has ended. Bytes that arrive
+    /// meanwhile stay readable.
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.close();
+        // Take events until the end, keeping the bytes for later reads: the session must not
+        // hold back for undelivered input while `OUT` waits to go out.
+        while self.reader.end.is_none() {
+            let mut unread = std::mem::take(&mut self.reader.unread);
+            let polled =
+                self.reader.poll_take_bytes(cx, &mut |bytes| unread.extend_from_slice(bytes));
+            self.reader.unread = unread;
+            ready!(polled);
+        }
+        Poll::Ready(self.reader.end_result())
+    }
+}
+
+impl ByteReader {
     /// The notices since the last call (at most the latest 32).
     pub fn take_notices(&mut self) -> Vec<Notice> {
         self.notices.drain(..).collect()
     }
 
-    /// How the session ended, once a read or the shutdown has seen the end.
+    /// How the session ended, once a read has seen the end.
     pub fn end(&self) -> Option<&SessionEnd> {
         self.end.as_ref()
-    }
-
-    /// The gateway the next request goes to.
-    pub fn gateway(&self) -> Endpoint {
-        self.shared.lock().session.gateway().clone()
-    }
-
-    /// The session's counters.
-    pub fn stats(&self) -> Stats {
-        self.shared.lock().session.stats()
     }
 
     fn note(&mut self, notice: Notice) {
         if let Notice::RequestFailed { kind, error, recovery: Recovery::AwaitingDecision } = &notice
         {
             // The driver has ended the session already (before any further request).
-            let (kind, error) = (*kind, error.clone());
-            self.failure = Some(StreamError::DeliveryUncertain { kind, error });
+            let failure = StreamError::DeliveryUncertain { kind: *kind, error: error.clone() };
+            self.shared.lock().stream_failure = Some(failure);
         }
         if self.notices.len() == MAX_KEPT_NOTICES {
             self.notices.pop_front();
@@ -215,11 +284,14 @@ impl ByteStream {
     /// What reads return once the session has ended: end of stream, or the error.
     fn end_result(&self) -> io::Result<()> {
         match &self.end {
-            Some(end) if !end.is_clean() => Err(match (&self.failure, &end.reason) {
-                (Some(failure), CloseReason::Aborted) => failure.clone(),
-                (_, reason) => StreamError::Ended(reason.clone()),
+            Some(end) if !end.is_clean() => {
+                let failure = self.shared.lock().stream_failure.clone();
+                Err(match (failure, &end.reason) {
+                    (Some(failure), CloseReason::Aborted) => failure,
+                    (_, reason) => StreamError::Ended(reason.clone()),
+                }
+                .into_io())
             }
-            .into_io()),
             _ => Ok(()),
         }
     }
@@ -278,38 +350,36 @@ impl ByteStream {
         }
         Poll::Ready(Ok(filled))
     }
+}
 
+impl ByteWriter {
     /// Queues MSNP bytes to send: all of `data`, or the prefix that fits in the core's queue;
     /// `Pending` while the queue is full.
     pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if let Some(failure) = &self.failure {
-            return Poll::Ready(Err(failure.clone().into_io()));
+        if let Some(failure) = self.shared.lock().stream_failure.clone() {
+            return Poll::Ready(Err(failure.into_io()));
         }
-        if self.shutting_down || self.end.is_some() {
+        if self.closing {
             return Poll::Ready(Err(StreamError::Send(SendError::Closed).into_io()));
         }
         let sent = ready!(self.shared.poll_send(cx, data, true));
         Poll::Ready(sent.map_err(|e| StreamError::Send(e).into_io()))
     }
 
-    /// Closes the session cleanly (`OUT`); ready once it has ended. Bytes that arrive
-    /// meanwhile stay readable.
-    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.shutting_down {
-            self.shutting_down = true;
+    /// Starts a clean close (`OUT`), as shutting a TCP stream's writing side down: it returns
+    /// at once; the reading half sees the end once the gateway has answered.
+    pub fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close();
+        Poll::Ready(Ok(()))
+    }
+
+    fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
             self.shared.close();
         }
-        // Take events until the end, keeping the bytes for later reads: the session must not
-        // hold back for undelivered input while `OUT` waits to go out.
-        while self.end.is_none() {
-            let mut unread = std::mem::take(&mut self.unread);
-            let polled = self.poll_take_bytes(cx, &mut |bytes| unread.extend_from_slice(bytes));
-            self.unread = unread;
-            ready!(polled);
-        }
-        Poll::Ready(self.end_result())
     }
 }

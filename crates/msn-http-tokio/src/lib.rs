@@ -71,4 +71,4 @@ pub use client::{
 };
 pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
-pub use stream::{ClientStream, StreamError};
+pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};

@@ -8,8 +8,8 @@ use std::task::{Context, Poll, ready};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, Stats, Target};
-use msn_http_driver::ByteStream;
 pub use msn_http_driver::StreamError;
+use msn_http_driver::{ByteReader, ByteStream, ByteWriter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::client::{Notice, OpenError, SessionEnd};
@@ -77,6 +77,69 @@ impl ClientStream {
     /// The session's counters.
     pub fn stats(&self) -> Stats {
         self.inner.stats()
+    }
+
+    /// The reading and the writing half, owned, for two tasks (as
+    /// `TcpStream::into_split`). Shutting the writing half down queues `OUT` and returns at
+    /// once; the reading half then reads to the end. Dropping both without a shutdown aborts
+    /// the session.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let (reader, writer) = self.inner.into_split();
+        (OwnedReadHalf { inner: reader }, OwnedWriteHalf { inner: writer })
+    }
+}
+
+/// The reading half of a [`ClientStream`], from [`ClientStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    inner: ByteReader,
+}
+
+/// The writing half of a [`ClientStream`], from [`ClientStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    inner: ByteWriter,
+}
+
+impl OwnedReadHalf {
+    /// The notices since the last call (at most the latest 32).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.inner.take_notices()
+    }
+
+    /// How the session ended, once a read has seen the end.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.inner.end()
+    }
+}
+
+impl AsyncRead for OwnedReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = ready!(self.get_mut().inner.poll_read(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for OwnedWriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().inner.poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().inner.poll_shutdown(cx)
     }
 }
 

@@ -111,3 +111,32 @@ async fn an_uncertain_delivery_under_the_ask_policy_ends_the_stream_with_a_typed
     })
     .await;
 }
+
+/// `into_split`, as with a `TcpStream`: one task writes, another reads; shutting the writing
+/// half down sends `OUT`, and the reading half reads to a clean end of stream.
+#[tokio::test(start_paused = true)]
+async fn owned_halves_read_and_write_from_two_tasks() {
+    run(async {
+        let gw = Gateway::start(Script::default()).await;
+        let stream = ClientStream::open(config(&gw), Target::notification("127.0.0.1")).unwrap();
+        let (reader, mut writer) = stream.into_split();
+        let reading = tokio::spawn(async move {
+            let mut reader = BufReader::new(reader);
+            let mut all = String::new();
+            reader.read_to_string(&mut all).await.map(|_| (all, reader.into_inner()))
+        });
+        for n in 1..=20 {
+            writer.write_all(format!("CHG {n} NLN 0\r\n").as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        writer.shutdown().await.unwrap();
+        let (all, reader) = reading.await.unwrap().expect("a clean end of stream");
+        let sent: String = (1..=20).map(|n| format!("CHG {n} NLN 0\r\n")).collect();
+        assert_eq!(all, format!("{sent}OUT\r\n"));
+        assert!(reader.end().expect("ended").is_clean());
+        assert_eq!(text(&gw.received()), format!("{sent}OUT\r\n"));
+        let err = writer.write_all(b"CHG 21 NLN 0\r\n").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+    })
+    .await;
+}

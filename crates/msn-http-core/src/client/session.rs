@@ -365,10 +365,10 @@ impl Session {
     }
 
     /// Ends the session cleanly: queues `OUT`, and the session closes with
-    /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it.
-    /// A session the gateway never opened (no request in flight and no response yet) closes at
-    /// once, its queued bytes left in [`unsent`](Self::unsent). A partial command at the end of the
-    /// queue is dropped (it could never be completed).
+    /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it
+    /// (commands queued before go first, as they would over TCP). A session with nothing to
+    /// tell the gateway (no request made, no command queued) closes at once. A partial command
+    /// at the end of the queue is dropped (it could never be completed).
     ///
     /// While a decision is pending ([`Recovery::AwaitingDecision`]) the gateway cannot be told
     /// without first deciding whether the uncertain commands go again, so the session ends at
@@ -378,13 +378,14 @@ impl Session {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return;
         }
-        if self.phase == Phase::Opening && self.in_flight.is_none() {
+        self.outgoing.drop_partial_command();
+        let nothing_sent = self.in_flight.is_none() && self.outgoing.len() == 0;
+        if self.phase == Phase::Opening && nothing_sent {
             return self.close_session(CloseReason::LocalClose);
         }
         if self.awaiting_decision.is_some() {
             return self.close_session(CloseReason::Aborted);
         }
-        self.outgoing.drop_partial_command();
         let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
         let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false, false);

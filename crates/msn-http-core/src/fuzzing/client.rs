@@ -461,14 +461,23 @@ impl World {
         if self.closed || self.close_end.is_some() {
             return;
         }
-        if !self.opened && self.flight.is_none() {
+        // A partial command at the end is dropped.
+        let whole: usize = command_lengths(&self.stream[self.confirmed..]).iter().sum();
+        self.stream.truncate(self.confirmed + whole);
+        self.pending_pieces.clear();
+        // Nothing to tell the gateway: closed at once.
+        if !self.opened && self.flight.is_none() && whole == 0 {
             self.closed = true;
             self.expected.push_back(Expect::Closed(CloseReason::LocalClose));
             return;
         }
-        // A partial command at the end is dropped and `OUT` queued.
-        let whole: usize = command_lengths(&self.stream[self.confirmed..]).iter().sum();
-        self.stream.truncate(self.confirmed + whole);
+        // Undecided commands cannot go before `OUT`: ended at once.
+        if self.awaiting.is_some() {
+            self.closed = true;
+            self.expected.push_back(Expect::Closed(CloseReason::Aborted));
+            return;
+        }
+        // `OUT` queued after the commands.
         self.stream.extend_from_slice(b"OUT\r\n");
         self.close_end = Some(self.stream.len());
         self.pending_pieces.clear();
