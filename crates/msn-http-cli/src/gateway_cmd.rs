@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use msn_http_core::Endpoint;
-use msn_http_core::gateway::{BackendAllowlist, GatewayConfig, PingPolicy};
+use msn_http_core::gateway::{
+    BackendAllowlist, BackendRule, DEFAULT_NS_PORT, DEFAULT_SB_PORT, GatewayConfig, MsnpPorts,
+    PingPolicy,
+};
+use msn_http_core::wire::ServerKind;
 use msn_http_tokio::gateway::{GatewayServer, ServerOptions, random_seed};
 
 use crate::common::{parse_duration, secs};
@@ -30,13 +34,21 @@ pub(crate) struct GatewayArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Route `IP=NAME` to an MSNP server: NAME=HOST:PORT (NAME:PORT=... matches that port
-    /// only). Repeat for more servers.
-    #[arg(long = "backend", value_name = "NAME=HOST:PORT", value_parser = parse_backend)]
+    /// only; NAME/ns=... or NAME/sb=... only opens of that kind). Repeat for more servers.
+    #[arg(long = "backend", value_name = "NAME[/KIND]=HOST:PORT", value_parser = parse_backend)]
     backends: Vec<Backend>,
     /// Allow `IP=HOST[:PORT]` as given, connecting there (for switchboards, whose addresses
-    /// come from `XFR SB` and `RNG`). Without a port, any port.
-    #[arg(long = "allow", value_name = "HOST[:PORT]", value_parser = parse_allow)]
-    allow: Vec<(String, Option<u16>)>,
+    /// come from `XFR SB` and `RNG`). Without a port, any port. HOST/ns or HOST/sb allows opens
+    /// of that kind only.
+    #[arg(long = "allow", value_name = "HOST[:PORT][/KIND]", value_parser = parse_allow)]
+    allow: Vec<RuleTarget>,
+    /// The notification server port: an `IP=` without a port opened with `Server=NS` (real
+    /// clients strip the port) connects there.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_NS_PORT)]
+    ns_port: u16,
+    /// The switchboard port: an `IP=` without a port opened with `Server=SB` connects there.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_SB_PORT)]
+    sb_port: u16,
     /// Serve the built-in MSNP server behind the gateway: its NS as `IP=messenger.hotmail.com`,
     /// its SB by address. Users: alice@example.com, bob@example.com and carol@example.com,
     /// passwords alicepass, bobpass and carolpass.
@@ -85,26 +97,84 @@ pub(crate) struct GatewayArgs {
     shutdown_grace: Duration,
 }
 
+/// What an `--allow` names, and the name side of a `--backend`: a host, maybe a port, maybe
+/// the kind of server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RuleTarget {
+    host: String,
+    port: Option<u16>,
+    server: Option<ServerKind>,
+}
+
+impl RuleTarget {
+    fn allow(&self) -> BackendRule {
+        self.kind_of(BackendRule::allow(self.host.clone(), self.port))
+    }
+
+    fn route(&self, to: Endpoint) -> BackendRule {
+        self.kind_of(BackendRule::route(self.host.clone(), self.port, to))
+    }
+
+    fn kind_of(&self, rule: BackendRule) -> BackendRule {
+        match self.server {
+            Some(server) => rule.only(server),
+            None => rule,
+        }
+    }
+}
+
 /// One `--backend` rule.
 #[derive(Clone, Debug)]
 pub(crate) struct Backend {
-    name: String,
-    port: Option<u16>,
+    name: RuleTarget,
     to: Endpoint,
 }
 
 fn parse_backend(text: &str) -> Result<Backend, String> {
     let (name, to) = text.split_once('=').ok_or("expected NAME=HOST:PORT")?;
-    let (name, port) = parse_allow(name)?;
+    let name = parse_allow(name)?;
     let to = Endpoint::parse(to, 1863).map_err(|e| format!("bad backend address `{to}`: {e}"))?;
-    Ok(Backend { name, port, to })
+    Ok(Backend { name, to })
 }
 
-fn parse_allow(text: &str) -> Result<(String, Option<u16>), String> {
-    let endpoint = Endpoint::parse(text, 1).map_err(|e| format!("bad address `{text}`: {e}"))?;
+fn parse_allow(text: &str) -> Result<RuleTarget, String> {
+    let (address, server) = match text.rsplit_once('/') {
+        Some((address, kind)) if kind.eq_ignore_ascii_case("ns") => {
+            (address, Some(ServerKind::Notification))
+        }
+        Some((address, kind)) if kind.eq_ignore_ascii_case("sb") => {
+            (address, Some(ServerKind::Switchboard))
+        }
+        Some((_, kind)) => return Err(format!("unknown server kind `{kind}` (use ns or sb)")),
+        None => (text, None),
+    };
+    let endpoint =
+        Endpoint::parse(address, 1).map_err(|e| format!("bad address `{address}`: {e}"))?;
     // Two default ports tell whether the text named one.
-    let named = Endpoint::parse(text, 2).is_ok_and(|other| other.port() == endpoint.port());
-    Ok((endpoint.host().to_owned(), named.then_some(endpoint.port())))
+    let named = Endpoint::parse(address, 2).is_ok_and(|other| other.port() == endpoint.port());
+    Ok(RuleTarget {
+        host: endpoint.host().to_owned(),
+        port: named.then_some(endpoint.port()),
+        server,
+    })
+}
+
+/// The rules the flags give, in order: `--backend` routes, then `--allow`s.
+fn flag_rules(args: &GatewayArgs) -> BackendAllowlist {
+    let routes = args.backends.iter().map(|b| b.name.route(b.to.clone()));
+    let allowed = args.allow.iter().map(RuleTarget::allow);
+    routes.chain(allowed).fold(BackendAllowlist::new(), BackendAllowlist::rule)
+}
+
+/// The rules that put the built-in server behind the gateway: its NS as [`NS_NAME`], its SB by
+/// address, with the port (as `XFR SB` and `RNG` give it) or without (as real clients send it).
+fn builtin_rules(allowlist: BackendAllowlist, ns: Endpoint, sb: SocketAddr) -> BackendAllowlist {
+    let sb_host = sb.ip().to_string();
+    let sb_endpoint = Endpoint::new(sb_host.clone(), sb.port()).expect("a socket address");
+    allowlist
+        .rule(BackendRule::route(NS_NAME, None, ns).only(ServerKind::Notification))
+        .rule(BackendRule::allow(sb_host.clone(), Some(sb.port())).only(ServerKind::Switchboard))
+        .rule(BackendRule::route(sb_host, None, sb_endpoint).only(ServerKind::Switchboard))
 }
 
 /// Runs the gateway until Ctrl-C.
@@ -114,13 +184,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut allowlist = BackendAllowlist::new();
-    for b in &args.backends {
-        allowlist = allowlist.route(b.name.clone(), b.port, b.to.clone());
-    }
-    for (host, port) in &args.allow {
-        allowlist = allowlist.allow(host.clone(), *port);
-    }
+    let mut allowlist = flag_rules(&args);
     let builtin = match args.builtin {
         true => {
             let server = BuiltinServer::start(local.ip())
@@ -128,9 +192,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot start the built-in MSNP server: {e}"))?;
             let ns =
                 Endpoint::parse(&server.ns_addr().to_string(), 1863).map_err(|e| e.to_string())?;
-            let sb = server.sb_addr();
-            allowlist =
-                allowlist.route(NS_NAME, None, ns).allow(sb.ip().to_string(), Some(sb.port()));
+            allowlist = builtin_rules(allowlist, ns, server.sb_addr());
             Some(server)
         }
         false => None,
@@ -144,6 +206,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
     let gw_ip = args.public_host.clone().unwrap_or_else(|| local.to_string());
     let seed = random_seed().map_err(|e| format!("no random seed from the system: {e}"))?;
     let mut config = GatewayConfig::new(gw_ip.clone(), seed).with_backends(allowlist.clone());
+    config.msnp_ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
     config.max_sessions = args.max_sessions;
     config.max_connections = args.max_connections;
     config.http_limits.max_body_bytes = args.max_request_bytes;
@@ -169,9 +232,10 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
     println!("  GW-IP {gw_ip}");
     for rule in allowlist.rules() {
         let port = rule.port.map_or_else(|| "any port".to_owned(), |p| format!("port {p}"));
+        let kind = rule.server.map_or("NS and SB", ServerKind::as_str);
         match &rule.connect_to {
-            Some(to) => println!("  backend IP={} ({port}) -> {to}", rule.host),
-            None => println!("  backend IP={} ({port}) as given", rule.host),
+            Some(to) => println!("  backend IP={} ({port}, {kind}) -> {to}", rule.host),
+            None => println!("  backend IP={} ({port}, {kind}) as given", rule.host),
         }
     }
     if let Some(server) = &builtin {
@@ -201,17 +265,76 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    fn args(flags: &[&str]) -> GatewayArgs {
+        let argv = std::iter::once("gateway").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).expect("valid flags").gateway
+    }
+
+    fn target(host: &str, port: Option<u16>, server: Option<ServerKind>) -> RuleTarget {
+        RuleTarget { host: host.into(), port, server }
+    }
 
     #[test]
     fn backend_rules() {
         let b = parse_backend("messenger.hotmail.com=127.0.0.1:1863").unwrap();
-        assert_eq!((b.name.as_str(), b.port, b.to.port()), ("messenger.hotmail.com", None, 1863));
-        let b = parse_backend("ns.example:1863=10.0.0.1:2000").unwrap();
-        assert_eq!((b.port, b.to.port()), (Some(1863), 2000));
+        assert_eq!((b.name, b.to.port()), (target("messenger.hotmail.com", None, None), 1863));
+        let b = parse_backend("ns.example:1863/NS=10.0.0.1:2000").unwrap();
+        let ns = Some(ServerKind::Notification);
+        assert_eq!((b.name, b.to.port()), (target("ns.example", Some(1863), ns), 2000));
         assert!(parse_backend("no-equals").is_err());
-        assert_eq!(parse_allow("127.0.0.1").unwrap(), ("127.0.0.1".into(), None));
-        assert_eq!(parse_allow("127.0.0.1:1864").unwrap(), ("127.0.0.1".into(), Some(1864)));
-        assert_eq!(parse_allow("[::1]:1864").unwrap(), ("::1".into(), Some(1864)));
-        assert_eq!(parse_allow("::1").unwrap(), ("::1".into(), None));
+        assert_eq!(parse_allow("127.0.0.1").unwrap(), target("127.0.0.1", None, None));
+        assert_eq!(parse_allow("127.0.0.1:1864").unwrap(), target("127.0.0.1", Some(1864), None));
+        let sb = Some(ServerKind::Switchboard);
+        assert_eq!(parse_allow("[::1]:1864/sb").unwrap(), target("::1", Some(1864), sb));
+        assert_eq!(parse_allow("::1").unwrap(), target("::1", None, None));
+        assert!(parse_allow("127.0.0.1/xx").unwrap_err().contains("unknown server kind `xx`"));
+    }
+
+    /// What the gateway built from `flags` connects to for an open of `server` at `ip`.
+    fn resolved(flags: &[&str], server: ServerKind, ip: &str) -> Option<String> {
+        let args = args(flags);
+        let ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
+        let asked = Endpoint::parse(ip, ports.of(server)).unwrap();
+        flag_rules(&args).resolve(&asked, server, ports).map(|e| e.to_string())
+    }
+
+    #[test]
+    fn port_less_ns_and_sb_opens_of_one_host_work_with_plain_flags() {
+        let allow = ["--allow", "127.0.0.1"];
+        let ns = ServerKind::Notification;
+        let sb = ServerKind::Switchboard;
+        assert_eq!(resolved(&allow, ns, "127.0.0.1").as_deref(), Some("127.0.0.1:1863"));
+        assert_eq!(resolved(&allow, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));
+        let moved = ["--allow", "127.0.0.1", "--ns-port", "2863", "--sb-port", "2864"];
+        assert_eq!(resolved(&moved, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:2864"));
+        let only_sb = ["--allow", "127.0.0.1/sb"];
+        assert_eq!(resolved(&only_sb, ns, "127.0.0.1"), None);
+        assert_eq!(resolved(&only_sb, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));
+    }
+
+    #[test]
+    fn the_builtin_sb_is_reached_with_or_without_its_port() {
+        let ns = Endpoint::parse("127.0.0.1:40001", 1863).unwrap();
+        let sb: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+        let rules = builtin_rules(BackendAllowlist::new(), ns, sb);
+        let ports = MsnpPorts::default();
+        let open = |server, ip: &str| {
+            let asked = Endpoint::parse(ip, ports.of(server)).unwrap();
+            rules.resolve(&asked, server, ports).map(|e| e.to_string())
+        };
+        let (ns, sb) = (ServerKind::Notification, ServerKind::Switchboard);
+        assert_eq!(open(ns, NS_NAME).as_deref(), Some("127.0.0.1:40001"));
+        assert_eq!(open(sb, NS_NAME), None, "the NS name is no switchboard");
+        assert_eq!(open(sb, "127.0.0.1:40002").as_deref(), Some("127.0.0.1:40002"));
+        assert_eq!(open(sb, "127.0.0.1").as_deref(), Some("127.0.0.1:40002"));
+        assert_eq!(open(ns, "127.0.0.1:40002"), None);
     }
 }

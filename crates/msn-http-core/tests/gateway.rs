@@ -11,8 +11,8 @@ use msn_http_core::client::{
 };
 use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_core::gateway::{
-    Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectionId, CorsPolicy, Gateway,
-    GatewayConfig, PingPolicy, Transmit,
+    Action, AllowedOrigins, BackendAllowlist, BackendId, BackendRule, ConnectionId, CorsPolicy,
+    Gateway, GatewayConfig, MsnpPorts, PingPolicy, Transmit,
 };
 use msn_http_core::msnp::{CommandFramer, FramerLimits, PayloadCommands};
 use msn_http_core::wire::{
@@ -57,6 +57,26 @@ fn msnp_server(command: &[u8]) -> Vec<u8> {
         _ => String::new(),
     };
     reply.into_bytes()
+}
+
+/// A notification server that knows nothing of switchboards: a switchboard `USR` (user and
+/// ticket, no `TWN`/`MD5`) gets `911`, as a real NS answers it.
+fn ns_only_server(command: &[u8]) -> Vec<u8> {
+    let words: Vec<&[u8]> = command.split(|&b| b == b' ').collect();
+    let sb_usr = &command[..3] == b"USR" && words.len() == 4;
+    match sb_usr {
+        true => format!("911 {}\r\n", trid(command)).into_bytes(),
+        false => msnp_server(command),
+    }
+}
+
+/// A switchboard: `USR` with a ticket is welcome.
+fn sb_only_server(command: &[u8]) -> Vec<u8> {
+    match &command[..3] {
+        b"USR" => format!("USR {} OK alice@example.com Alice\r\n", trid(command)).into_bytes(),
+        b"VER" => format!("911 {}\r\n", trid(command)).into_bytes(),
+        _ => msnp_server(command),
+    }
 }
 
 struct Backend {
@@ -140,6 +160,8 @@ struct Sim {
     clients: Vec<Client>,
     backends: BTreeMap<BackendId, Backend>,
     script: Script,
+    /// Backends whose port is listed run that script instead of `script`.
+    port_scripts: Vec<(u16, Script)>,
     auto_connect: bool,
     next_conn: u64,
     connects: Vec<(BackendId, String, ServerKind)>,
@@ -172,6 +194,7 @@ impl Sim {
             clients: Vec::new(),
             backends: BTreeMap::new(),
             script: msnp_server,
+            port_scripts: Vec::new(),
             auto_connect: true,
             next_conn: 0,
             connects: Vec::new(),
@@ -288,10 +311,15 @@ impl Sim {
                     match &action {
                         Action::Connect { backend, endpoint, server } => {
                             self.connects.push((*backend, endpoint.to_string(), *server));
+                            let script = self
+                                .port_scripts
+                                .iter()
+                                .find(|(port, _)| *port == endpoint.port())
+                                .map_or(self.script, |(_, script)| *script);
                             self.backends.insert(
                                 *backend,
                                 Backend {
-                                    script: self.script,
+                                    script,
                                     framer: CommandFramer::new(
                                         PayloadCommands::default(),
                                         FramerLimits::default(),
@@ -742,6 +770,69 @@ fn stale_ids_get_400_without_harming_the_session() {
     let third = one_response(&sim.raw_request(&poll_request(&second)).0);
     assert_eq!(third.status, 200);
     assert_eq!(sim.gw.session_count(), 1);
+}
+
+/// Real clients strip the port from `IP=` (the official client, Pidgin), so the NS and every
+/// SB of one server may all be opened as `IP=127.0.0.1`. Each must reach the MSNP port of its
+/// own kind: the SB open used to land on the NS, which answers the SB `USR` with `911`.
+#[test]
+fn port_less_opens_reach_the_msnp_port_of_their_kind() {
+    let config = GatewayConfig::new("gw.test", [42; 32])
+        .with_backends(BackendAllowlist::new().allow("127.0.0.1", None));
+    let mut sim = Sim::new(config);
+    sim.port_scripts = vec![(1863, ns_only_server), (1864, sb_only_server)];
+    let ns =
+        sim.add_client(client_config(PollPolicy::official()), Target::notification("127.0.0.1"));
+    sim.clients[ns].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
+    sim.pump();
+    let sb =
+        sim.add_client(client_config(PollPolicy::official()), Target::switchboard("127.0.0.1"));
+    sim.clients[sb].session.send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n").unwrap();
+    sim.pump();
+    assert_eq!(sim.clients[ns].take()[1..], [cmd("VER 1 MSNP8 CVR0\r\n")]);
+    assert_eq!(sim.clients[sb].take()[1..], [cmd("USR 1 OK alice@example.com Alice\r\n")]);
+    let connects: Vec<(&str, ServerKind)> =
+        sim.connects.iter().map(|(_, to, kind)| (to.as_str(), *kind)).collect();
+    assert_eq!(
+        connects,
+        [("127.0.0.1:1863", ServerKind::Notification), ("127.0.0.1:1864", ServerKind::Switchboard)]
+    );
+}
+
+/// A rule may name the kind of server it lets open: a switchboard open of an NS-only rule's host
+/// is refused (`403`, nothing connected), and routes of one name split by kind.
+#[test]
+fn rules_may_name_their_server_kind() {
+    let ns = Endpoint::parse("10.0.0.5:1863", 1863).unwrap();
+    let sb = Endpoint::parse("10.0.0.6:1864", 1863).unwrap();
+    let backends = BackendAllowlist::new()
+        .rule(BackendRule::allow("ns.test", None).only(ServerKind::Notification))
+        .rule(BackendRule::route("one.test", None, ns).only(ServerKind::Notification))
+        .rule(BackendRule::route("one.test", None, sb).only(ServerKind::Switchboard));
+    let mut config = GatewayConfig::new("gw.test", [42; 32]).with_backends(backends);
+    config.msnp_ports = MsnpPorts { notification: 2863, switchboard: 2864 };
+    let mut sim = Sim::new(config);
+    let open = |server, ip| request(RequestLine::Open { server, ip }, b"USR 1 a@b.c 1.2\r\n");
+    let (wire, _) = sim.raw_request(&open(ServerKind::Switchboard, "ns.test"));
+    assert_eq!(wire, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    assert!(sim.connects.is_empty());
+    for (server, ip) in [
+        (ServerKind::Notification, "ns.test"),
+        (ServerKind::Notification, "one.test"),
+        (ServerKind::Switchboard, "one.test"),
+    ] {
+        assert_eq!(one_response(&sim.raw_request(&open(server, ip)).0).status, 200, "{ip}");
+    }
+    let connects: Vec<(&str, ServerKind)> =
+        sim.connects.iter().map(|(_, to, kind)| (to.as_str(), *kind)).collect();
+    assert_eq!(
+        connects,
+        [
+            ("ns.test:2863", ServerKind::Notification),
+            ("10.0.0.5:1863", ServerKind::Notification),
+            ("10.0.0.6:1864", ServerKind::Switchboard),
+        ]
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Target};
 use msn_http_core::gateway::{
-    Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, Transmit,
+    Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, MsnpPorts, Transmit,
 };
 use msn_http_tokio::Client;
 use msn_http_tokio::gateway::{GatewayHandle, GatewayServer, ServerOptions};
@@ -74,6 +74,16 @@ struct BackendState {
     controls: Vec<mpsc::UnboundedSender<Control>>,
 }
 
+/// Which MSNP server a [`Backend`] plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A notification server: a switchboard `USR` (user and ticket) gets `911`, as from a real
+    /// NS.
+    Notification,
+    /// A switchboard: welcomes the switchboard `USR`.
+    Switchboard,
+}
+
 /// Answers `VER`, `CVR` and `USR`, hangs up on `OUT`, and pushes what the test says.
 struct Backend {
     addr: SocketAddr,
@@ -89,6 +99,10 @@ impl Drop for Backend {
 
 impl Backend {
     async fn start() -> Backend {
+        Self::start_as(Role::Notification).await
+    }
+
+    async fn start_as(role: Role) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(BackendState::default()));
@@ -105,7 +119,7 @@ impl Backend {
                     s.ended.push(false);
                     s.controls.push(control);
                 }
-                tokio::spawn(serve_msnp(socket, index, controls, Arc::clone(&shared)));
+                tokio::spawn(serve_msnp(socket, role, index, controls, Arc::clone(&shared)));
             }
         });
         Backend { addr, state, task }
@@ -132,10 +146,12 @@ impl Backend {
     }
 }
 
-fn reply(line: &str) -> Option<String> {
+fn reply(role: Role, line: &str) -> Option<String> {
     let mut words = line.split(' ');
     let (name, trid) = (words.next()?, words.next().unwrap_or("0"));
+    let switchboard_usr = name == "USR" && line.split(' ').count() == 4;
     match name {
+        "USR" if switchboard_usr && role == Role::Notification => Some(format!("911 {trid}\r\n")),
         "VER" => Some(format!("VER {trid} MSNP8 CVR0\r\n")),
         "CVR" => Some(format!(
             "CVR {trid} 6.0.0602 6.0.0602 6.0.0602 http://download.example/ http://www.example/\r\n"
@@ -147,6 +163,7 @@ fn reply(line: &str) -> Option<String> {
 
 async fn serve_msnp(
     mut socket: TcpStream,
+    role: Role,
     index: usize,
     mut controls: mpsc::UnboundedReceiver<Control>,
     state: Arc<Mutex<BackendState>>,
@@ -169,7 +186,7 @@ async fn serve_msnp(
                         state.lock().unwrap().ended[index] = true;
                         return;
                     }
-                    if let Some(answer) = reply(&line) {
+                    if let Some(answer) = reply(role, &line) {
                         if socket.write_all(answer.as_bytes()).await.is_err() {
                             break;
                         }
@@ -714,5 +731,32 @@ async fn connection_close_is_honoured_after_the_answer() {
     assert!(c.closed().await, "closed after the answer");
     drop(c);
     until("the server to forget the connection", || handle.stats().client_connections == 0).await;
+    handle.shutdown().await.unwrap();
+}
+
+/// The NS and the SB of one host, both opened with the port stripped (`IP=127.0.0.1`, as real
+/// clients do), each reach the MSNP port of their kind under a plain `allow` of the host.
+/// Before, the SB open went to the NS, which answered its `USR` with `911`.
+#[tokio::test]
+async fn port_less_ns_and_sb_opens_of_one_host_reach_their_own_servers() {
+    let ns = Backend::start_as(Role::Notification).await;
+    let sb = Backend::start_as(Role::Switchboard).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap().to_string();
+    let backends = BackendAllowlist::new().allow("127.0.0.1", None);
+    let mut config = GatewayConfig::new(gw.clone(), SEED).with_backends(backends);
+    config.msnp_ports = MsnpPorts { notification: ns.addr.port(), switchboard: sb.addr.port() };
+    let handle = GatewayServer::from_listener(listener, config).unwrap().spawn();
+
+    let mut c = Http::connect(&gw).await;
+    let first = c.exchange("Action=open&Server=NS&IP=127.0.0.1", VER).await;
+    assert_eq!(first, ok(&session_id(&first), &gw, VER_REPLY, false));
+    let usr = "USR 1 alice@example.com 17262740.1050826919.32308\r\n";
+    let joined = c.exchange("Action=open&Server=SB&IP=127.0.0.1", usr).await;
+    let welcome = "USR 1 OK alice@example.com Alice\r\n";
+    assert_eq!(joined, ok(&session_id(&joined), &gw, welcome, false));
+    assert_eq!((ns.received(0), sb.received(0)), (VER.to_owned(), usr.to_owned()));
+    assert_eq!((ns.connections(), sb.connections()), (1, 1));
+    drop(c);
     handle.shutdown().await.unwrap();
 }

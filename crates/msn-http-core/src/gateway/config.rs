@@ -4,13 +4,41 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::msnp::{FramerLimits, PayloadCommands};
-use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits};
+use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits, ServerKind};
 use crate::{AddressError, Endpoint};
 
-/// The MSNP port assumed when `IP=` names no port.
-pub const DEFAULT_BACKEND_PORT: u16 = 1863;
+/// The notification server's MSNP port.
+pub const DEFAULT_NS_PORT: u16 = 1863;
+/// The switchboards' MSNP port.
+pub const DEFAULT_SB_PORT: u16 = 1864;
 /// The longest any configured duration may be (keeps instant arithmetic far from overflow).
 pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The MSNP port of each server kind. Clients strip the port from `IP=` (the official client
+/// and Pidgin do), so an open without one takes the port of the kind its `Server=` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsnpPorts {
+    /// Notification servers (`Server=NS`). Default 1863.
+    pub notification: u16,
+    /// Switchboards (`Server=SB`). Default 1864.
+    pub switchboard: u16,
+}
+
+impl MsnpPorts {
+    /// The port of `server`.
+    pub const fn of(self, server: ServerKind) -> u16 {
+        match server {
+            ServerKind::Notification => self.notification,
+            ServerKind::Switchboard => self.switchboard,
+        }
+    }
+}
+
+impl Default for MsnpPorts {
+    fn default() -> Self {
+        Self { notification: DEFAULT_NS_PORT, switchboard: DEFAULT_SB_PORT }
+    }
+}
 
 /// One backend the gateway may connect to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,9 +47,37 @@ pub struct BackendRule {
     pub host: String,
     /// The only port allowed, or `None` for any port.
     pub port: Option<u16>,
+    /// The only kind of server (`Server=`) the rule lets open, or `None` for both.
+    pub server: Option<ServerKind>,
     /// Where to connect instead of the named address (a gateway in front of a private
     /// server), or `None` to connect where `IP=` says.
     pub connect_to: Option<Endpoint>,
+}
+
+impl BackendRule {
+    /// Allows `host` on `port` (`None`: any port), for both kinds, connecting where the client
+    /// says.
+    pub fn allow(host: impl Into<String>, port: Option<u16>) -> Self {
+        Self { host: host.into(), port, server: None, connect_to: None }
+    }
+
+    /// Allows `host` on `port` (`None`: any port), for both kinds, connecting to `connect_to`
+    /// instead.
+    pub fn route(host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
+        Self { host: host.into(), port, server: None, connect_to: Some(connect_to) }
+    }
+
+    /// The same rule for opens of `server` only.
+    pub fn only(mut self, server: ServerKind) -> Self {
+        self.server = Some(server);
+        self
+    }
+
+    fn matches(&self, requested: &Endpoint, server: ServerKind) -> bool {
+        self.host.eq_ignore_ascii_case(requested.host())
+            && self.server.is_none_or(|kind| kind == server)
+            && self.port.is_none_or(|port| port == requested.port())
+    }
 }
 
 /// The backends a session may open. A gateway that connects wherever `IP=` says is an open
@@ -29,17 +85,21 @@ pub struct BackendRule {
 ///
 /// ```
 /// use msn_http_core::Endpoint;
-/// use msn_http_core::gateway::BackendAllowlist;
+/// use msn_http_core::gateway::{BackendAllowlist, BackendRule, MsnpPorts};
+/// use msn_http_core::wire::ServerKind::{Notification, Switchboard};
 ///
+/// let ns = Endpoint::parse("10.0.0.5:1863", 1863).unwrap();
 /// let allow = BackendAllowlist::new()
 ///     .allow("messenger.example.net", Some(1863))
-///     .route("messenger.hotmail.com", None, Endpoint::parse("10.0.0.5:1863", 1863).unwrap());
-/// let ns = Endpoint::parse("MESSENGER.example.net", 1863).unwrap();
-/// assert_eq!(allow.resolve(&ns), Some(ns.clone()));
+///     .rule(BackendRule::route("messenger.hotmail.com", None, ns).only(Notification));
+/// let ports = MsnpPorts::default();
+/// let asked = Endpoint::parse("MESSENGER.example.net", 1863).unwrap();
+/// assert_eq!(allow.resolve(&asked, Notification, ports), Some(asked.clone()));
 /// let wrong_port = Endpoint::parse("messenger.example.net:25", 1863).unwrap();
-/// assert_eq!(allow.resolve(&wrong_port), None);
+/// assert_eq!(allow.resolve(&wrong_port, Notification, ports), None);
 /// let routed = Endpoint::parse("messenger.hotmail.com", 1863).unwrap();
-/// assert_eq!(allow.resolve(&routed).unwrap().to_string(), "10.0.0.5:1863");
+/// assert_eq!(allow.resolve(&routed, Notification, ports).unwrap().to_string(), "10.0.0.5:1863");
+/// assert_eq!(allow.resolve(&routed, Switchboard, ports), None, "the route is for the NS only");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackendAllowlist {
@@ -53,19 +113,18 @@ impl BackendAllowlist {
     }
 
     /// Allows `host` on `port` (`None`: any port), connecting where the client says.
-    pub fn allow(mut self, host: impl Into<String>, port: Option<u16>) -> Self {
-        self.rules.push(BackendRule { host: host.into(), port, connect_to: None });
-        self
+    pub fn allow(self, host: impl Into<String>, port: Option<u16>) -> Self {
+        self.rule(BackendRule::allow(host, port))
     }
 
     /// Allows `host` on `port` (`None`: any port), connecting to `connect_to` instead.
-    pub fn route(
-        mut self,
-        host: impl Into<String>,
-        port: Option<u16>,
-        connect_to: Endpoint,
-    ) -> Self {
-        self.rules.push(BackendRule { host: host.into(), port, connect_to: Some(connect_to) });
+    pub fn route(self, host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
+        self.rule(BackendRule::route(host, port, connect_to))
+    }
+
+    /// Adds `rule` after the others.
+    pub fn rule(mut self, rule: BackendRule) -> Self {
+        self.rules.push(rule);
         self
     }
 
@@ -74,12 +133,16 @@ impl BackendAllowlist {
         &self.rules
     }
 
-    /// Where to connect for a client that asked for `requested`, or `None` when not allowed.
-    pub fn resolve(&self, requested: &Endpoint) -> Option<Endpoint> {
-        let rule = self.rules.iter().find(|rule| {
-            rule.host.eq_ignore_ascii_case(requested.host())
-                && rule.port.is_none_or(|port| port == requested.port())
-        })?;
+    /// Where to connect for a client that opened `server` at `requested` (its port already
+    /// filled in from `ports` if `IP=` named none), or `None` when not allowed.
+    pub fn resolve(
+        &self,
+        requested: &Endpoint,
+        server: ServerKind,
+        ports: MsnpPorts,
+    ) -> Option<Endpoint> {
+        let _ = ports;
+        let rule = self.rules.iter().find(|rule| rule.matches(requested, server))?;
         Some(rule.connect_to.clone().unwrap_or_else(|| requested.clone()))
     }
 }
@@ -160,8 +223,9 @@ pub struct GatewayConfig {
     pub gateway_path: String,
     /// The backends sessions may open. Default: none.
     pub backends: BackendAllowlist,
-    /// The port of an `IP=` without one. Default 1863.
-    pub default_backend_port: u16,
+    /// The MSNP port of each server kind: an `IP=` without a port takes the one of the kind
+    /// its `Server=` names (`NS` when missing). Default NS 1863, SB 1864.
+    pub msnp_ports: MsnpPorts,
     /// Limits on request heads and bodies, per request. Default 8 KiB of head, 64 KiB of body.
     pub http_limits: HttpLimits,
     /// Sessions open at once; an open beyond it gets `503`. Default 10 000.
@@ -219,7 +283,7 @@ impl GatewayConfig {
             seed,
             gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
             backends: BackendAllowlist::new(),
-            default_backend_port: DEFAULT_BACKEND_PORT,
+            msnp_ports: MsnpPorts::default(),
             http_limits: HttpLimits { max_head_bytes: 8 * 1024, max_body_bytes: 64 * 1024 },
             max_sessions: 10_000,
             max_connections: 20_000,
@@ -292,7 +356,8 @@ impl GatewayConfig {
             }
         }
         let checks = [
-            (self.default_backend_port == 0, "default_backend_port"),
+            (self.msnp_ports.notification == 0, "msnp_ports.notification"),
+            (self.msnp_ports.switchboard == 0, "msnp_ports.switchboard"),
             (self.max_sessions == 0, "max_sessions"),
             (self.max_sessions > u32::MAX as usize, "max_sessions"),
             (self.max_connections == 0, "max_connections"),
@@ -320,7 +385,7 @@ impl fmt::Debug for GatewayConfig {
             .field("seed", &"<secret>")
             .field("gateway_path", &self.gateway_path)
             .field("backends", &self.backends)
-            .field("default_backend_port", &self.default_backend_port)
+            .field("msnp_ports", &self.msnp_ports)
             .field("http_limits", &self.http_limits)
             .field("max_sessions", &self.max_sessions)
             .field("max_connections", &self.max_connections)

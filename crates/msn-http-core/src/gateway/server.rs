@@ -12,7 +12,7 @@ use crate::wire::{
     RequestStep, ResponseEncoder, ServerKind, SessionResponse,
 };
 
-use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError, PingPolicy};
+use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError, MsnpPorts, PingPolicy};
 use super::ids::{IdSource, IdText, parse_session_id};
 use super::streams::{Commit, Downstream, Framing, PingHandling, Upstream};
 
@@ -327,7 +327,9 @@ enum Route {
 /// # Behaviour
 ///
 /// - `Action=open` (or a request without `SessionID`) opens a session with the backend named
-///   by `IP=`, if [`GatewayConfig::backends`] allows it (`403` otherwise); the request's body
+///   by `IP=`, if [`GatewayConfig::backends`] allows it for the kind `Server=` names (`403`
+///   otherwise). An `IP=` without a port (real clients strip it) means the MSNP port of that
+///   kind, [`GatewayConfig::msnp_ports`]. The request's body
 ///   goes to the backend once connected, and the request is answered with the backend's first
 ///   reply (held up to [`GatewayConfig::reply_wait`]).
 /// - Every `200` carries `X-MSN-Messenger: SessionID=<stable>.<suffix>; GW-IP=<gw_ip>`. The
@@ -977,7 +979,7 @@ impl Gateway {
             return Err(503);
         }
         let requested = ip.map_err(|()| 400u16)?;
-        let Some(endpoint) = config.backends.resolve(&requested) else {
+        let Some(endpoint) = config.backends.resolve(&requested, server, config.msnp_ports) else {
             self.stats.refused_backends += 1;
             return Err(403);
         };
@@ -1487,17 +1489,19 @@ fn classify(head: &RequestHead, config: &GatewayConfig) -> Route {
     let Ok(query) = head.query() else {
         return Route::Then(Reply::Status(400));
     };
-    route_query(query, config.default_backend_port)
+    route_query(query, config.msnp_ports)
 }
 
-fn route_query(query: &GatewayQuery, default_port: u16) -> Route {
+fn route_query(query: &GatewayQuery, ports: MsnpPorts) -> Route {
     match (query.action(), query.session_id()) {
         (Some(QueryAction::Open), _) | (_, None) => match query.ip() {
             None => Route::Then(Reply::Status(400)),
-            Some(ip) => Route::Open {
-                ip: Endpoint::parse(ip, default_port).map_err(|_| ()),
-                server: query.server().unwrap_or(ServerKind::Notification),
-            },
+            Some(ip) => {
+                // A port-less `IP=` means the MSNP port of the kind opened (clients strip it).
+                let server = query.server().unwrap_or(ServerKind::Notification);
+                let ip = Endpoint::parse(ip, ports.of(server)).map_err(|_| ());
+                Route::Open { ip, server }
+            }
         },
         (_, Some(id)) => Route::Existing { id: parse_session_id(id), lifespan: query.lifespan() },
     }
