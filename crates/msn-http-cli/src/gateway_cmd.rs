@@ -83,6 +83,10 @@ pub(crate) struct GatewayArgs {
     /// back in the same response.
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
     reply_wait: Duration,
+    /// Once the MSNP server answers such a request, how long it must stay quiet before the
+    /// answer goes (servers write replies line by line; all of it goes in one response).
+    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration)]
+    reply_quiet_gap: Duration,
     /// How long connecting to an MSNP server may take (then 504).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
@@ -215,6 +219,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
     config.idle_timeout = args.idle_timeout;
     config.max_lifespan = args.max_lifespan;
     config.reply_wait = args.reply_wait;
+    config.reply_quiet_gap = args.reply_quiet_gap;
     config.connect_timeout = args.connect_timeout;
     config.keep_alive_timeout = args.keep_alive_timeout;
     config.ping = match args.ping {

@@ -53,6 +53,8 @@ fn msnp_server(command: &[u8]) -> Vec<u8> {
         b"ANS" => format!("ANS {t} OK\r\n"),
         b"CAL" => format!("CAL {t} RINGING 1\r\n"),
         b"MSG" => format!("ACK {t}\r\n"),
+        b"CHG" => format!("CHG {t} NLN 0\r\n"),
+        b"SYN" => format!("SYN {t} 1 2 2\r\nGTC A\r\nBLP AL\r\nLSG 0 Friends 0\r\n"),
         b"PNG" => "QNG 45\r\n".to_owned(),
         _ => String::new(),
     };
@@ -79,11 +81,36 @@ fn sb_only_server(command: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Ways real MSNP servers behave that a gateway must cope with, one switch each.
+#[derive(Clone, Copy, Debug)]
+struct Quirks {
+    /// Each command of a reply is written on its own, this long after the one before (the
+    /// first this long after the request). Zero: the reply goes at once, in one write.
+    line_gap: Duration,
+    /// After `USR ... OK` the server pushes a profile `MSG`, unasked, as the NS does.
+    profile_after_login: bool,
+    /// Hang up after the client's `OUT`, as servers do; otherwise stay connected.
+    close_after_out: bool,
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Self { line_gap: Duration::ZERO, profile_after_login: false, close_after_out: true }
+    }
+}
+
+/// The profile an NS pushes after a login.
+const PROFILE: &str = "MSG Hotmail Hotmail 79\r\nMIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\nkv: 1\r\n\r\n";
+
 struct Backend {
     script: Script,
+    quirks: Quirks,
     framer: CommandFramer,
     received: Vec<u8>,
+    /// Bytes it has written (the gateway reads them as it pleases).
     pending: Vec<u8>,
+    /// Commands it will write at their time.
+    scheduled: Vec<(Instant, Vec<u8>)>,
     paused: bool,
     closed: bool,
     /// Hang up once `pending` is delivered.
@@ -92,16 +119,65 @@ struct Backend {
 }
 
 impl Backend {
-    fn receive(&mut self, bytes: &[u8]) {
+    fn new(script: Script, quirks: Quirks) -> Self {
+        Backend {
+            script,
+            quirks,
+            framer: CommandFramer::new(PayloadCommands::default(), FramerLimits::default()),
+            received: Vec::new(),
+            pending: Vec::new(),
+            scheduled: Vec::new(),
+            paused: false,
+            closed: false,
+            eof_due: false,
+            eof_sent: false,
+        }
+    }
+
+    fn receive(&mut self, now: Instant, bytes: &[u8]) {
         self.received.extend_from_slice(bytes);
         self.framer.push(bytes);
         while let Some(command) = self.framer.next_command().expect("client sent valid MSNP") {
-            let reply = (self.script)(command.as_bytes());
-            self.pending.extend_from_slice(&reply);
-            if command.name() == "OUT" {
+            let mut reply = (self.script)(command.as_bytes());
+            if self.quirks.profile_after_login && reply.windows(8).any(|w| w == b" OK alic") {
+                reply.extend_from_slice(PROFILE.as_bytes());
+            }
+            let out = command.name() == "OUT";
+            self.write(now, &reply);
+            if out && self.quirks.close_after_out {
                 self.eof_due = true;
             }
         }
+    }
+
+    /// Writes `reply` at once, or command by command under `line_gap`.
+    fn write(&mut self, now: Instant, reply: &[u8]) {
+        if self.quirks.line_gap.is_zero() {
+            return self.pending.extend_from_slice(reply);
+        }
+        let mut framer = CommandFramer::new(PayloadCommands::default(), FramerLimits::default());
+        framer.push(reply);
+        let mut at = self.scheduled.last().map_or(now, |(at, _)| (*at).max(now));
+        while let Some(command) = framer.next_command().expect("scripts write MSNP") {
+            at += self.quirks.line_gap;
+            self.scheduled.push((at, command.as_bytes().to_vec()));
+        }
+    }
+
+    /// Writes what is due by `now`.
+    fn release(&mut self, now: Instant) {
+        let due = self.scheduled.iter().take_while(|(at, _)| *at <= now).count();
+        for (_, command) in self.scheduled.drain(..due) {
+            self.pending.extend_from_slice(&command);
+        }
+    }
+
+    fn next_write(&self) -> Option<Instant> {
+        self.scheduled.first().map(|(at, _)| *at)
+    }
+
+    fn busy(&self) -> bool {
+        !self.pending.is_empty() || !self.scheduled.is_empty()
     }
 }
 
@@ -111,6 +187,8 @@ struct Client {
     events: Vec<Ev>,
     /// Request lines it sent.
     requests: Vec<String>,
+    /// When answer bytes came in.
+    answered_at: Vec<Instant>,
     /// Not driven while frozen (a client that went away).
     frozen: bool,
     closed: Option<Closed>,
@@ -160,8 +238,12 @@ struct Sim {
     clients: Vec<Client>,
     backends: BTreeMap<BackendId, Backend>,
     script: Script,
+    quirks: Quirks,
     /// Backends whose port is listed run that script instead of `script`.
     port_scripts: Vec<(u16, Script)>,
+    /// How long past its last event a pump lets time run, so that answers held for a quiet
+    /// backend leave: the gateway's `reply_quiet_gap`.
+    settle: Duration,
     auto_connect: bool,
     next_conn: u64,
     connects: Vec<(BackendId, String, ServerKind)>,
@@ -187,6 +269,7 @@ fn client_config(policy: PollPolicy) -> ClientConfig {
 impl Sim {
     fn new(config: GatewayConfig) -> Sim {
         let start = Instant::now();
+        let settle = config.reply_quiet_gap;
         Sim {
             gw: Gateway::new(config, start).expect("valid config"),
             start,
@@ -194,7 +277,9 @@ impl Sim {
             clients: Vec::new(),
             backends: BTreeMap::new(),
             script: msnp_server,
+            quirks: Quirks::default(),
             port_scripts: Vec::new(),
+            settle,
             auto_connect: true,
             next_conn: 0,
             connects: Vec::new(),
@@ -215,6 +300,7 @@ impl Sim {
             conn: None,
             events: Vec::new(),
             requests: Vec::new(),
+            answered_at: Vec::new(),
             frozen: false,
             closed: None,
         });
@@ -240,8 +326,31 @@ impl Sim {
         *self.backends.keys().next().unwrap()
     }
 
-    /// Moves bytes until nothing moves.
+    /// Moves bytes until nothing moves; while bytes moved, lets time run to what is due within
+    /// the settle time (a backend writing line by line, an answer held for a backend to fall
+    /// quiet), so that what follows an exchange at once has happened.
     fn pump(&mut self) {
+        let mut moved_at = self.move_bytes().then_some(self.now);
+        for _ in 0..10_000 {
+            match (self.next_deadline(), moved_at) {
+                (Some(at), Some(moved)) if at <= moved + self.settle => {
+                    self.now = self.now.max(at);
+                    self.fire_timers();
+                    if self.move_bytes() {
+                        moved_at = Some(self.now);
+                    }
+                }
+                _ => break,
+            }
+        }
+        for c in &mut self.clients {
+            c.drain();
+        }
+    }
+
+    /// Moves bytes until nothing moves; whether any did.
+    fn move_bytes(&mut self) -> bool {
+        let mut moved = false;
         for _ in 0..100_000 {
             let mut progress = false;
             for i in 0..self.clients.len() {
@@ -252,10 +361,9 @@ impl Sim {
             if !progress {
                 break;
             }
+            moved = true;
         }
-        for c in &mut self.clients {
-            c.drain();
-        }
+        moved
     }
 
     fn client_transmit(&mut self, i: usize) -> bool {
@@ -291,6 +399,7 @@ impl Sim {
             match out {
                 Out::Client(conn, bytes, close) => {
                     if let Some(c) = self.clients.iter_mut().find(|c| c.conn == Some(conn)) {
+                        c.answered_at.push(self.now);
                         c.session.handle_input(self.now, &bytes);
                         if close {
                             c.conn = None;
@@ -305,7 +414,7 @@ impl Sim {
                 Out::Backend(id, bytes) => {
                     let b = self.backends.get_mut(&id).expect("known backend");
                     assert!(!b.closed, "bytes for a closed backend");
-                    b.receive(&bytes);
+                    b.receive(self.now, &bytes);
                 }
                 Out::Action(action) => {
                     match &action {
@@ -316,22 +425,7 @@ impl Sim {
                                 .iter()
                                 .find(|(port, _)| *port == endpoint.port())
                                 .map_or(self.script, |(_, script)| *script);
-                            self.backends.insert(
-                                *backend,
-                                Backend {
-                                    script,
-                                    framer: CommandFramer::new(
-                                        PayloadCommands::default(),
-                                        FramerLimits::default(),
-                                    ),
-                                    received: Vec::new(),
-                                    pending: Vec::new(),
-                                    paused: false,
-                                    closed: false,
-                                    eof_due: false,
-                                    eof_sent: false,
-                                },
-                            );
+                            self.backends.insert(*backend, Backend::new(script, self.quirks));
                             if self.auto_connect {
                                 self.gw.handle_backend_connected(self.now, *backend);
                             }
@@ -364,6 +458,7 @@ impl Sim {
     fn feed_backends(&mut self) -> bool {
         let mut any = false;
         for (id, b) in self.backends.iter_mut() {
+            b.release(self.now);
             if b.paused || b.closed {
                 continue;
             }
@@ -377,7 +472,7 @@ impl Sim {
                 b.pending.drain(..taken);
                 any |= taken > 0;
             }
-            if b.eof_due && b.pending.is_empty() && !b.eof_sent {
+            if b.eof_due && !b.busy() && !b.eof_sent {
                 b.eof_sent = true;
                 self.gw.handle_backend_eof(self.now, *id);
                 any = true;
@@ -389,15 +484,20 @@ impl Sim {
     fn next_deadline(&self) -> Option<Instant> {
         let clients =
             self.clients.iter().filter(|c| !c.frozen).filter_map(|c| c.session.poll_timeout());
-        clients.chain(self.gw.poll_timeout()).min()
+        let backends = self.backends.values().filter_map(Backend::next_write);
+        clients.chain(backends).chain(self.gw.poll_timeout()).min()
     }
 
     fn fire(&mut self) {
+        self.fire_timers();
+        self.pump();
+    }
+
+    fn fire_timers(&mut self) {
         self.gw.handle_timeout(self.now);
         for c in self.clients.iter_mut().filter(|c| !c.frozen) {
             c.session.handle_timeout(self.now);
         }
-        self.pump();
     }
 
     /// Runs every timer up to `now + d`, then sets the clock there.
@@ -575,8 +675,9 @@ fn ns_login_through_the_gateway() {
             cmd("USR 3 OK alice@example.com Alice\r\n"),
         ]
     );
-    // Every answer came back in the response to the request that asked: no waiting for polls.
-    assert_eq!(sim.elapsed(), Duration::ZERO);
+    // Every answer came back in the response to the request that asked: no waiting for polls,
+    // only for the backend to fall quiet after each reply.
+    assert_eq!(sim.elapsed(), 3 * GatewayConfig::new("gw", [0; 32]).reply_quiet_gap);
     assert_eq!(
         sim.connects,
         [(sim.only_backend(), "messenger.test:1863".to_owned(), ServerKind::Notification)]
@@ -703,11 +804,12 @@ fn backend_close_ends_a_held_poll_at_once_with_the_last_bytes() {
     let c = sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 20 });
     sim.run_for(Duration::from_secs(3));
     assert!(sim.clients[c].events.is_empty());
+    let start = sim.now;
     sim.backend(0).pending.extend_from_slice(b"OUT OTH\r\n");
     sim.backend(0).eof_due = true;
     sim.pump();
     assert_eq!(sim.clients[c].take(), [cmd("OUT OTH\r\n"), Ev::Closed(CloseReason::ServerClosed)]);
-    assert_eq!(sim.elapsed(), Duration::from_secs(3));
+    assert_eq!(sim.now, start, "answered at once");
     assert_eq!(sim.gw.session_count(), 0);
 }
 
@@ -716,6 +818,7 @@ fn a_concurrent_request_gets_400_and_ends_the_session() {
     let mut sim = Sim::new(base_config());
     let c = sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 10 });
     sim.run_for(Duration::from_secs(1));
+    let start = sim.now;
     // The client's long poll is held; a second request with the same ID comes in.
     let id = sim.clients[c].session.session_id().unwrap().to_owned();
     let backend = sim.only_backend();
@@ -731,7 +834,7 @@ fn a_concurrent_request_gets_400_and_ends_the_session() {
     assert_eq!(sim.gw.stats().concurrent_requests, 1);
     assert_eq!(sim.gw.session_count(), 0);
     assert!(sim.actions.contains(&Action::CloseBackend(backend)));
-    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+    assert_eq!(sim.now, start, "answered at once");
     // And the ID is dead.
     assert_eq!(sim.raw_request(&poll_request(&id)).0, BAD_REQUEST);
 }
@@ -898,7 +1001,7 @@ fn a_flooding_backend_is_paused_and_nothing_is_lost() {
 fn long_polls_are_held_until_data_or_their_lifespan() {
     let mut sim = Sim::new(base_config());
     let c = sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 10 });
-    let responses = sim.gw.stats().responses;
+    let (opened, responses) = (sim.now, sim.gw.stats().responses);
     sim.run_for(Duration::from_secs(3));
     assert_eq!(sim.gw.stats().responses, responses, "the poll is held");
     sim.backend(0).pending.extend_from_slice(b"CHL 0 1234\r\n");
@@ -911,7 +1014,7 @@ fn long_polls_are_held_until_data_or_their_lifespan() {
     assert_eq!(sim.gw.stats().responses, responses + 1);
     sim.run_for(Duration::from_millis(1));
     assert_eq!(sim.gw.stats().responses, responses + 2);
-    assert_eq!(sim.elapsed(), Duration::from_secs(13) + LONG_POLL_SETTLE);
+    assert_eq!(sim.now - opened, Duration::from_secs(13) + LONG_POLL_SETTLE);
 }
 
 #[test]
@@ -947,8 +1050,9 @@ fn a_dropped_connection_loses_nothing_and_the_request_may_be_repeated() {
     assert_eq!(sim.backend(0).received, b"VER 1 MSNP8\r\n");
     // The same ID still works, and the queued bytes are there.
     let (wire, _) = sim.raw_request(&send);
-    // Answered at once with what was queued; the reply to CVR comes with the next request.
-    assert_eq!(one_response(&wire).body, b"CHL 0 99\r\n");
+    // Answered with what was queued before it and the reply to CVR, in one response.
+    let reply = b"CVR 2 6.0.0602 6.0.0602 1.0.0000 http://download x\r\n";
+    assert_eq!(one_response(&wire).body, [&b"CHL 0 99\r\n"[..], reply].concat());
     assert_eq!(sim.backend(0).received, b"VER 1 MSNP8\r\nCVR 2 x\r\n");
 }
 
@@ -1142,6 +1246,127 @@ fn stable_parts_are_distinct_and_nonzero() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Replies as real servers write them
+
+/// The gap between the lines a quirky backend writes.
+const LINE_GAP: Duration = Duration::from_millis(5);
+
+fn line_by_line() -> Quirks {
+    Quirks { line_gap: LINE_GAP, profile_after_login: true, ..Quirks::default() }
+}
+
+/// Real servers write a reply line by line and push a profile `MSG` right after `USR ... OK`.
+/// Each request that carried commands is answered with all of it, once the backend has been
+/// quiet for `reply_quiet_gap`: the login needs no poll. (Answering at the first whole command
+/// left the rest for the next poll, 2 s later.)
+#[test]
+fn a_reply_written_line_by_line_leaves_in_one_answer() {
+    let config = base_config();
+    let gap = config.reply_quiet_gap;
+    let mut sim = Sim::new(config);
+    sim.quirks = line_by_line();
+    let c = sim.open_ns(PollPolicy::official());
+    assert_eq!(sim.elapsed(), LINE_GAP + gap);
+    let steps: [(&[u8], String); 3] = [
+        (b"CVR 2 0x0409 win 4.10 i386 MSNMSGR 5.0.0544 MSMSGS a@b.c\r\n", msnp_cvr(2)),
+        (b"USR 3 TWN S t=ticket\r\n", format!("USR 3 OK alice@example.com Alice\r\n{PROFILE}")),
+        (b"SYN 4 0\r\n", "SYN 4 1 2 2\r\nGTC A\r\nBLP AL\r\nLSG 0 Friends 0\r\n".into()),
+    ];
+    for (command, reply) in steps {
+        let (start, requests) = (sim.now, sim.clients[c].requests.len());
+        sim.clients[c].session.send(command).unwrap();
+        sim.pump();
+        let got: Vec<u8> = sim.clients[c]
+            .take()
+            .into_iter()
+            .flat_map(|e| match e {
+                Ev::Command(bytes) => bytes,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&got), reply);
+        assert_eq!(sim.clients[c].requests.len(), requests + 1, "one request, no poll");
+        let lines = reply.matches("\r\n").count() - usize::from(reply.contains("Hotmail")) * 4;
+        assert_eq!(sim.now - start, LINE_GAP * lines as u32 + gap, "{reply:?}");
+    }
+}
+
+fn msnp_cvr(trid: u32) -> String {
+    format!("CVR {trid} 6.0.0602 6.0.0602 1.0.0000 http://download x\r\n")
+}
+
+/// Bytes the backend queued before a request with commands go in the same answer as the reply
+/// to those commands (they used to be the whole answer, the reply waiting for the next poll).
+#[test]
+fn bytes_queued_before_a_request_go_with_its_reply() {
+    let mut sim = Sim::new(base_config());
+    sim.quirks = line_by_line();
+    let c = sim.open_ns(PollPolicy::official());
+    sim.backend(0).pending.extend_from_slice(b"ILN 0 NLN bob@example.com Bob 0\r\n");
+    sim.pump();
+    sim.clients[c].session.send(b"CHG 2 NLN 0\r\n").unwrap();
+    sim.pump();
+    assert_eq!(
+        sim.clients[c].take(),
+        [cmd("ILN 0 NLN bob@example.com Bob 0\r\n"), cmd("CHG 2 NLN 0\r\n")]
+    );
+    assert_eq!(sim.clients[c].requests.len(), 2, "the open and the CHG: no poll");
+}
+
+/// Polls are unchanged: a held long poll is answered as soon as a whole command arrives,
+/// without waiting for the backend to fall quiet.
+#[test]
+fn a_held_poll_is_answered_at_the_first_whole_command() {
+    let mut sim = Sim::new(base_config());
+    sim.quirks = line_by_line();
+    let c = sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 20 });
+    sim.run_for(Duration::from_secs(2));
+    let start = sim.now;
+    let responses = sim.gw.stats().responses;
+    sim.backend(0)
+        .write(start, b"NLN NLN bob@example.com Bob 0\r\nNLN BSY carol@example.com Carol 0\r\n");
+    sim.run_for(LINE_GAP);
+    assert_eq!(sim.clients[c].take(), [cmd("NLN NLN bob@example.com Bob 0\r\n")]);
+    assert_eq!(sim.gw.stats().responses, responses + 1, "answered at the first line");
+}
+
+/// A backend that never falls quiet does not hold the answer past `reply_wait` plus the gap; a
+/// whole response's worth of reply goes at once.
+#[test]
+fn a_backend_that_never_pauses_holds_an_answer_no_longer_than_the_reply_wait() {
+    let config = base_config();
+    let (wait, gap) = (config.reply_wait, config.reply_quiet_gap);
+    let max_body = config.max_response_body_bytes;
+    let mut sim = Sim::new(config);
+    let c = sim.open_ns(PollPolicy::official());
+    let start = sim.now;
+    let responses = sim.gw.stats().responses;
+    // A line every 10 ms for 2 s: each gap too short to end the hold.
+    let chatter: Vec<u8> =
+        (0..200).flat_map(|i| format!("ILN {i} NLN u{i}@t U 0\r\n").into_bytes()).collect();
+    sim.quirks.line_gap = Duration::from_millis(10);
+    sim.backend(0).quirks.line_gap = Duration::from_millis(10);
+    sim.backend(0).write(start, &chatter);
+    sim.clients[c].session.send(b"CHG 2 NLN 0\r\n").unwrap();
+    let answers = sim.clients[c].answered_at.len();
+    sim.run_until(Duration::from_secs(2), |sim| sim.gw.stats().responses > responses);
+    assert_eq!(sim.clients[c].answered_at[answers] - start, wait + gap);
+
+    // A full response is not held for the gap.
+    sim.run_for(Duration::from_secs(3));
+    let start = sim.now;
+    let responses = sim.gw.stats().responses;
+    let big = format!("MSG Hotmail Hotmail {max_body}\r\n{}", "x".repeat(max_body));
+    sim.backend(0).quirks.line_gap = Duration::ZERO;
+    sim.backend(0).write(start, big.as_bytes());
+    let answers = sim.clients[c].answered_at.len();
+    sim.clients[c].session.send(b"CHG 3 NLN 0\r\n").unwrap();
+    sim.pump();
+    assert_eq!(sim.gw.stats().responses, responses + 1);
+    assert_eq!(sim.clients[c].answered_at[answers], start, "answered at once");
+}
+
+// ---------------------------------------------------------------------------------------------
 // PNG, CORS, and the HTTP edges
 
 fn png_scenario(policy: PingPolicy) -> (Sim, Vec<u8>) {
@@ -1173,12 +1398,14 @@ fn png_is_answered_when_configured() {
     let (sim, wire) = png_scenario(PingPolicy::answer());
     let resp = one_response(&wire);
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, b"QNG 50\r\n");
+    // The gateway's QNG first, then the backend's reply to the CHG.
+    assert_eq!(resp.body, b"QNG 50\r\nCHG 2 NLN 0\r\n");
     assert_eq!(sim.backends.values().next().unwrap().received, b"VER 1 MSNP8\r\nCHG 2 NLN 0\r\n");
     assert_eq!(sim.gw.stats().answered_pings, 1);
 
     let (sim, wire) = png_scenario(PingPolicy::Forward);
-    assert_eq!(one_response(&wire).body, b"QNG 45\r\n", "the backend's own answer");
+    let body = one_response(&wire).body;
+    assert_eq!(body, b"CHG 2 NLN 0\r\nQNG 45\r\n", "the backend's own answer");
     assert_eq!(
         sim.backends.values().next().unwrap().received,
         b"VER 1 MSNP8\r\nCHG 2 NLN 0\r\nPNG\r\n"
@@ -1439,7 +1666,8 @@ fn pipelined_requests_are_answered_in_turn() {
 /// request `split.0` fed cut at the points `split.1`; returns everything the gateway produced
 /// and the length of each request.
 fn scripted_run(split: Option<(usize, &[usize])>) -> (Vec<Vec<Out>>, Vec<usize>) {
-    let now = Instant::now();
+    let mut now = Instant::now();
+    let gap = base_config().reply_quiet_gap;
     let mut gw = Gateway::new(base_config(), now).unwrap();
     gw.handle_accept(now, ConnectionId(1)).unwrap();
     let mut transcript = Vec::new();
@@ -1480,10 +1708,22 @@ fn scripted_run(split: Option<(usize, &[usize])>) -> (Vec<Vec<Out>>, Vec<usize>)
             gw.handle_client_input(now, ConnectionId(1), &wire[last..cut]);
             last = cut;
         }
-        // A backend that connects and answers at once, so every request is answered now.
+        // A backend that connects and answers at once, so every request is answered once the
+        // backend has been quiet for the gap.
         let mut outs = drain(&mut gw, now);
         let mut i = 0;
-        while i < outs.len() {
+        loop {
+            if i == outs.len() {
+                match gw.poll_timeout() {
+                    Some(at) if at <= now + gap => {
+                        now = at;
+                        gw.handle_timeout(now);
+                        outs.extend(drain(&mut gw, now));
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
             match outs[i].clone() {
                 Out::Action(Action::Connect { backend, .. }) => {
                     gw.handle_backend_connected(now, backend);

@@ -251,9 +251,16 @@ pub struct GatewayConfig {
     /// The longest a poll is held for `Lifespan=`; longer lifespans are cut to it. Default 30 s.
     pub max_lifespan: Duration,
     /// How long a request that carried commands is held for the backend's answer, so that the
-    /// answer comes back in the same response (as it did with the official gateway). Zero
-    /// answers at once. Default 500 ms.
+    /// answer comes back in the same response (as it did with the official gateway): the
+    /// response carries what the backend sent after the commands (and what it had queued
+    /// before). Zero answers at once. Default 500 ms.
     pub reply_wait: Duration,
+    /// Once the backend answers a held request that carried commands, how long it must stay
+    /// quiet before the answer goes: servers write a reply line by line and push unsolicited
+    /// commands with it, and all of that should leave in one response. The answer goes at
+    /// most this long after `reply_wait`, or at once when a whole response is queued. Zero
+    /// answers as soon as one whole command is queued. Default 20 ms.
+    pub reply_quiet_gap: Duration,
     /// How long connecting to a backend may take; an open request waiting longer gets `504`.
     /// Default 10 s.
     pub connect_timeout: Duration,
@@ -293,6 +300,7 @@ impl GatewayConfig {
             idle_timeout: Duration::from_secs(60),
             max_lifespan: Duration::from_secs(30),
             reply_wait: Duration::from_millis(500),
+            reply_quiet_gap: Duration::from_millis(20),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(120),
@@ -346,6 +354,7 @@ impl GatewayConfig {
             (self.idle_timeout, "idle_timeout", false),
             (self.max_lifespan, "max_lifespan", true),
             (self.reply_wait, "reply_wait", true),
+            (self.reply_quiet_gap, "reply_quiet_gap", true),
             (self.connect_timeout, "connect_timeout", false),
             (self.request_timeout, "request_timeout", false),
             (self.keep_alive_timeout, "keep_alive_timeout", false),
@@ -395,6 +404,7 @@ impl fmt::Debug for GatewayConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_lifespan", &self.max_lifespan)
             .field("reply_wait", &self.reply_wait)
+            .field("reply_quiet_gap", &self.reply_quiet_gap)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)

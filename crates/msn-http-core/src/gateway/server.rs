@@ -194,6 +194,23 @@ struct Request {
     state: ReqState,
     lifespan: Option<u32>,
     has_body: bool,
+    /// Its commands were passed on: it waits for what the backend sends after them.
+    forwarded: bool,
+    /// While waiting for that reply: the latest the answer may go, once bytes flow.
+    reply_cap: Option<Instant>,
+}
+
+impl Request {
+    fn new(conn: ConnectionId, lifespan: Option<u32>) -> Self {
+        Self {
+            conn,
+            state: ReqState::Receiving,
+            lifespan,
+            has_body: false,
+            forwarded: false,
+            reply_cap: None,
+        }
+    }
 }
 
 /// One gateway session: the MSNP connection to its backend and the bytes queued both ways.
@@ -343,9 +360,14 @@ enum Route {
 /// - Responses hold whole MSNP commands up to [`GatewayConfig::max_response_body_bytes`]; a
 ///   command larger than that goes in pieces. A command still arriving from the backend waits
 ///   for its end, unless the backend closed or the queue is full.
-/// - A request carrying commands is held up to `reply_wait` for an answer; a poll with
-///   `Lifespan=N` up to `N` seconds (at most [`GatewayConfig::max_lifespan`]); both end as soon
-///   as a whole command is queued.
+/// - A request carrying commands is answered with what the backend sends after them (and
+///   what it had queued before): it is held up to `reply_wait` for the backend to start
+///   answering, then until the backend has been quiet for
+///   [`GatewayConfig::reply_quiet_gap`] (servers write replies line by line, with unsolicited
+///   commands among them), at most `reply_quiet_gap` past `reply_wait`, or until a whole
+///   response is queued.
+/// - A poll with `Lifespan=N` is held up to `N` seconds (at most
+///   [`GatewayConfig::max_lifespan`]), and answered as soon as a whole command is queued.
 /// - `Session=close` comes when the backend closed and its last bytes are in the response, or
 ///   in the answer to the request that carried `OUT` (bytes beyond one response are dropped).
 /// - A session with no request for [`GatewayConfig::idle_timeout`] ends.
@@ -661,8 +683,8 @@ impl Gateway {
             self.stats.backend_pauses += 1;
             self.actions.push_back(Action::PauseBackend(backend));
         }
-        if held && self.deliverable(backend) {
-            self.answer(backend);
+        if held && n > 0 {
+            self.heard(backend);
         }
         n
     }
@@ -1009,12 +1031,7 @@ impl Gateway {
             paused: false,
             in_backend_queue: false,
             pending_pings: 0,
-            request: Some(Request {
-                conn,
-                state: ReqState::Receiving,
-                lifespan: None,
-                has_body: false,
-            }),
+            request: Some(Request::new(conn, None)),
             idle_since: self.now,
             armed: None,
             down: Downstream::default(),
@@ -1054,7 +1071,7 @@ impl Gateway {
             }
             return Err(400);
         }
-        s.request = Some(Request { conn, state: ReqState::Receiving, lifespan, has_body: false });
+        s.request = Some(Request::new(conn, lifespan));
         Ok(Sink::Session(key))
     }
 
@@ -1115,10 +1132,11 @@ impl Gateway {
             }
         }
         s.pending_pings = s.pending_pings.saturating_add(u8::try_from(pings).unwrap_or(u8::MAX));
+        let forward = !s.up.ready().is_empty();
         if let Some(request) = s.request.as_mut() {
             request.has_body = staged > 0;
+            request.forwarded = forward;
         }
-        let forward = !s.up.ready().is_empty();
         self.stats.answered_pings += u64::from(pings);
         if forward {
             self.queue_backend(key);
@@ -1131,7 +1149,8 @@ impl Gateway {
     fn settle(&mut self, key: BackendId) {
         let config = &self.settings.config;
         let (reply_wait, max_lifespan) = (config.reply_wait, config.max_lifespan);
-        let connect_timeout = config.connect_timeout;
+        let (connect_timeout, quiet_gap) = (config.connect_timeout, config.reply_quiet_gap);
+        let max_body = config.max_response_body_bytes;
         let now = self.now;
         let deliverable = self.deliverable(key);
         let Some(s) = self.session_mut(key) else {
@@ -1142,6 +1161,14 @@ impl Gateway {
         };
         if s.phase == Phase::Connecting {
             request.state = ReqState::Held { until: now + connect_timeout };
+            return self.arm_session(key);
+        }
+        let full = s.down.len() >= max_body;
+        if request.forwarded && !reply_wait.is_zero() && !full && !s.closing && !s.backend_closed {
+            // Answer with what the backend sends after these commands, not with what it
+            // queued before them: hold until it has said something and paused.
+            request.reply_cap = Some(now + reply_wait + quiet_gap);
+            request.state = ReqState::Held { until: now + reply_wait };
             return self.arm_session(key);
         }
         if deliverable {
@@ -1159,6 +1186,30 @@ impl Gateway {
         }
         request.state = ReqState::Held { until: now + hold };
         self.arm_session(key);
+    }
+
+    /// The backend sent bytes while the session's request is held. A poll is answered as soon
+    /// as a whole command is queued; a request that carried commands once the backend has been
+    /// quiet for [`GatewayConfig::reply_quiet_gap`] (a reply written line by line leaves in
+    /// one answer), or at once when a whole response is queued.
+    fn heard(&mut self, key: BackendId) {
+        let config = &self.settings.config;
+        let (quiet_gap, cap) = (config.reply_quiet_gap, config.max_response_body_bytes);
+        let now = self.now;
+        let Some(s) = session_in(&mut self.slots, key) else {
+            return;
+        };
+        let full = s.down.len() >= cap;
+        let Some(request) = s.request.as_mut() else {
+            return;
+        };
+        if let (Some(reply_cap), false, false) = (request.reply_cap, quiet_gap.is_zero(), full) {
+            request.state = ReqState::Held { until: (now + quiet_gap).min(reply_cap) };
+            return self.arm_session(key);
+        }
+        if self.deliverable(key) {
+            self.answer(key);
+        }
     }
 
     /// Whether a response would carry something (or must go now) for this session.
