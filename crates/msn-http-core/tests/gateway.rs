@@ -866,10 +866,14 @@ fn stale_ids_get_400_without_harming_the_session() {
     let second = one_response(&sim.raw_request(&poll_request(&first)).0).session_id();
     assert_ne!(first, second);
     assert_eq!(sim.raw_request(&poll_request(&first)).0, BAD_REQUEST);
-    let (stable, _) = second.split_once('.').unwrap();
+    let (stable, suffix) = second.split_once('.').unwrap();
     assert_eq!(sim.raw_request(&poll_request(&format!("{stable}.1"))).0, BAD_REQUEST);
     assert_eq!(sim.raw_request(&poll_request("garbage")).0, BAD_REQUEST);
-    assert_eq!(sim.gw.stats().unknown_session_ids, 3);
+    // The same numbers spelt otherwise are not the ID issued.
+    for spelling in [format!("000{stable}.00{suffix}"), format!("{stable}.+{suffix}")] {
+        assert_eq!(sim.raw_request(&poll_request(&spelling)).0, BAD_REQUEST, "{spelling}");
+    }
+    assert_eq!(sim.gw.stats().unknown_session_ids, 5);
     let third = one_response(&sim.raw_request(&poll_request(&second)).0);
     assert_eq!(third.status, 200);
     assert_eq!(sim.gw.session_count(), 1);
@@ -1561,6 +1565,18 @@ fn malformed_requests_get_exact_answers() {
             b"POST /gateway/gateway.dll HTTP/2.0\r\nHost: gw\r\n\r\n".to_vec(),
             close("505 HTTP Version Not Supported"),
             true,
+        ),
+        (
+            // A space inside the target: a malformed request line, whatever it ends with.
+            b"POST /gateway/gate way.dll HTTP/1.1\r\nHost: gw\r\n\r\n".to_vec(),
+            close("400 Bad Request"),
+            true,
+        ),
+        (
+            // A poll names a session; without one it is no open.
+            b"POST /gateway/gateway.dll?Action=poll&Server=NS&IP=messenger.test HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            keep("400 Bad Request"),
+            false,
         ),
         (
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),

@@ -1545,6 +1545,8 @@ fn classify(head: &RequestHead, config: &GatewayConfig) -> Route {
 
 fn route_query(query: &GatewayQuery, ports: MsnpPorts) -> Route {
     match (query.action(), query.session_id()) {
+        // A poll names its session: without one it is no open.
+        (Some(QueryAction::Poll), None) => Route::Then(Reply::Status(400)),
         (Some(QueryAction::Open), _) | (_, None) => match query.ip() {
             None => Route::Then(Reply::Status(400)),
             Some(ip) => {
