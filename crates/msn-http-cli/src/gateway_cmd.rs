@@ -33,13 +33,15 @@ pub(crate) struct GatewayArgs {
     /// The address to serve HTTP on (port 0: any free port; the URL is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Route `IP=NAME` to an MSNP server: NAME=HOST:PORT (NAME:PORT=... matches that port
-    /// only; NAME/ns=... or NAME/sb=... only opens of that kind). Repeat for more servers.
+    /// Route `IP=NAME` to an MSNP server: NAME=HOST:PORT. NAME alone matches the MSNP ports
+    /// (--ns-port, --sb-port), NAME:PORT that port; NAME/ns or NAME/sb only opens of that kind.
+    /// Repeat for more servers.
     #[arg(long = "backend", value_name = "NAME[/KIND]=HOST:PORT", value_parser = parse_backend)]
     backends: Vec<Backend>,
     /// Allow `IP=HOST[:PORT]` as given, connecting there (for switchboards, whose addresses
-    /// come from `XFR SB` and `RNG`). Without a port, any port. HOST/ns or HOST/sb allows opens
-    /// of that kind only.
+    /// come from `XFR SB` and `RNG`). Without a port, only the MSNP port of the kind opened
+    /// (--ns-port, --sb-port), never another service of the host. HOST/ns or HOST/sb allows
+    /// opens of that kind only.
     #[arg(long = "allow", value_name = "HOST[:PORT][/KIND]", value_parser = parse_allow)]
     allow: Vec<RuleTarget>,
     /// The notification server port: an `IP=` without a port opened with `Server=NS` (real
@@ -236,7 +238,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
     println!("msn-http gateway listening on http://{local}/gateway/gateway.dll");
     println!("  GW-IP {gw_ip}");
     for rule in allowlist.rules() {
-        let port = rule.port.map_or_else(|| "any port".to_owned(), |p| format!("port {p}"));
+        let port = rule.port.map_or_else(|| "MSNP port".to_owned(), |p| format!("port {p}"));
         let kind = rule.server.map_or("NS and SB", ServerKind::as_str);
         match &rule.connect_to {
             Some(to) => println!("  backend IP={} ({port}, {kind}) -> {to}", rule.host),
@@ -320,6 +322,9 @@ mod tests {
         assert_eq!(resolved(&allow, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));
         let moved = ["--allow", "127.0.0.1", "--ns-port", "2863", "--sb-port", "2864"];
         assert_eq!(resolved(&moved, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:2864"));
+        // No other port of the host: a plain allow is no tunnel.
+        assert_eq!(resolved(&allow, ns, "127.0.0.1:22"), None);
+        assert_eq!(resolved(&allow, sb, "127.0.0.1:6379"), None);
         let only_sb = ["--allow", "127.0.0.1/sb"];
         assert_eq!(resolved(&only_sb, ns, "127.0.0.1"), None);
         assert_eq!(resolved(&only_sb, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));

@@ -942,6 +942,45 @@ fn rules_may_name_their_server_kind() {
     );
 }
 
+/// A rule without a port allows the MSNP ports of its kind, not every port of its host: an
+/// open of another port is refused at once with `403` and nothing is connected (it used to
+/// tunnel to any port, SSH included, and a closed port answered `502`: a port scanner).
+#[test]
+fn a_rule_without_a_port_opens_only_the_msnp_ports() {
+    let config = GatewayConfig::new("gw.test", [42; 32])
+        .with_backends(BackendAllowlist::new().allow("127.0.0.1", None));
+    let mut sim = Sim::new(config);
+    for port in [22, 25, 80, 443, 1865, 6379] {
+        let ip = format!("127.0.0.1:{port}");
+        for server in [ServerKind::Notification, ServerKind::Switchboard] {
+            let open = request(RequestLine::Open { server, ip: &ip }, b"SSH-2.0-x\r\n");
+            let (wire, closed) = sim.raw_request(&open);
+            assert_eq!(wire, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "{ip}");
+            assert!(!closed);
+        }
+    }
+    assert!(sim.connects.is_empty(), "{:?}", sim.connects);
+    for (server, ip) in [
+        (ServerKind::Notification, "127.0.0.1:1863"),
+        (ServerKind::Switchboard, "127.0.0.1:1864"),
+        (ServerKind::Switchboard, "127.0.0.1:1863"),
+    ] {
+        let open = request(RequestLine::Open { server, ip }, b"VER 1 MSNP8\r\n");
+        assert_eq!(one_response(&sim.raw_request(&open).0).status, 200, "{ip}");
+    }
+    // Of one kind only: the MSNP port of that kind.
+    let rule = BackendRule::allow("127.0.0.1", None).only(ServerKind::Switchboard);
+    let config =
+        GatewayConfig::new("gw.test", [42; 32]).with_backends(BackendAllowlist::new().rule(rule));
+    let mut sim = Sim::new(config);
+    let open = |ip| request(RequestLine::Open { server: ServerKind::Switchboard, ip }, b"");
+    assert_eq!(
+        sim.raw_request(&open("127.0.0.1:1863")).0,
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(one_response(&sim.raw_request(&open("127.0.0.1:1864")).0).status, 200);
+}
+
 #[test]
 fn the_allowlist_refuses_other_backends() {
     let mut sim = Sim::new(base_config());

@@ -28,6 +28,7 @@ use msn_http_core::client::{
     ClientConfig, CloseReason, PollPolicy, Recovery, RequestKind, Stats, Target, UnconfirmedPolicy,
 };
 use msn_http_core::error::{HttpError, NetworkError, RemoteError, SessionError};
+use msn_http_core::gateway::BackendAllowlist;
 use msn_http_core::msnp::OwnedCommand;
 use msn_http_core::wire::HttpLimits;
 use msn_http_tokio::{Client, ClientEvent, Notice, SessionEnd};
@@ -574,6 +575,50 @@ async fn concurrent_requests_get_400_and_end_the_session() {
     let stats = gw.stop().await;
     assert_eq!(stats.core.concurrent_requests, 2);
     assert_eq!(stats.sessions, 0);
+}
+
+/// `allow(HOST)` without a port is no tunnel to every port of HOST: an open of a service port
+/// (here a listener that greets like SSH) or of a closed port gets `403` at once, nothing is
+/// connected, and no banner comes back; the MSNP port of the kind is still allowed. (Before,
+/// the banner came back in a `200`, and a closed port answered `502`: a port scanner.)
+#[tokio::test]
+async fn an_allow_without_a_port_opens_no_other_port_of_its_host() {
+    let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ssh_port = ssh.local_addr().unwrap().port();
+    let greeted = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&greeted);
+    let _ssh = Abort(tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((mut stream, _)) = ssh.accept().await else { return };
+            *counter.lock().unwrap() += 1;
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+        }
+    }));
+    let closed_port = {
+        let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        gone.local_addr().unwrap().port()
+    };
+    let msnp = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(msnp.addr, |c, _| {
+        c.backends = BackendAllowlist::new().allow("127.0.0.1", None);
+        c.msnp_ports.notification = msnp.addr.port();
+    })
+    .await;
+    let mut c = Http::connect(gw.addr).await;
+    for port in [ssh_port, closed_port] {
+        for server in ["NS", "SB"] {
+            let query = format!("Action=open&Server={server}&IP=127.0.0.1:{port}");
+            let answer = c.exchange(&query, b"SSH-2.0-x\r\n").await;
+            assert_eq!((answer.status, answer.body.as_slice()), (403, &b""[..]), "{query}");
+        }
+    }
+    let answer = c.exchange("Action=open&Server=NS&IP=127.0.0.1", VER).await;
+    assert_eq!((answer.status, answer.body.as_slice()), (200, VER), "{answer:?}");
+    drop(c);
+    let stats = gw.stop().await;
+    assert_eq!(*greeted.lock().unwrap(), 0, "nothing connected to the SSH port");
+    assert_eq!((stats.core.refused_backends, stats.backend_connects), (4, 1));
+    assert_eq!(stats.backend_connect_errors, 0, "the closed port was never tried");
 }
 
 /// Waits (bounded) until `sample` stops changing for a while; returns its value.

@@ -45,7 +45,9 @@ impl Default for MsnpPorts {
 pub struct BackendRule {
     /// The host as clients name it in `IP=` (matched without regard to ASCII case).
     pub host: String,
-    /// The only port allowed, or `None` for any port.
+    /// The only port allowed, or `None` for the MSNP ports ([`GatewayConfig::msnp_ports`]) of
+    /// the kinds the rule allows. No rule opens every port: that would make the gateway a
+    /// tunnel to any service of the host.
     pub port: Option<u16>,
     /// The only kind of server (`Server=`) the rule lets open, or `None` for both.
     pub server: Option<ServerKind>,
@@ -55,14 +57,14 @@ pub struct BackendRule {
 }
 
 impl BackendRule {
-    /// Allows `host` on `port` (`None`: any port), for both kinds, connecting where the client
-    /// says.
+    /// Allows `host` on `port` (`None`: the MSNP ports), for both kinds, connecting where the
+    /// client says.
     pub fn allow(host: impl Into<String>, port: Option<u16>) -> Self {
         Self { host: host.into(), port, server: None, connect_to: None }
     }
 
-    /// Allows `host` on `port` (`None`: any port), for both kinds, connecting to `connect_to`
-    /// instead.
+    /// Allows `host` on `port` (`None`: the MSNP ports), for both kinds, connecting to
+    /// `connect_to` instead.
     pub fn route(host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
         Self { host: host.into(), port, server: None, connect_to: Some(connect_to) }
     }
@@ -73,10 +75,16 @@ impl BackendRule {
         self
     }
 
-    fn matches(&self, requested: &Endpoint, server: ServerKind) -> bool {
+    fn matches(&self, requested: &Endpoint, server: ServerKind, ports: MsnpPorts) -> bool {
+        let port = requested.port();
+        let port_ok = match (self.port, self.server) {
+            (Some(only), _) => port == only,
+            (None, Some(kind)) => port == ports.of(kind),
+            (None, None) => port == ports.notification || port == ports.switchboard,
+        };
         self.host.eq_ignore_ascii_case(requested.host())
             && self.server.is_none_or(|kind| kind == server)
-            && self.port.is_none_or(|port| port == requested.port())
+            && port_ok
     }
 }
 
@@ -97,6 +105,9 @@ impl BackendRule {
 /// assert_eq!(allow.resolve(&asked, Notification, ports), Some(asked.clone()));
 /// let wrong_port = Endpoint::parse("messenger.example.net:25", 1863).unwrap();
 /// assert_eq!(allow.resolve(&wrong_port, Notification, ports), None);
+/// // Without a port a rule allows only the MSNP ports, here of the NS.
+/// let ssh = Endpoint::parse("messenger.hotmail.com:22", 1863).unwrap();
+/// assert_eq!(allow.resolve(&ssh, Notification, ports), None);
 /// let routed = Endpoint::parse("messenger.hotmail.com", 1863).unwrap();
 /// assert_eq!(allow.resolve(&routed, Notification, ports).unwrap().to_string(), "10.0.0.5:1863");
 /// assert_eq!(allow.resolve(&routed, Switchboard, ports), None, "the route is for the NS only");
@@ -112,12 +123,12 @@ impl BackendAllowlist {
         Self::default()
     }
 
-    /// Allows `host` on `port` (`None`: any port), connecting where the client says.
+    /// Allows `host` on `port` (`None`: the MSNP ports), connecting where the client says.
     pub fn allow(self, host: impl Into<String>, port: Option<u16>) -> Self {
         self.rule(BackendRule::allow(host, port))
     }
 
-    /// Allows `host` on `port` (`None`: any port), connecting to `connect_to` instead.
+    /// Allows `host` on `port` (`None`: the MSNP ports), connecting to `connect_to` instead.
     pub fn route(self, host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
         self.rule(BackendRule::route(host, port, connect_to))
     }
@@ -141,8 +152,7 @@ impl BackendAllowlist {
         server: ServerKind,
         ports: MsnpPorts,
     ) -> Option<Endpoint> {
-        let _ = ports;
-        let rule = self.rules.iter().find(|rule| rule.matches(requested, server))?;
+        let rule = self.rules.iter().find(|rule| rule.matches(requested, server, ports))?;
         Some(rule.connect_to.clone().unwrap_or_else(|| requested.clone()))
     }
 }
