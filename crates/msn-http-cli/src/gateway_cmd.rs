@@ -57,7 +57,7 @@ pub(crate) struct GatewayArgs {
     #[arg(long)]
     builtin: bool,
     /// The host (and port) announced as `GW-IP`, where clients send their next request.
-    /// Default: the address listened on.
+    /// Default: the address listened on; required when that is 0.0.0.0 or [::].
     #[arg(long, value_name = "HOST[:PORT]")]
     public_host: Option<String>,
     /// Sessions open at once; more get 503.
@@ -183,6 +183,18 @@ fn builtin_rules(allowlist: BackendAllowlist, ns: Endpoint, sb: SocketAddr) -> B
         .rule(BackendRule::route(sb_host, None, sb_endpoint).only(ServerKind::Switchboard))
 }
 
+/// The `GW-IP` to announce: `--public-host`, or the address listened on if clients can reach it.
+fn announced(public_host: Option<&str>, listening: SocketAddr) -> Result<String, String> {
+    match public_host {
+        Some(host) => Ok(host.to_owned()),
+        None if listening.ip().is_unspecified() => Err(format!(
+            "--listen {listening} serves every address of this machine, none of which it can \
+             announce as GW-IP: give --public-host NAME[:PORT], where clients reach the gateway"
+        )),
+        None => Ok(listening.to_string()),
+    }
+}
+
 /// Runs the gateway until Ctrl-C.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
@@ -190,6 +202,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let gw_ip = announced(args.public_host.as_deref(), local)?;
     let mut allowlist = flag_rules(&args);
     let builtin = match args.builtin {
         true => {
@@ -209,7 +222,6 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
                 .into(),
         );
     }
-    let gw_ip = args.public_host.clone().unwrap_or_else(|| local.to_string());
     let seed = random_seed().map_err(|e| format!("no random seed from the system: {e}"))?;
     let mut config = GatewayConfig::new(gw_ip.clone(), seed).with_backends(allowlist.clone());
     config.msnp_ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
@@ -328,6 +340,17 @@ mod tests {
         let only_sb = ["--allow", "127.0.0.1/sb"];
         assert_eq!(resolved(&only_sb, ns, "127.0.0.1"), None);
         assert_eq!(resolved(&only_sb, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_is_never_announced() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let err = announced(None, any).unwrap_err();
+        assert!(err.starts_with("--listen 0.0.0.0:8080 serves every address"), "{err}");
+        assert!(announced(None, "[::]:80".parse().unwrap()).is_err());
+        assert_eq!(announced(Some("gw.example.net"), any).unwrap(), "gw.example.net");
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(announced(None, local).unwrap(), "127.0.0.1:8080");
     }
 
     #[test]

@@ -224,7 +224,8 @@ impl CorsPolicy {
 #[non_exhaustive]
 pub struct GatewayConfig {
     /// This gateway's public address, sent as `GW-IP` in every response: where clients send
-    /// their next request. Empty tells clients to keep the host they used.
+    /// their next request. Empty tells clients to keep the host they used. An unspecified
+    /// address (`0.0.0.0`, `::`) is refused: it is no place a client can go.
     pub gw_ip: String,
     /// The 32 bytes that seed session ID generation. Take them from the operating system's
     /// random source; anyone who knows them can predict session IDs.
@@ -332,7 +333,12 @@ impl GatewayConfig {
 
     pub(crate) fn check(&self) -> Result<(), GatewayConfigError> {
         if !self.gw_ip.is_empty() {
-            Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
+            let gw = Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
+            // `0.0.0.0` is where a server listens, never where a client can go (Linux connects
+            // it to the local host).
+            if gw.host().parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+                return Err(GatewayConfigError::UnspecifiedGwIp);
+            }
         }
         for rule in self.backends.rules() {
             if let Err(error) = Endpoint::new(rule.host.as_str(), 1) {
@@ -432,6 +438,8 @@ impl fmt::Debug for GatewayConfig {
 pub enum GatewayConfigError {
     /// `gw_ip` is not a `host[:port]`.
     InvalidGwIp(AddressError),
+    /// `gw_ip` is an unspecified address (`0.0.0.0`, `::`), which no client can reach.
+    UnspecifiedGwIp,
     /// A backend rule names an invalid host or port.
     InvalidBackend {
         /// The rule's host.
@@ -452,6 +460,10 @@ impl fmt::Display for GatewayConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidGwIp(e) => write!(f, "invalid gw_ip: {e}"),
+            Self::UnspecifiedGwIp => f.write_str(
+                "gw_ip is an unspecified address (0.0.0.0 or ::), which clients cannot reach: \
+                 announce a name or address they can",
+            ),
             Self::InvalidBackend { host, error } => write!(f, "invalid backend {host:?}: {error}"),
             Self::InvalidPath => f.write_str("invalid gateway path"),
             Self::InvalidOrigin(origin) => write!(f, "invalid CORS origin {origin:?}"),
@@ -475,6 +487,11 @@ mod tests {
         let mut c = good.clone();
         c.gw_ip = "gw;x".into();
         assert_eq!(c.check(), Err(GatewayConfigError::InvalidGwIp(AddressError::InvalidHost)));
+        for unspecified in ["0.0.0.0", "0.0.0.0:8080", "[::]:80", "::"] {
+            let mut c = good.clone();
+            c.gw_ip = unspecified.into();
+            assert_eq!(c.check(), Err(GatewayConfigError::UnspecifiedGwIp), "{unspecified}");
+        }
         let c = good.clone().with_backends(BackendAllowlist::new().allow("bad host", None));
         assert!(matches!(c.check(), Err(GatewayConfigError::InvalidBackend { .. })));
         let mut c = good.clone();
