@@ -95,6 +95,9 @@ pub(crate) struct GatewayArgs {
     /// How long an idle client connection is kept open between requests.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     keep_alive_timeout: Duration,
+    /// A client connection that takes no byte of its answer for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    send_timeout: Duration,
     /// What to do when a client sends PNG.
     #[arg(long, value_enum, default_value_t = Ping::Refuse)]
     ping: Ping,
@@ -195,6 +198,35 @@ fn announced(public_host: Option<&str>, listening: SocketAddr) -> Result<String,
     }
 }
 
+/// The core's settings the flags give.
+fn gateway_config(
+    args: &GatewayArgs,
+    gw_ip: String,
+    seed: [u8; 32],
+    allowlist: BackendAllowlist,
+) -> GatewayConfig {
+    let mut config = GatewayConfig::new(gw_ip, seed).with_backends(allowlist);
+    config.msnp_ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
+    config.max_sessions = args.max_sessions;
+    config.max_connections = args.max_connections;
+    config.http_limits.max_body_bytes = args.max_request_bytes;
+    config.max_response_body_bytes = args.max_response_bytes;
+    config.max_queued_bytes = args.max_queued_bytes;
+    config.idle_timeout = args.idle_timeout;
+    config.max_lifespan = args.max_lifespan;
+    config.reply_wait = args.reply_wait;
+    config.reply_quiet_gap = args.reply_quiet_gap;
+    config.connect_timeout = args.connect_timeout;
+    config.keep_alive_timeout = args.keep_alive_timeout;
+    config.send_timeout = args.send_timeout;
+    config.ping = match args.ping {
+        Ping::Refuse => PingPolicy::Refuse,
+        Ping::Answer => PingPolicy::answer(),
+        Ping::Forward => PingPolicy::Forward,
+    };
+    config
+}
+
 /// Runs the gateway until Ctrl-C.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
@@ -223,24 +255,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
         );
     }
     let seed = random_seed().map_err(|e| format!("no random seed from the system: {e}"))?;
-    let mut config = GatewayConfig::new(gw_ip.clone(), seed).with_backends(allowlist.clone());
-    config.msnp_ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
-    config.max_sessions = args.max_sessions;
-    config.max_connections = args.max_connections;
-    config.http_limits.max_body_bytes = args.max_request_bytes;
-    config.max_response_body_bytes = args.max_response_bytes;
-    config.max_queued_bytes = args.max_queued_bytes;
-    config.idle_timeout = args.idle_timeout;
-    config.max_lifespan = args.max_lifespan;
-    config.reply_wait = args.reply_wait;
-    config.reply_quiet_gap = args.reply_quiet_gap;
-    config.connect_timeout = args.connect_timeout;
-    config.keep_alive_timeout = args.keep_alive_timeout;
-    config.ping = match args.ping {
-        Ping::Refuse => PingPolicy::Refuse,
-        Ping::Answer => PingPolicy::answer(),
-        Ping::Forward => PingPolicy::Forward,
-    };
+    let config = gateway_config(&args, gw_ip.clone(), seed, allowlist.clone());
     let mut options = ServerOptions::default();
     options.shutdown_grace = args.shutdown_grace;
     let server = GatewayServer::from_listener(listener, config)
@@ -340,6 +355,12 @@ mod tests {
         let only_sb = ["--allow", "127.0.0.1/sb"];
         assert_eq!(resolved(&only_sb, ns, "127.0.0.1"), None);
         assert_eq!(resolved(&only_sb, sb, "127.0.0.1").as_deref(), Some("127.0.0.1:1864"));
+    }
+
+    #[test]
+    fn flag_defaults_are_the_core_defaults() {
+        let flags = gateway_config(&args(&[]), "gw".into(), [1; 32], BackendAllowlist::new());
+        assert_eq!(flags, GatewayConfig::new("gw", [1; 32]));
     }
 
     #[test]

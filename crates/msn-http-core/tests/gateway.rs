@@ -388,7 +388,8 @@ impl Sim {
         let line = out.split(|&b| b == b'\r').next().unwrap_or_default();
         c.requests.push(String::from_utf8_lossy(line).into_owned());
         let conn = c.conn.expect("connected");
-        self.gw.handle_client_input(now, conn, &out);
+        let taken = self.gw.handle_client_input(now, conn, &out);
+        assert_eq!(taken, out.len(), "one request in flight fits the read budget");
         true
     }
 
@@ -546,15 +547,31 @@ impl Sim {
     }
 }
 
-/// Everything the gateway has to say now: transmits, then actions.
+/// Everything the gateway has to say now: transmits, then actions. Done as a driver whose
+/// writes always go through at once: each answer is reported written, each close done.
 fn drain(gw: &mut Gateway, now: Instant) -> Vec<Out> {
     let mut outs = Vec::new();
     loop {
         let mut buf = Vec::new();
         match gw.poll_transmit(now, &mut buf) {
-            None => break,
+            None => {
+                let before = outs.len();
+                while let Some(action) = gw.poll_action() {
+                    if let Action::CloseClient(conn) = action {
+                        gw.handle_client_eof(now, conn);
+                    }
+                    outs.push(Out::Action(action));
+                }
+                if outs.len() == before {
+                    break;
+                }
+            }
             Some(Transmit::Client { connection, len, close }) => {
                 assert_eq!(len, buf.len());
+                gw.handle_client_written(now, connection, 0);
+                if close {
+                    gw.handle_client_eof(now, connection);
+                }
                 outs.push(Out::Client(connection, buf, close));
             }
             Some(Transmit::Backend { backend, len }) => {
@@ -562,9 +579,6 @@ fn drain(gw: &mut Gateway, now: Instant) -> Vec<Out> {
                 outs.push(Out::Backend(backend, buf));
             }
         }
-    }
-    while let Some(action) = gw.poll_action() {
-        outs.push(Out::Action(action));
     }
     outs
 }
@@ -1712,6 +1726,141 @@ fn pipelined_requests_are_answered_in_turn() {
     assert_eq!(all[2].status, 405);
     assert!(!closed);
     assert_eq!(sim.gw.session_count(), 1);
+}
+
+/// The answers a gateway hands out now, without any being reported written.
+fn answers_now(gw: &mut Gateway, now: Instant) -> Vec<(ConnectionId, Vec<u8>, bool)> {
+    let mut answers = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = gw.poll_transmit(now, &mut buf) {
+        if let Transmit::Client { connection, close, .. } = t {
+            answers.push((connection, std::mem::take(&mut buf), close));
+        }
+        buf.clear();
+    }
+    answers
+}
+
+const METHOD_NOT_ALLOWED: &[u8] =
+    b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST, OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+/// Pipelined requests are served one at a time: the next is read only once the driver reports
+/// the answer before it written, and while it is not, what follows is kept up to the read
+/// budget. (Before, every pipelined request was answered at once, and the answers piled up in
+/// the driver for a client that does not read.)
+#[test]
+fn pipelined_requests_are_read_only_once_the_answer_before_is_written() {
+    let config = base_config();
+    let cap = config.http_limits.max_head_bytes;
+    let now = Instant::now();
+    let mut gw = Gateway::new(config, now).unwrap();
+    let conn = ConnectionId(1);
+    gw.handle_accept(now, conn).unwrap();
+    assert_eq!(gw.client_read_budget(conn), cap);
+    let three = b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n".repeat(3);
+    assert_eq!(gw.handle_client_input(now, conn, &three), three.len());
+    for left in [2, 1, 0] {
+        let answers = answers_now(&mut gw, now);
+        assert_eq!(answers, [(conn, METHOD_NOT_ALLOWED.to_vec(), false)]);
+        assert_eq!(gw.client_read_budget(conn), cap - left * three.len() / 3);
+        assert_eq!(answers_now(&mut gw, now), [], "nothing more until it is written");
+        gw.handle_client_written(now, conn, 7);
+        assert_eq!(answers_now(&mut gw, now), [], "nor while part of it is unwritten");
+        gw.handle_client_written(now, conn, 0);
+    }
+    assert_eq!(answers_now(&mut gw, now), []);
+    assert_eq!(gw.client_read_budget(conn), cap);
+}
+
+/// More pipelined requests than the budget holds, from a driver that reads no more than the
+/// budget: every request is answered, in turn, and the connection stays open. (Before, more
+/// than 8 KiB in one read got the first request answered, then a close.) Offered all at once,
+/// the gateway takes what fits and says so.
+#[test]
+fn more_pipelined_than_fits_is_all_answered_in_turn() {
+    let now = Instant::now();
+    let mut gw = Gateway::new(base_config(), now).unwrap();
+    let conn = ConnectionId(1);
+    gw.handle_accept(now, conn).unwrap();
+    let one = b"A / HTTP/1.1\r\nHost:\r\n\r\n";
+    let mut wire: &[u8] = &one.repeat(500);
+    let whole = wire.len();
+    assert!(whole > 10 * 1024);
+    let taken = gw.handle_client_input(now, conn, wire);
+    assert!(taken < whole && taken >= 8 * 1024 - one.len(), "{taken} of {whole}");
+    wire = &wire[taken..];
+    let mut answered = 0;
+    for _ in 0..10_000 {
+        let budget = gw.client_read_budget(conn).min(wire.len());
+        if budget > 0 {
+            assert_eq!(gw.handle_client_input(now, conn, &wire[..budget]), budget);
+            wire = &wire[budget..];
+        }
+        let answers = answers_now(&mut gw, now);
+        if answers.is_empty() {
+            break;
+        }
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0], (conn, METHOD_NOT_ALLOWED.to_vec(), false));
+        answered += 1;
+        gw.handle_client_written(now, conn, 0);
+    }
+    assert_eq!((answered, wire.len()), (500, 0));
+    assert_eq!(gw.connection_count(), 1);
+}
+
+/// An answer the client takes no byte of for `send_timeout` closes the connection (progress
+/// restarts the wait); so does a last answer (`Connection: close`) left unwritten. A closed
+/// connection counts against `max_connections` until the driver reports it gone, and so does
+/// one closed for keep-alive expiry: the core never forgets a socket the driver still holds.
+#[test]
+fn stuck_and_idle_connections_are_closed_and_counted_until_the_driver_closes_them() {
+    let mut config = base_config();
+    config.max_connections = 1;
+    let (send_timeout, keep_alive) = (config.send_timeout, config.keep_alive_timeout);
+    let start = Instant::now();
+    let mut gw = Gateway::new(config, start).unwrap();
+    let conn = ConnectionId(1);
+    gw.handle_accept(start, conn).unwrap();
+    gw.handle_client_input(start, conn, b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n");
+    assert_eq!(answers_now(&mut gw, start).len(), 1);
+    assert_eq!(gw.poll_timeout(), Some(start + send_timeout));
+    let later = start + send_timeout - Duration::from_millis(1);
+    gw.handle_client_written(later, conn, 40);
+    gw.handle_timeout(start + send_timeout);
+    assert_eq!(gw.poll_action(), None, "it made progress");
+    gw.handle_client_written(later + Duration::from_secs(1), conn, 40);
+    gw.handle_timeout(later + send_timeout);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(conn)));
+    assert_eq!(gw.stats().send_timeouts, 1);
+    assert_eq!(gw.connection_count(), 1);
+    assert_eq!(gw.client_read_budget(conn), 0);
+    assert!(gw.handle_accept(later + send_timeout, ConnectionId(2)).is_err(), "still counted");
+    gw.handle_client_eof(later + send_timeout, conn);
+    assert_eq!(gw.connection_count(), 0);
+
+    // Keep-alive expiry: closed, and counted until the driver says so.
+    let t = start + Duration::from_secs(100);
+    let conn = ConnectionId(3);
+    gw.handle_accept(t, conn).unwrap();
+    gw.handle_timeout(t + keep_alive);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(conn)));
+    assert!(gw.handle_accept(t + keep_alive, ConnectionId(4)).is_err());
+    gw.handle_client_eof(t + keep_alive, conn);
+    assert_eq!(gw.poll_timeout(), None, "a closed connection has no timer");
+
+    // A last answer nobody reads: the close that was to follow it is made at once.
+    let t = t + keep_alive;
+    let conn = ConnectionId(5);
+    gw.handle_accept(t, conn).unwrap();
+    gw.handle_client_input(t, conn, b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+    let answers = answers_now(&mut gw, t);
+    assert_eq!((answers.len(), answers[0].2), (1, true));
+    gw.handle_timeout(t + send_timeout);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(conn)));
+    assert_eq!(gw.connection_count(), 1);
+    gw.handle_client_eof(t + send_timeout, conn);
+    assert_eq!((gw.connection_count(), gw.stats().send_timeouts), (0, 2));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -94,9 +94,11 @@ pub struct ServerOptions {
     pub linger: Duration,
     /// The driver's one read buffer, shared by all sockets. Default 32 KiB.
     pub read_buffer_bytes: usize,
-    /// Bytes waiting to be written to one socket (the peer does not read). A client beyond it
-    /// is not read until it catches up; a backend beyond it is taken as broken and its session
-    /// ends. Default 1 MiB.
+    /// Bytes waiting to be written to one backend (it does not read): beyond it the backend is
+    /// taken as broken and its session ends. Default 1 MiB. (A client connection holds at most
+    /// one answer, [`Gateway::max_answer_bytes`]: requests are served one at a time.)
+    ///
+    /// [`Gateway::max_answer_bytes`]: msn_http_core::gateway::Gateway::max_answer_bytes
     pub max_pending_write_bytes: usize,
 }
 
@@ -131,6 +133,9 @@ pub struct ServerStats {
     pub client_connections: usize,
     /// Backend connections open or being made now.
     pub backend_connections: usize,
+    /// Answer bytes waiting to be written to client connections now, all together. Requests
+    /// are served one at a time, so each connection holds at most one answer.
+    pub client_write_backlog: usize,
     /// Client connections accepted.
     pub connections_accepted: u64,
     /// Client connections closed at once because the core refused them (too many).

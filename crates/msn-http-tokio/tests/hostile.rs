@@ -214,6 +214,105 @@ async fn connections_beyond_the_cap_are_closed_and_the_rest_still_served() {
     assert_eq!(stats.core.sessions_opened, 1);
 }
 
+/// A request a pipeliner repeats: 23 bytes that each earn a 78-byte `405`.
+const JUNK: &[u8] = b"A / HTTP/1.1\r\nHost:\r\n\r\n";
+
+/// A client with a 4 KiB receive buffer, which it never reads.
+async fn non_reader(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Clients that pipeline requests every 30 ms and never read: the gateway serves one request
+/// at a time per connection (it reads the next only once the answer before it is written), so
+/// it holds little for each; a connection it stops serving still counts against
+/// `max_connections` until its socket is closed (keep-alive expiry does not make it forget one
+/// the driver holds); and a connection that takes no answer bytes for `send_timeout` is
+/// closed. (Before: answers queued up to 1 MiB per connection while reading went on, and after
+/// the keep-alive expiry the driver kept every such connection while new ones were accepted.)
+#[tokio::test]
+async fn pipeliners_that_never_read_are_held_small_counted_and_closed() {
+    const LIMIT: usize = 4;
+    const KEEP_ALIVE: Duration = Duration::from_secs(3);
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |c, _| {
+        c.max_connections = LIMIT;
+        c.keep_alive_timeout = KEEP_ALIVE;
+    })
+    .await;
+    let burst = JUNK.repeat(8 * 113);
+    let mut clients = Vec::new();
+    for _ in 0..2 * LIMIT {
+        clients.push(non_reader(gw.addr).await);
+    }
+    let (mut most, mut backlog) = (0, 0);
+    for _ in 0..150 {
+        for c in &clients {
+            let _ = c.try_write(&burst);
+        }
+        let stats = gw.stats();
+        most = most.max(stats.client_connections);
+        backlog = backlog.max(stats.client_write_backlog);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Answers waiting in the gateway: one per connection at most (the kernel holds what it
+    // took for a peer that never reads). Before, a connection queued up to 1 MiB of answers
+    // while the gateway went on reading its requests.
+    assert!(backlog <= LIMIT * 100, "{backlog} answer bytes unwritten (a 405 is 78)");
+    settled("the answers", || gw.stats().client_bytes_out).await;
+    assert!(most <= LIMIT, "{most} connections held");
+
+    // Nothing moves: past the keep-alive time, the stuck connections still count.
+    tokio::time::pause();
+    tokio::time::sleep(KEEP_ALIVE + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    let refused = gw.stats().connections_refused;
+    let mut more = Vec::new();
+    for _ in 0..LIMIT {
+        more.push(non_reader(gw.addr).await);
+    }
+    until("the newcomers to be refused", SOON, || {
+        gw.stats().connections_refused == refused + LIMIT as u64
+    })
+    .await;
+    assert!(gw.stats().client_connections <= LIMIT, "{:?}", gw.stats());
+
+    // No write progress for `send_timeout`: every stuck connection is closed.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    tokio::time::resume();
+    until("the stuck connections to close", SOON, || gw.stats().client_connections == 0).await;
+    drop((clients, more));
+    gw.stop().await;
+}
+
+/// More than 8 KiB of pipelined requests in one write are all answered, in turn, on a
+/// connection that stays open (before: the first was answered, then the connection closed).
+#[tokio::test]
+async fn a_long_pipeline_in_one_write_is_answered_request_by_request() {
+    const COUNT: usize = 600;
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |_, _| {}).await;
+    let mut c = Http::connect(gw.addr).await;
+    let id = open(&mut c).await;
+    let mut wire = JUNK.repeat(COUNT);
+    assert!(wire.len() > 8 * 1024);
+    // And a last request that needs the session: it is read after all the others.
+    wire.extend(c.request(&poll(&id), b""));
+    c.send_raw(&wire).await;
+    for i in 0..COUNT {
+        let answer = c.response().await.unwrap_or_else(|| panic!("closed before answer {i}"));
+        assert_eq!(answer.status, 405, "answer {i}: {answer:?}");
+    }
+    let last = c.response().await.expect("the poll's answer");
+    assert_eq!(last.status, 200, "{last:?}");
+    assert!(!c.closed_within(Duration::from_millis(50)).await, "the connection stays open");
+    drop(c);
+    let stats = gw.stop().await;
+    assert_eq!(stats.core.requests, COUNT as u64 + 2);
+}
+
 /// Partial heads are buffered up to `max_buffered_head_bytes` over all connections together:
 /// the connection that would pass it gets `503` and is closed, the others wait unharmed, and
 /// the room comes back when connections go. A single head past `max_head_bytes` gets `431`.

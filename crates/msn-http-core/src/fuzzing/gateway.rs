@@ -285,11 +285,16 @@ impl World {
                     let c = &mut self.conns[i];
                     let n =
                         if n == 0 { c.pending.len() } else { usize::from(n).min(c.pending.len()) };
-                    let bytes: Vec<u8> = c.pending.drain(..n).collect();
-                    c.delivered += n;
                     let id = c.id;
-                    if !bytes.is_empty() {
-                        self.gw.handle_client_input(self.now, id, &bytes);
+                    if n > 0 {
+                        let taken = self.gw.handle_client_input(self.now, id, &c.pending[..n]);
+                        assert!(taken <= n);
+                        if taken < n {
+                            // Only with an answer unwritten and the pipelining budget used up.
+                            assert!(taken >= self.gw.client_read_budget(id).min(n));
+                        }
+                        c.pending.drain(..taken);
+                        c.delivered += taken;
                     }
                 }
             }
@@ -502,6 +507,11 @@ impl World {
                     let bytes = std::mem::take(&mut self.out);
                     self.on_answer(connection, &bytes, close);
                     self.out = bytes;
+                    // A driver whose writes go through at once, and that closes at once.
+                    self.gw.handle_client_written(self.now, connection, 0);
+                    if close {
+                        self.gw.handle_client_eof(self.now, connection);
+                    }
                 }
                 Transmit::Backend { backend, len } => {
                     assert_eq!(len, self.out.len());
@@ -562,6 +572,7 @@ impl World {
                         assert!(!c.clean || !waiting, "an idle close with a request unanswered");
                     }
                     self.conns.retain(|c| c.id != id);
+                    self.gw.handle_client_eof(self.now, id);
                 }
             }
         }

@@ -241,9 +241,10 @@ pub struct GatewayConfig {
     pub http_limits: HttpLimits,
     /// Sessions open at once; an open beyond it gets `503`. Default 10 000.
     pub max_sessions: usize,
-    /// Client connections open at once; [`Gateway::handle_accept`] refuses more. Default
-    /// 20 000. Each buffers at most `http_limits.max_head_bytes` of a head and as much of
-    /// pipelined input.
+    /// Client connections open at once; [`Gateway::handle_accept`] refuses more. A connection
+    /// counts until the driver reports its socket closed. Default 20 000. Each buffers at most
+    /// `http_limits.max_head_bytes` of a head and as much of pipelined input, and has at most
+    /// one answer unwritten.
     ///
     /// [`Gateway::handle_accept`]: crate::gateway::Gateway::handle_accept
     pub max_connections: usize,
@@ -281,6 +282,9 @@ pub struct GatewayConfig {
     /// How long a client connection may sit idle between requests before the gateway closes
     /// it. Default 120 s.
     pub keep_alive_timeout: Duration,
+    /// How long an answer may wait for the client to take any of its bytes: a connection that
+    /// makes no write progress for this long is closed. Default 30 s.
+    pub send_timeout: Duration,
     /// What to do when a client sends `PNG`. Default: refuse, as the official gateway did.
     pub ping: PingPolicy,
     /// CORS for browser clients. Default: off.
@@ -315,6 +319,7 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
             ping: PingPolicy::Refuse,
             cors: None,
             payload_commands: PayloadCommands::default(),
@@ -336,7 +341,7 @@ impl GatewayConfig {
             let gw = Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
             // `0.0.0.0` is where a server listens, never where a client can go (Linux connects
             // it to the local host).
-            if gw.host().parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+            if gw.host().parse::<core::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
                 return Err(GatewayConfigError::UnspecifiedGwIp);
             }
         }
@@ -374,6 +379,7 @@ impl GatewayConfig {
             (self.connect_timeout, "connect_timeout", false),
             (self.request_timeout, "request_timeout", false),
             (self.keep_alive_timeout, "keep_alive_timeout", false),
+            (self.send_timeout, "send_timeout", false),
         ];
         for (value, name, zero_ok) in durations {
             if value > MAX_SETTING_DURATION || (!zero_ok && value.is_zero()) {
@@ -424,6 +430,7 @@ impl fmt::Debug for GatewayConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("send_timeout", &self.send_timeout)
             .field("ping", &self.ping)
             .field("cors", &self.cors)
             .field("payload_commands", &self.payload_commands)

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::wire::{
-    ConnectionHeader, GatewayQuery, HttpVersion, Method, QueryAction, RequestDecoder, RequestHead,
-    RequestStep, ResponseEncoder, ServerKind, SessionResponse,
+    ConnectionHeader, GatewayQuery, HttpVersion, MAX_ORIGIN_LEN, Method, QueryAction,
+    RequestDecoder, RequestHead, RequestStep, ResponseEncoder, ServerKind, SessionResponse,
 };
 
 use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError, MsnpPorts, PingPolicy};
@@ -17,9 +17,8 @@ use super::ids::{IdSource, IdText, parse_session_id};
 use super::streams::{Commit, Downstream, Framing, PingHandling, Upstream};
 
 /// A client connection, named by the driver. IDs must be unique among the connections the
-/// gateway knows: from [`Gateway::handle_accept`] until the gateway closes it (a
-/// [`Transmit::Client`] with `close`, or [`Action::CloseClient`]) or the driver reports
-/// [`Gateway::handle_client_eof`].
+/// gateway knows: from [`Gateway::handle_accept`] until the driver reports
+/// [`Gateway::handle_client_eof`] (also after the gateway asked for the close).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
@@ -52,9 +51,11 @@ pub enum Transmit {
         connection: ConnectionId,
         /// How many bytes were appended to the buffer.
         len: usize,
-        /// Close the connection once they are written: the gateway has forgotten it. The
-        /// client may still be sending a body the gateway refused to read, so shut down the
-        /// writing side first and drain briefly; an abrupt close can destroy the answer.
+        /// Close the connection once they are written, and report
+        /// [`Gateway::handle_client_eof`] once the socket is closed (it counts against
+        /// [`GatewayConfig::max_connections`] until then). The client may still be sending a
+        /// body the gateway refused to read, so shut down the writing side first and drain
+        /// briefly; an abrupt close can destroy the answer.
         close: bool,
     },
     /// Write `len` bytes to a backend.
@@ -89,7 +90,10 @@ pub enum Action {
     /// Close this backend (after writing the bytes already handed out for it) and forget it.
     /// Later input for it is ignored.
     CloseBackend(BackendId),
-    /// Close this idle client connection; the gateway has forgotten it.
+    /// Close this client connection now, dropping bytes not yet written: it sat idle past
+    /// [`GatewayConfig::keep_alive_timeout`], or took no answer bytes for
+    /// [`GatewayConfig::send_timeout`]. Report [`Gateway::handle_client_eof`] once the socket
+    /// is closed; it counts against [`GatewayConfig::max_connections`] until then.
     CloseClient(ConnectionId),
 }
 
@@ -145,6 +149,8 @@ pub struct GatewayStats {
     pub answered_pings: u64,
     /// Backend connections that failed or timed out.
     pub backend_connect_failures: u64,
+    /// Client connections closed for taking no answer bytes for `send_timeout`.
+    pub send_timeouts: u64,
     /// Times a backend was paused for a full queue.
     pub backend_pauses: u64,
     /// MSNP bytes handed out for backends.
@@ -270,6 +276,26 @@ enum ConnState {
     Waiting(BackendId),
     /// The answer is due at the next `poll_transmit`.
     Replying(Reply),
+    /// The answer was handed out and the driver has not yet reported all of it written; the
+    /// next request waits. `since`: the answer, or the last write progress.
+    Sending {
+        since: Instant,
+        unwritten: usize,
+    },
+    /// The driver was told to close the connection; it counts until the driver reports the
+    /// socket closed. `since` while a last answer is still being written (the driver closes
+    /// after it); `None` once it was told to close at once.
+    Closing {
+        since: Option<Instant>,
+        unwritten: usize,
+    },
+}
+
+impl ConnState {
+    /// A request has arrived whole and its answer is not written yet.
+    fn outstanding(self) -> bool {
+        matches!(self, Self::Waiting(_) | Self::Replying(_) | Self::Sending { .. })
+    }
 }
 
 #[derive(Debug)]
@@ -320,8 +346,12 @@ enum Route {
 /// It calls, in any order:
 ///
 /// - [`handle_accept`](Self::handle_accept) for a new client connection (close it if refused),
-///   [`handle_client_input`](Self::handle_client_input) with bytes read from it, and
-///   [`handle_client_eof`](Self::handle_client_eof) when it ends or breaks;
+///   [`handle_client_input`](Self::handle_client_input) with at most
+///   [`client_read_budget`](Self::client_read_budget) bytes read from it (stop reading while
+///   the budget is zero), [`handle_client_written`](Self::handle_client_written) after each
+///   write of answer bytes to it, and [`handle_client_eof`](Self::handle_client_eof) once it
+///   is closed, whether it ended, broke, or the gateway asked for the close (it counts against
+///   [`GatewayConfig::max_connections`] until then);
 /// - [`handle_backend_connected`](Self::handle_backend_connected) or
 ///   [`handle_backend_connect_failed`](Self::handle_backend_connect_failed) after an
 ///   [`Action::Connect`], [`handle_backend_input`](Self::handle_backend_input) with bytes read
@@ -377,6 +407,10 @@ enum Route {
 /// - A client connection dropped before its answer was written loses nothing: the queued
 ///   bytes stay, the ID does not change, and the client may repeat the request. A request
 ///   whose body did not arrive whole reaches the backend not at all.
+/// - Requests on a connection are served one at a time: the next is read only once the
+///   answer before it is written, so a connection holds at most one unwritten answer and
+///   `http_limits.max_head_bytes` of pipelined input. A connection that takes no answer bytes
+///   for [`GatewayConfig::send_timeout`] is closed.
 ///
 /// # Example: a blocking driver over `std::net`
 ///
@@ -408,6 +442,7 @@ enum Route {
 /// loop {
 ///     let now = Instant::now();
 ///     while let Ok((stream, _)) = listener.accept() {
+///         // `stream` is dropped (closed) unless the gateway takes it.
 ///         next_id += 1;
 ///         if gw.handle_accept(now, ConnectionId(next_id)).is_ok() {
 ///             stream.set_nonblocking(true)?;
@@ -416,9 +451,16 @@ enum Route {
 ///     }
 ///     let mut gone = Vec::new();
 ///     for (&id, stream) in clients.iter_mut() {
-///         match stream.read(&mut buf) {
+///         // One request at a time: read no more than the gateway takes now.
+///         let budget = gw.client_read_budget(id).min(buf.len());
+///         if budget == 0 {
+///             continue;
+///         }
+///         match stream.read(&mut buf[..budget]) {
 ///             Ok(0) => gone.push(id),
-///             Ok(n) => gw.handle_client_input(now, id, &buf[..n]),
+///             Ok(n) => {
+///                 gw.handle_client_input(now, id, &buf[..n]);
+///             }
 ///             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
 ///             Err(_) => gone.push(id),
 ///         }
@@ -454,11 +496,14 @@ enum Route {
 ///         match gw.poll_transmit(now, &mut out) {
 ///             None => break,
 ///             Some(Transmit::Client { connection, close, .. }) => {
+///                 // A blocking write: all of it is written (or the connection is broken).
 ///                 if let Some(stream) = clients.get_mut(&connection) {
 ///                     let _ = stream.write_all(&out);
 ///                 }
+///                 gw.handle_client_written(now, connection, 0);
 ///                 if close {
 ///                     clients.remove(&connection);
+///                     gw.handle_client_eof(now, connection);
 ///                 }
 ///             }
 ///             Some(Transmit::Backend { backend, .. }) => {
@@ -491,6 +536,7 @@ enum Route {
 ///             }
 ///             Action::CloseClient(id) => {
 ///                 clients.remove(&id);
+///                 gw.handle_client_eof(now, id);
 ///             }
 ///             _ => {}
 ///         }
@@ -593,18 +639,73 @@ impl Gateway {
         Ok(())
     }
 
-    /// Bytes read from a client connection. Input for an unknown connection is ignored.
-    pub fn handle_client_input(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) {
+    /// Bytes read from a client connection. Returns how many the gateway took: all of them
+    /// when the driver read at most [`client_read_budget`](Self::client_read_budget); keep the
+    /// rest and offer it again once the budget is positive. Input for an unknown connection,
+    /// or one being closed, is taken and dropped.
+    pub fn handle_client_input(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) -> usize {
         self.tick(now);
-        self.feed(conn, bytes);
+        let taken = self.feed(conn, bytes);
         if self.account(conn) && self.head_bytes > self.settings.config.max_buffered_head_bytes {
             // Too many slow heads at once: this connection is the one that tipped it.
             self.fail_request(conn, 503);
             self.account(conn);
         }
+        taken
     }
 
-    /// A client connection ended or broke. A request it carried is forgotten; its session goes
+    /// How many bytes to read from a client connection now, at most. Requests are served one
+    /// at a time: while an answer is unwritten, the bytes of the requests after it are kept,
+    /// up to `http_limits.max_head_bytes`, and then this is zero: stop reading until
+    /// [`handle_client_written`](Self::handle_client_written) reports the answer written.
+    /// Zero for a connection being closed, or unknown.
+    pub fn client_read_budget(&self, conn: ConnectionId) -> usize {
+        let cap = self.settings.config.http_limits.max_head_bytes;
+        match self.conns.get(&conn) {
+            None => 0,
+            Some(c) => match c.state {
+                ConnState::Closing { .. } => 0,
+                state if state.outstanding() && c.close_after => 0,
+                _ => cap.saturating_sub(c.stash.len()),
+            },
+        }
+    }
+
+    /// The driver wrote answer bytes to a client connection: `unwritten` of those handed out
+    /// are still waiting (zero: all written). Call it after every write that made progress.
+    /// Once an answer is all written the next request is read; a connection that takes no
+    /// answer bytes for [`GatewayConfig::send_timeout`] is closed.
+    pub fn handle_client_written(&mut self, now: Instant, conn: ConnectionId, unwritten: usize) {
+        self.tick(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match c.state {
+            ConnState::Sending { .. } if unwritten == 0 => {
+                c.state = ConnState::Idle { since: self.now };
+                c.decoder.reset();
+                let stash = std::mem::take(&mut c.stash);
+                self.arm_conn(conn);
+                if !stash.is_empty() {
+                    let taken = self.feed(conn, &stash);
+                    debug_assert_eq!(taken, stash.len(), "the stash fits the budget it came from");
+                }
+                self.account(conn);
+            }
+            ConnState::Sending { unwritten: before, .. } if unwritten < before => {
+                c.state = ConnState::Sending { since: self.now, unwritten };
+                self.arm_conn(conn);
+            }
+            ConnState::Closing { since: Some(_), unwritten: before } if unwritten < before => {
+                c.state = ConnState::Closing { since: Some(self.now), unwritten };
+                self.arm_conn(conn);
+            }
+            _ => {}
+        }
+    }
+
+    /// A client connection ended, broke, or was closed (also when the gateway asked for it):
+    /// call it once its socket is closed. A request it carried is forgotten; its session goes
     /// on (the client may repeat the request with the same ID), unless it was the open request.
     pub fn handle_client_eof(&mut self, now: Instant, conn: ConnectionId) {
         self.tick(now);
@@ -806,9 +907,18 @@ impl Gateway {
         self.by_stable.len()
     }
 
-    /// Client connections known.
+    /// Client connections known: those being closed count until the driver reports them
+    /// closed.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The longest answer the gateway writes, head included. Since requests are served one at
+    /// a time, a client connection never has more than this (and a `100 Continue`) unwritten.
+    pub fn max_answer_bytes(&self) -> usize {
+        // The head's fixed text is under 400 bytes; the ID, GW-IP and CORS origin vary.
+        let config = &self.settings.config;
+        config.max_response_body_bytes + 1024 + config.gw_ip.len() + MAX_ORIGIN_LEN
     }
 
     /// The `GW-IP` the gateway announces.
@@ -873,6 +983,22 @@ impl Gateway {
         true
     }
 
+    /// The driver is to close the connection (after the answer just handed out, with `since`;
+    /// at once, without): it reads nothing more and keeps no buffers, but counts until the
+    /// driver reports the socket closed.
+    fn begin_close(&mut self, id: ConnectionId, since: Option<Instant>) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.state = ConnState::Closing { since, unwritten: usize::MAX };
+        conn.stash = Vec::new();
+        conn.decoder.reset();
+        conn.in_ready = false;
+        conn.continue_due = false;
+        self.arm_conn(id);
+        self.account(id);
+    }
+
     fn remove_conn(&mut self, id: ConnectionId) -> Option<Conn> {
         let conn = self.conns.remove(&id)?;
         self.head_bytes = self.head_bytes.saturating_sub(conn.accounted);
@@ -887,25 +1013,26 @@ impl Gateway {
         session_in(&mut self.slots, key)
     }
 
-    /// Decodes client bytes, request after request.
-    fn feed(&mut self, id: ConnectionId, bytes: &[u8]) {
+    /// Decodes client bytes, request after request; returns how many it took. Bytes after a
+    /// request whose answer is not written yet are kept, as many as the budget allows.
+    fn feed(&mut self, id: ConnectionId, bytes: &[u8]) -> usize {
         let max_stash = self.settings.config.http_limits.max_head_bytes;
         let mut input = bytes;
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
-                return;
+                return bytes.len();
             };
-            if let ConnState::Waiting(_) | ConnState::Replying(_) = conn.state {
-                if !conn.close_after && !input.is_empty() {
-                    if conn.stash.len() + input.len() > max_stash {
-                        // More pipelined input than a head may hold: answer, then close.
-                        conn.close_after = true;
-                        conn.stash = Vec::new();
-                    } else {
-                        conn.stash.extend_from_slice(input);
-                    }
+            if let ConnState::Closing { .. } = conn.state {
+                return bytes.len();
+            }
+            if conn.state.outstanding() {
+                if conn.close_after {
+                    // Nothing after this request will be read.
+                    return bytes.len();
                 }
-                return;
+                let n = input.len().min(max_stash.saturating_sub(conn.stash.len()));
+                conn.stash.extend_from_slice(&input[..n]);
+                return bytes.len() - input.len() + n;
             }
             let step = conn.decoder.decode(&mut input);
             if let ConnState::Idle { .. } = conn.state {
@@ -915,18 +1042,20 @@ impl Gateway {
                 }
             }
             match step {
-                Err(e) => return self.fail_request(id, e.status()),
-                Ok(RequestStep::NeedMore) => return,
+                Err(e) => {
+                    self.fail_request(id, e.status());
+                    return bytes.len();
+                }
+                Ok(RequestStep::NeedMore) => return bytes.len(),
                 Ok(RequestStep::Head) => self.on_head(id),
                 Ok(RequestStep::Body(data)) => self.on_body(id, data),
                 Ok(RequestStep::Complete) => {
                     self.on_complete(id);
-                    let settled = self.conns.get(&id).is_none_or(|c| {
-                        matches!(c.state, ConnState::Waiting(_) | ConnState::Replying(_))
-                    });
+                    let settled = self.conns.get(&id).is_none_or(|c| c.state.outstanding());
                     if !settled {
                         // Unreachable: every head routes its request. Stop rather than spin.
-                        return self.fail_request(id, 500);
+                        self.fail_request(id, 500);
+                        return bytes.len();
                     }
                 }
             }
@@ -938,6 +1067,9 @@ impl Gateway {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if let ConnState::Closing { .. } = conn.state {
+            return;
+        }
         // A session request this connection holds (arriving, complete or being answered) is
         // given up as on EOF; otherwise the session would wait forever for a dead connection.
         let sink = match conn.state {
@@ -1362,16 +1494,11 @@ impl Gateway {
         }
         let len = out.len() - start;
         if close {
-            self.remove_conn(id);
+            self.begin_close(id, Some(self.now));
         } else if let Some(conn) = self.conns.get_mut(&id) {
-            conn.state = ConnState::Idle { since: self.now };
-            conn.decoder.reset();
-            let stash = std::mem::take(&mut conn.stash);
+            // The next request is read once this answer is written.
+            conn.state = ConnState::Sending { since: self.now, unwritten: usize::MAX };
             self.arm_conn(id);
-            if !stash.is_empty() {
-                self.feed(id, &stash);
-            }
-            self.account(id);
         }
         if let Some(key) = reply_session(reply).filter(|k| Some(*k) != ended) {
             self.arm_session(key);
@@ -1405,17 +1532,25 @@ impl Gateway {
     fn conn_timer(&mut self, id: ConnectionId) {
         let config = &self.settings.config;
         let (keep_alive, request_timeout) = (config.keep_alive_timeout, config.request_timeout);
+        let send_timeout = config.send_timeout;
         let now = self.now;
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
         match conn.state {
             ConnState::Idle { since } if now >= since + keep_alive => {
-                self.remove_conn(id);
+                self.begin_close(id, None);
                 self.actions.push_back(Action::CloseClient(id));
             }
             ConnState::Reading { since, .. } if now >= since + request_timeout => {
                 self.fail_request(id, 408);
+            }
+            ConnState::Sending { since, .. } | ConnState::Closing { since: Some(since), .. }
+                if now >= since + send_timeout =>
+            {
+                self.stats.send_timeouts += 1;
+                self.begin_close(id, None);
+                self.actions.push_back(Action::CloseClient(id));
             }
             _ => {}
         }
@@ -1482,7 +1617,10 @@ impl Gateway {
         let due = match conn.state {
             ConnState::Idle { since } => Some(since + config.keep_alive_timeout),
             ConnState::Reading { since, .. } => Some(since + config.request_timeout),
-            ConnState::Waiting(_) | ConnState::Replying(_) => None,
+            ConnState::Sending { since, .. } | ConnState::Closing { since: Some(since), .. } => {
+                Some(since + config.send_timeout)
+            }
+            ConnState::Waiting(_) | ConnState::Replying(_) | ConnState::Closing { .. } => None,
         };
         if let Some(at) = due {
             if conn.armed.is_none_or(|armed| at < armed) {

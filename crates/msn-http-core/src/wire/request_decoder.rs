@@ -15,7 +15,7 @@ use super::{
 /// The longest `IP=` value accepted: a host, brackets and a port.
 pub const MAX_IP_PARAM_LEN: usize = MAX_HOST_LEN + 8;
 /// The longest `Origin` header value kept for CORS.
-const MAX_ORIGIN_LEN: usize = 512;
+pub const MAX_ORIGIN_LEN: usize = 512;
 
 /// What one call to [`RequestDecoder::decode`] produced.
 #[derive(Debug, PartialEq, Eq)]
