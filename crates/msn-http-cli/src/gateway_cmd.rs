@@ -11,7 +11,10 @@ use msn_http_core::gateway::{
     PingPolicy,
 };
 use msn_http_core::wire::ServerKind;
-use msn_http_tokio::gateway::{GatewayServer, ServerOptions, random_seed};
+use msn_http_tokio::gateway::{
+    DESCRIPTOR_RESERVE, GatewayServer, OpenFileLimit, ServerOptions, descriptors_needed,
+    random_seed,
+};
 
 use crate::common::{parse_duration, secs};
 use crate::server::{BuiltinServer, NS_NAME};
@@ -57,15 +60,17 @@ pub(crate) struct GatewayArgs {
     #[arg(long)]
     builtin: bool,
     /// The host (and port) announced as `GW-IP`, where clients send their next request.
-    /// Default: the address listened on; required when that is 0.0.0.0 or [::].
+    /// Default: the address listened on; required when that is `0.0.0.0` or `[::]`.
     #[arg(long, value_name = "HOST[:PORT]")]
     public_host: Option<String>,
-    /// Sessions open at once; more get 503.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_sessions: usize,
-    /// Client connections open at once; more are refused.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    max_connections: usize,
+    /// Sessions open at once; more get 503. Default 10000, or fewer to fit the open-file
+    /// limit (each session holds a descriptor, two with --builtin).
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// Client connections open at once; more are refused. Default 20000, or fewer to fit the
+    /// open-file limit.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// The largest request body (bytes); larger requests get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     max_request_bytes: u64,
@@ -198,6 +203,55 @@ fn announced(public_host: Option<&str>, listening: SocketAddr) -> Result<String,
     }
 }
 
+/// `max_connections` and `max_sessions` that fit the open-file limit: connections plus
+/// `fds_per_session` per session plus a reserve. What the flags name is kept (or refused with
+/// a message naming the limit); defaults shrink to fit, two connections per session.
+fn fit_descriptors(
+    limit: OpenFileLimit,
+    fds_per_session: u64,
+    args: &GatewayArgs,
+) -> Result<(usize, usize), String> {
+    let defaults = GatewayConfig::new("", [0; 32]);
+    let wanted_connections = args.max_connections.unwrap_or(defaults.max_connections);
+    let wanted_sessions = args.max_sessions.unwrap_or(defaults.max_sessions);
+    let Some(soft) = limit.soft else {
+        return Ok((wanted_connections, wanted_sessions));
+    };
+    let room = soft.saturating_sub(DESCRIPTOR_RESERVE);
+    let need = |connections: usize, sessions: usize| {
+        connections as u64 + fds_per_session * sessions as u64
+    };
+    let fitted = match (args.max_connections, args.max_sessions) {
+        _ if need(wanted_connections, wanted_sessions) <= room => {
+            Some((wanted_connections, wanted_sessions))
+        }
+        (Some(c), Some(s)) => (need(c, s) <= room).then_some((c, s)),
+        (Some(c), None) => {
+            let sessions = room.saturating_sub(c as u64) / fds_per_session;
+            Some((c, sessions.min(wanted_sessions as u64) as usize))
+        }
+        (None, Some(s)) => {
+            let connections = room.saturating_sub(need(0, s));
+            Some((connections.min(wanted_connections as u64) as usize, s))
+        }
+        (None, None) => {
+            let sessions = room / (fds_per_session + 2);
+            Some((2 * sessions as usize, sessions as usize))
+        }
+    };
+    match fitted {
+        Some((c, s)) if c > 0 && s > 0 && need(c, s) <= room => Ok((c, s)),
+        _ => Err(format!(
+            "{wanted_connections} connections and {wanted_sessions} sessions ({fds_per_session} \
+             descriptors each) need {} file descriptors with the reserve of \
+             {DESCRIPTOR_RESERVE}, but the open-file limit (RLIMIT_NOFILE) is {soft}{}: lower \
+             --max-connections or --max-sessions, or raise the limit (ulimit -n)",
+            need(wanted_connections, wanted_sessions) + DESCRIPTOR_RESERVE,
+            limit.hard.map_or_else(String::new, |hard| format!(" (hard limit {hard})")),
+        )),
+    }
+}
+
 /// The core's settings the flags give.
 fn gateway_config(
     args: &GatewayArgs,
@@ -207,8 +261,12 @@ fn gateway_config(
 ) -> GatewayConfig {
     let mut config = GatewayConfig::new(gw_ip, seed).with_backends(allowlist);
     config.msnp_ports = MsnpPorts { notification: args.ns_port, switchboard: args.sb_port };
-    config.max_sessions = args.max_sessions;
-    config.max_connections = args.max_connections;
+    if let Some(sessions) = args.max_sessions {
+        config.max_sessions = sessions;
+    }
+    if let Some(connections) = args.max_connections {
+        config.max_connections = connections;
+    }
     config.http_limits.max_body_bytes = args.max_request_bytes;
     config.max_response_body_bytes = args.max_response_bytes;
     config.max_queued_bytes = args.max_queued_bytes;
@@ -255,7 +313,13 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
         );
     }
     let seed = random_seed().map_err(|e| format!("no random seed from the system: {e}"))?;
-    let config = gateway_config(&args, gw_ip.clone(), seed, allowlist.clone());
+    let mut config = gateway_config(&args, gw_ip.clone(), seed, allowlist.clone());
+    let fds_per_session = if builtin.is_some() { 2 } else { 1 };
+    let limit = OpenFileLimit::raise_to(descriptors_needed(&config, fds_per_session))
+        .unwrap_or_else(|_| OpenFileLimit::current());
+    let (connections, sessions) = fit_descriptors(limit, fds_per_session, &args)?;
+    let sized = (connections, sessions) != (config.max_connections, config.max_sessions);
+    (config.max_connections, config.max_sessions) = (connections, sessions);
     let mut options = ServerOptions::default();
     options.shutdown_grace = args.shutdown_grace;
     let server = GatewayServer::from_listener(listener, config)
@@ -264,6 +328,13 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
 
     println!("msn-http gateway listening on http://{local}/gateway/gateway.dll");
     println!("  GW-IP {gw_ip}");
+    if sized {
+        let soft = limit.soft.unwrap_or(u64::MAX);
+        println!(
+            "  sized to the open-file limit ({soft}): --max-connections {connections}, \
+             --max-sessions {sessions}"
+        );
+    }
     for rule in allowlist.rules() {
         let port = rule.port.map_or_else(|| "MSNP port".to_owned(), |p| format!("port {p}"));
         let kind = rule.server.map_or("NS and SB", ServerKind::as_str);
@@ -361,6 +432,36 @@ mod tests {
     fn flag_defaults_are_the_core_defaults() {
         let flags = gateway_config(&args(&[]), "gw".into(), [1; 32], BackendAllowlist::new());
         assert_eq!(flags, GatewayConfig::new("gw", [1; 32]));
+        let named = args(&["--max-connections", "7", "--max-sessions", "3"]);
+        let config = gateway_config(&named, "gw".into(), [1; 32], BackendAllowlist::new());
+        assert_eq!((config.max_connections, config.max_sessions), (7, 3));
+    }
+
+    #[test]
+    fn connections_and_sessions_are_sized_to_the_open_file_limit() {
+        let limit = |soft| OpenFileLimit { soft: Some(soft), hard: Some(soft) };
+        let fit = |soft, fds, flags: &[&str]| fit_descriptors(limit(soft), fds, &args(flags));
+        // The defaults fit a large limit, and shrink to fit a small one: 20 000 less the
+        // reserve of 64, two connections and one session (two descriptors) at a time.
+        assert_eq!(fit(1 << 20, 2, &[]), Ok((20_000, 10_000)));
+        assert_eq!(fit(20_000, 2, &[]), Ok((9_968, 4_984)));
+        assert_eq!(fit(20_000, 1, &[]), Ok((13_290, 6_645)));
+        let unlimited = OpenFileLimit { soft: None, hard: None };
+        assert_eq!(fit_descriptors(unlimited, 2, &args(&[])), Ok((20_000, 10_000)));
+        // What the flags name is kept; the other fills the rest.
+        assert_eq!(fit(20_000, 2, &["--max-connections", "1000"]), Ok((1000, 9_468)));
+        assert_eq!(fit(20_000, 2, &["--max-sessions", "100"]), Ok((19_736, 100)));
+        assert_eq!(
+            fit(1024, 2, &["--max-connections", "20", "--max-sessions", "10"]),
+            Ok((20, 10))
+        );
+        // Named values that cannot fit are refused, naming the limit.
+        let err =
+            fit(20_000, 2, &["--max-connections", "20000", "--max-sessions", "10000"]).unwrap_err();
+        assert!(err.contains("need 40064 file descriptors"), "{err}");
+        assert!(err.contains("open-file limit (RLIMIT_NOFILE) is 20000 (hard limit 20000)"));
+        assert!(fit(100, 2, &["--max-connections", "500"]).is_err());
+        assert!(fit(50, 2, &[]).is_err(), "not even one session fits");
     }
 
     #[test]

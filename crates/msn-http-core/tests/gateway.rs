@@ -11,8 +11,8 @@ use msn_http_core::client::{
 };
 use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_core::gateway::{
-    Action, AllowedOrigins, BackendAllowlist, BackendId, BackendRule, ConnectionId, CorsPolicy,
-    Gateway, GatewayConfig, MsnpPorts, PingPolicy, Transmit,
+    Action, AllowedOrigins, BackendAllowlist, BackendId, BackendRule, ConnectFailure, ConnectionId,
+    CorsPolicy, Gateway, GatewayConfig, MsnpPorts, PingPolicy, Transmit,
 };
 use msn_http_core::msnp::{CommandFramer, FramerLimits, PayloadCommands};
 use msn_http_core::wire::{
@@ -1125,12 +1125,22 @@ fn backend_connect_failure_and_timeout() {
     );
     sim.pump();
     let backend = sim.only_backend();
-    sim.gw.handle_backend_connect_failed(sim.now, backend);
+    sim.gw.handle_backend_connect_failed(sim.now, backend, ConnectFailure::Unreachable);
     sim.pump();
     let (wire, closed) = sim.raw.remove(&ConnectionId(1)).unwrap();
     assert_eq!(wire, b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
     assert!(!closed);
     assert_eq!(sim.actions.last(), Some(&Action::CloseBackend(backend)));
+
+    // Out of descriptors here is not the backend's fault: the gateway is full.
+    sim.gw.handle_accept(sim.now, ConnectionId(3)).unwrap();
+    sim.gw.handle_client_input(sim.now, ConnectionId(3), &open_request("messenger.test", b""));
+    sim.pump();
+    let backend = *sim.backends.keys().last().unwrap();
+    sim.gw.handle_backend_connect_failed(sim.now, backend, ConnectFailure::OutOfResources);
+    sim.pump();
+    let (wire, _) = sim.raw.remove(&ConnectionId(3)).unwrap();
+    assert_eq!(wire, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
 
     sim.gw.handle_accept(sim.now, ConnectionId(2)).unwrap();
     sim.gw.handle_client_input(
@@ -1143,7 +1153,7 @@ fn backend_connect_failure_and_timeout() {
     let (wire, _) = sim.raw.remove(&ConnectionId(2)).unwrap();
     assert_eq!(wire, b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(sim.gw.session_count(), 0);
-    assert_eq!(sim.gw.stats().backend_connect_failures, 2);
+    assert_eq!(sim.gw.stats().backend_connect_failures, 3);
 }
 
 #[test]
@@ -2129,7 +2139,7 @@ mod arbitrary {
                         }
                     }
                     Op::Connected(i) => if let Some(&b) = backends.get(i) { gw.handle_backend_connected(now, b) },
-                    Op::ConnectFailed(i) => if let Some(&b) = backends.get(i) { gw.handle_backend_connect_failed(now, b) },
+                    Op::ConnectFailed(i) => if let Some(&b) = backends.get(i) { gw.handle_backend_connect_failed(now, b, ConnectFailure::Unreachable) },
                     Op::BackendEof(i) => if let Some(&b) = backends.get(i) { gw.handle_backend_eof(now, b) },
                     Op::Advance(ms) => {
                         now += Duration::from_millis(ms);

@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod descriptors;
 mod driver;
 mod socket;
 
@@ -55,6 +56,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+pub use descriptors::{DESCRIPTOR_RESERVE, OpenFileLimit, descriptors_needed};
 use driver::Driver;
 
 /// Fills a session ID seed from the operating system's random source.
@@ -100,6 +102,10 @@ pub struct ServerOptions {
     ///
     /// [`Gateway::max_answer_bytes`]: msn_http_core::gateway::Gateway::max_answer_bytes
     pub max_pending_write_bytes: usize,
+    /// Failures to accept a connection (out of descriptors, say) repeat every few
+    /// milliseconds; they are logged at most once per this interval, with the count of those
+    /// not logged. Default 10 s.
+    pub accept_warning_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -109,6 +115,7 @@ impl Default for ServerOptions {
             linger: Duration::from_secs(2),
             read_buffer_bytes: 32 * 1024,
             max_pending_write_bytes: 1024 * 1024,
+            accept_warning_interval: Duration::from_secs(10),
         }
     }
 }
@@ -140,6 +147,9 @@ pub struct ServerStats {
     pub connections_accepted: u64,
     /// Client connections closed at once because the core refused them (too many).
     pub connections_refused: u64,
+    /// Times `accept` failed (out of descriptors, say); warned of at most once per
+    /// [`ServerOptions::accept_warning_interval`].
+    pub accept_failures: u64,
     /// Backend connections made.
     pub backend_connects: u64,
     /// Backend connections that could not be made.

@@ -313,6 +313,61 @@ async fn a_long_pipeline_in_one_write_is_answered_request_by_request() {
     assert_eq!(stats.core.requests, COUNT as u64 + 2);
 }
 
+/// Set in the child process of a test that runs under a low open-file limit.
+const LOW_FD_CHILD: &str = "MSN_HTTP_TEST_LOW_FD_LIMIT";
+
+/// Runs the test `name` again, alone, in a child process whose soft open-file limit is
+/// `limit`; returns whether this is that child (which then runs the test's body). The limit
+/// is the whole process's, so the rest of this test binary must not share it.
+fn in_child_with_fd_limit(name: &str, limit: u32) -> bool {
+    if std::env::var_os(LOW_FD_CHILD).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -S -n {limit} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(LOW_FD_CHILD, "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the child");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("1 passed"), "the child failed:\n{text}");
+    false
+}
+
+/// Out of file descriptors, a new session's backend cannot be connected: that is the gateway
+/// being full, `503`, not the backend failing (it was `502`, for as long as the shortage
+/// lasted). Sessions opened before are unharmed.
+#[tokio::test]
+async fn out_of_descriptors_new_sessions_get_503_not_502() {
+    if !in_child_with_fd_limit("out_of_descriptors_new_sessions_get_503_not_502", 48) {
+        return;
+    }
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |c, _| c.reply_wait = Duration::from_millis(50)).await;
+    let mut c = Http::connect(gw.addr).await;
+    let first = open(&mut c).await;
+    let mut statuses = Vec::new();
+    for _ in 0..64 {
+        let answer = c.exchange(OPEN_NS, VER).await;
+        statuses.push(answer.status);
+        if answer.status != 200 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 503), "{statuses:?}");
+    assert!(gw.stats().backend_connect_errors >= 1);
+    let answer = c.exchange(&poll(&first), b"").await;
+    assert_eq!(answer.status, 200, "the first session lives on: {answer:?}");
+    drop(c);
+    gw.stop().await;
+}
+
 /// Partial heads are buffered up to `max_buffered_head_bytes` over all connections together:
 /// the connection that would pass it gets `503` and is closed, the others wait unharmed, and
 /// the room comes back when connections go. A single head past `max_head_bytes` gets `431`.

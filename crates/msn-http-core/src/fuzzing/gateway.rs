@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::gateway::{
-    Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectionId, CorsPolicy, Gateway,
-    GatewayConfig, PingPolicy, Transmit,
+    Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, CorsPolicy,
+    Gateway, GatewayConfig, PingPolicy, Transmit,
 };
 use crate::msnp::FramerLimits;
 use crate::wire::{HttpLimits, ResponseDecoder, ResponseStep, parse_messenger_header};
@@ -323,7 +323,11 @@ impl World {
                 let usable = |b: &Backend| !b.connected && !b.failed && !b.closed;
                 if let Some(i) = self.backend_index(backend, usable) {
                     self.backends[i].failed = true;
-                    self.gw.handle_backend_connect_failed(self.now, self.backends[i].id);
+                    self.gw.handle_backend_connect_failed(
+                        self.now,
+                        self.backends[i].id,
+                        ConnectFailure::Unreachable,
+                    );
                 }
             }
             Op::BackendSend { backend, commands, raw } => {

@@ -97,6 +97,16 @@ pub enum Action {
     CloseClient(ConnectionId),
 }
 
+/// Why connecting to a backend failed, as far as the client's answer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The backend could not be reached (refused, unreachable, timed out): `502`.
+    Unreachable,
+    /// This host ran out of file descriptors, ports or memory: the gateway is full, `503`.
+    OutOfResources,
+}
+
 /// Why [`Gateway::handle_accept`] refused a connection. Close it without a word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -423,7 +433,8 @@ enum Route {
 /// use std::time::{Duration, Instant};
 ///
 /// use msn_http_core::gateway::{
-///     Action, BackendAllowlist, BackendId, ConnectionId, Gateway, GatewayConfig, Transmit,
+///     Action, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayConfig,
+///     Transmit,
 /// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -522,7 +533,9 @@ enum Route {
 ///                         backends.insert(backend, (stream, false, Vec::new()));
 ///                         gw.handle_backend_connected(now, backend);
 ///                     }
-///                     Err(_) => gw.handle_backend_connect_failed(now, backend),
+///                     Err(_) => {
+///                         gw.handle_backend_connect_failed(now, backend, ConnectFailure::Unreachable)
+///                     }
 ///                 }
 ///             }
 ///             Action::PauseBackend(id) | Action::ResumeBackend(id) => {
@@ -737,12 +750,23 @@ impl Gateway {
         }
     }
 
-    /// Connecting to a backend failed. The open request gets `502` and the session ends.
-    pub fn handle_backend_connect_failed(&mut self, now: Instant, backend: BackendId) {
+    /// Connecting to a backend failed, for `cause`. The open request gets `502` (the backend
+    /// could not be reached) or `503` (this host is out of descriptors or memory: the gateway
+    /// is full), and the session ends.
+    pub fn handle_backend_connect_failed(
+        &mut self,
+        now: Instant,
+        backend: BackendId,
+        cause: ConnectFailure,
+    ) {
         self.tick(now);
         if self.session_mut(backend).is_some_and(|s| s.phase == Phase::Connecting) {
             self.stats.backend_connect_failures += 1;
-            self.end_session(backend, 502);
+            let status = match cause {
+                ConnectFailure::Unreachable => 502,
+                ConnectFailure::OutOfResources => 503,
+            };
+            self.end_session(backend, status);
         }
     }
 

@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
-use msn_http_core::gateway::{Action, BackendId, ConnectionId, Gateway, Transmit};
+use msn_http_core::gateway::{Action, BackendId, ConnectFailure, ConnectionId, Gateway, Transmit};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::ServerOptions;
 use super::ServerStats;
+use super::descriptors::out_of_resources;
 use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, WANT_WRITE, watch as watch_socket};
 
 /// Notices taken from the channel per wake-up, at most.
@@ -137,6 +138,7 @@ impl Driver {
                 self.events.clone(),
                 self.control.subscribe(),
                 self.options.linger,
+                self.options.accept_warning_interval,
                 Arc::clone(&self.tasks),
             )
             .in_current_span(),
@@ -211,6 +213,7 @@ impl Driver {
             // The core counts a connection it asked to close until its socket is closed.
             Event::Closed(Peer::Client(id)) => self.gw.handle_client_eof(now, ConnectionId(id)),
             Event::Closed(Peer::Backend(_)) => {}
+            Event::AcceptFailed => self.stats.accept_failures += 1,
         }
         self.drain(now);
     }
@@ -258,7 +261,13 @@ impl Driver {
                 tracing::debug!(%backend, %error, "backend connection failed");
                 self.stats.backend_connect_errors += 1;
                 self.backends.remove(&backend);
-                self.gw.handle_backend_connect_failed(now, backend);
+                // Out of descriptors here: the gateway is full (503), the backend is not at
+                // fault (502).
+                let cause = match out_of_resources(&error) {
+                    true => ConnectFailure::OutOfResources,
+                    false => ConnectFailure::Unreachable,
+                };
+                self.gw.handle_backend_connect_failed(now, backend, cause);
             }
         }
     }
@@ -727,10 +736,12 @@ async fn accept_loop(
     events: mpsc::UnboundedSender<Event>,
     mut control: watch::Receiver<u8>,
     linger: Duration,
+    warning_interval: Duration,
     tasks: Arc<Tasks>,
 ) {
     let _guard = tasks.guard();
     let mut next_id = 0u64;
+    let mut warnings = Warnings::new(warning_interval);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -756,13 +767,42 @@ async fn accept_loop(
                 ));
             }
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
+                let _ = events.send(Event::AcceptFailed);
+                // Out of descriptors, it fails again at once: say so now and then, not each time.
+                if let Some(unsaid) = warnings.due(now()) {
+                    tracing::warn!(%error, since_last_warning = unsaid, "accept failed");
+                }
                 tokio::select! {
                     _ = control.wait_for(|state| *state >= DRAINING) => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
             }
         }
+    }
+}
+
+/// At most one warning per interval, counting the failures in between.
+#[derive(Debug)]
+struct Warnings {
+    interval: Duration,
+    last: Option<Instant>,
+    unsaid: u64,
+}
+
+impl Warnings {
+    fn new(interval: Duration) -> Self {
+        Self { interval, last: None, unsaid: 0 }
+    }
+
+    /// A failure at `now`: `Some(failures not warned of since the last warning)` if a
+    /// warning is due.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|last| now < last + self.interval) {
+            self.unsaid += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
     }
 }
 
@@ -793,5 +833,23 @@ async fn connect(
     }
     if let Some(socket) = socket {
         watch_socket(socket, Peer::Backend(backend), events, linger, guard).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_come_at_most_once_per_interval_with_the_count_in_between() {
+        let start = Instant::now();
+        let mut warnings = Warnings::new(Duration::from_secs(10));
+        let ms = |n: u64| start + Duration::from_millis(n);
+        assert_eq!(warnings.due(ms(0)), Some(0));
+        let said: Vec<Option<u64>> = (1..=250).map(|i| warnings.due(ms(i * 50))).collect();
+        // 250 failures 50 ms apart over 12.5 s: one more warning, at 10 s, telling of 199.
+        assert_eq!(said.iter().flatten().collect::<Vec<_>>(), [&199]);
+        assert_eq!(said.iter().position(Option::is_some), Some(199));
+        assert_eq!(warnings.due(ms(20_000)), Some(50));
     }
 }

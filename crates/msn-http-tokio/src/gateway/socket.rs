@@ -42,6 +42,8 @@ pub(super) enum Event {
     /// The watcher ended and dropped its handle: once the driver has dropped its own, the
     /// socket is closed.
     Closed(Peer),
+    /// `accept` failed (out of descriptors, say).
+    AcceptFailed,
 }
 
 /// A TCP stream with the driver's wishes for its watcher.
