@@ -71,6 +71,14 @@ pub(crate) struct GatewayArgs {
     /// open-file limit.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// The largest request head (bytes); larger heads get 431 (414 for the request line).
+    /// Also what a connection keeps of pipelined requests while an answer is unwritten.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
+    max_head_bytes: usize,
+    /// Partial heads buffered over all connections together; the connection that would pass it
+    /// gets 503.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_buffered_head_bytes: usize,
     /// The largest request body (bytes); larger requests get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     max_request_bytes: u64,
@@ -97,6 +105,9 @@ pub(crate) struct GatewayArgs {
     /// How long connecting to an MSNP server may take (then 504).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// How long a request may take to arrive, first byte to last (then 408 and a close).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    request_timeout: Duration,
     /// How long an idle client connection is kept open between requests.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     keep_alive_timeout: Duration,
@@ -267,6 +278,8 @@ fn gateway_config(
     if let Some(connections) = args.max_connections {
         config.max_connections = connections;
     }
+    config.http_limits.max_head_bytes = args.max_head_bytes;
+    config.max_buffered_head_bytes = args.max_buffered_head_bytes;
     config.http_limits.max_body_bytes = args.max_request_bytes;
     config.max_response_body_bytes = args.max_response_bytes;
     config.max_queued_bytes = args.max_queued_bytes;
@@ -275,6 +288,7 @@ fn gateway_config(
     config.reply_wait = args.reply_wait;
     config.reply_quiet_gap = args.reply_quiet_gap;
     config.connect_timeout = args.connect_timeout;
+    config.request_timeout = args.request_timeout;
     config.keep_alive_timeout = args.keep_alive_timeout;
     config.send_timeout = args.send_timeout;
     config.ping = match args.ping {
