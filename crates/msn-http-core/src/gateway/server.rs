@@ -386,12 +386,13 @@ enum Route {
 /// - `Action=open` (or a request without `SessionID`) opens a session with the backend named
 ///   by `IP=`, if [`GatewayConfig::backends`] allows it for the kind `Server=` names (`403`
 ///   otherwise). An `IP=` without a port (real clients strip it) means the MSNP port of that
-///   kind, [`GatewayConfig::msnp_ports`]. The request's body
-///   goes to the backend once connected, and the request is answered with the backend's first
-///   reply (held up to [`GatewayConfig::reply_wait`]).
+///   kind, [`GatewayConfig::msnp_ports`]. A rule without a port allows only those ports. The
+///   request's body goes to the backend once connected, and the request is answered with the
+///   backend's reply, as for any request that carries commands (below).
 /// - Every `200` carries `X-MSN-Messenger: SessionID=<stable>.<suffix>; GW-IP=<gw_ip>`. The
 ///   stable part is 64 random bits; the suffix changes with every response, and only the
-///   latest ID is accepted: an unknown, stale or expired ID gets `400`.
+///   latest ID, as the exact string issued, is accepted: an unknown, stale or expired ID gets
+///   `400`. `Action=poll` without a `SessionID` is a `400` too.
 /// - One request in flight per session. A second one gets `400`, as from the official gateway,
 ///   and **ends the session**: the first request is answered at once with what is queued and
 ///   `Session=close` (if its body is still arriving, once it is complete, and its commands are
