@@ -110,7 +110,7 @@ built-in MSNP server behind the gateway. The first line printed is the gateway's
 
 Example:
   msn-http gateway --listen 0.0.0.0:80 --public-host gateway.example.net \\
-      --backend messenger.hotmail.com=10.0.0.5:1863 --allow 10.0.0.6 --idle-timeout 90s";
+      --backend messenger.hotmail.com/ns=10.0.0.5:1863 --allow 10.0.0.6:1864/sb --idle-timeout 90s";
 
 #[derive(Parser)]
 #[command(name = "msn-http", version, about = ABOUT, after_help = EXAMPLES)]

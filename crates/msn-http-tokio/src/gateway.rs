@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod descriptors;
 mod driver;
 mod socket;
 
@@ -55,6 +56,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+pub use descriptors::{DESCRIPTOR_RESERVE, OpenFileLimit, descriptors_needed};
 use driver::Driver;
 
 /// Fills a session ID seed from the operating system's random source.
@@ -94,10 +96,16 @@ pub struct ServerOptions {
     pub linger: Duration,
     /// The driver's one read buffer, shared by all sockets. Default 32 KiB.
     pub read_buffer_bytes: usize,
-    /// Bytes waiting to be written to one socket (the peer does not read). A client beyond it
-    /// is not read until it catches up; a backend beyond it is taken as broken and its session
-    /// ends. Default 1 MiB.
+    /// Bytes waiting to be written to one backend (it does not read): beyond it the backend is
+    /// taken as broken and its session ends. Default 1 MiB. (A client connection holds at most
+    /// one answer, [`Gateway::max_answer_bytes`]: requests are served one at a time.)
+    ///
+    /// [`Gateway::max_answer_bytes`]: msn_http_core::gateway::Gateway::max_answer_bytes
     pub max_pending_write_bytes: usize,
+    /// Failures to accept a connection (out of descriptors, say) repeat every few
+    /// milliseconds; they are logged at most once per this interval, with the count of those
+    /// not logged. Default 10 s.
+    pub accept_warning_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -107,6 +115,7 @@ impl Default for ServerOptions {
             linger: Duration::from_secs(2),
             read_buffer_bytes: 32 * 1024,
             max_pending_write_bytes: 1024 * 1024,
+            accept_warning_interval: Duration::from_secs(10),
         }
     }
 }
@@ -131,10 +140,16 @@ pub struct ServerStats {
     pub client_connections: usize,
     /// Backend connections open or being made now.
     pub backend_connections: usize,
+    /// Answer bytes waiting to be written to client connections now, all together. Requests
+    /// are served one at a time, so each connection holds at most one answer.
+    pub client_write_backlog: usize,
     /// Client connections accepted.
     pub connections_accepted: u64,
     /// Client connections closed at once because the core refused them (too many).
     pub connections_refused: u64,
+    /// Times `accept` failed (out of descriptors, say); warned of at most once per
+    /// [`ServerOptions::accept_warning_interval`].
+    pub accept_failures: u64,
     /// Backend connections made.
     pub backend_connects: u64,
     /// Backend connections that could not be made.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Target};
 use msn_http_core::gateway::{
-    Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, Transmit,
+    Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, MsnpPorts, Transmit,
 };
 use msn_http_tokio::Client;
 use msn_http_tokio::gateway::{GatewayHandle, GatewayServer, ServerOptions};
@@ -74,6 +74,36 @@ struct BackendState {
     controls: Vec<mpsc::UnboundedSender<Control>>,
 }
 
+/// Which MSNP server a [`Backend`] plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A notification server: a switchboard `USR` (user and ticket) gets `911`, as from a real
+    /// NS.
+    Notification,
+    /// A switchboard: welcomes the switchboard `USR`.
+    Switchboard,
+}
+
+/// Ways real MSNP servers behave, one switch each.
+#[derive(Clone, Copy, Debug)]
+struct Quirks {
+    /// Write each command of a reply on its own, this long after the one before.
+    line_gap: Option<Duration>,
+    /// Push a profile `MSG` right after `USR ... OK`, unasked, as a notification server does.
+    profile_after_login: bool,
+    /// Hang up after the client's `OUT` (real servers do); otherwise stay connected.
+    close_after_out: bool,
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Self { line_gap: None, profile_after_login: false, close_after_out: true }
+    }
+}
+
+/// The profile a notification server pushes after a login.
+const PROFILE: &str = "MSG Hotmail Hotmail 79\r\nMIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\nkv: 1\r\n\r\n";
+
 /// Answers `VER`, `CVR` and `USR`, hangs up on `OUT`, and pushes what the test says.
 struct Backend {
     addr: SocketAddr,
@@ -88,7 +118,11 @@ impl Drop for Backend {
 }
 
 impl Backend {
-    async fn start() -> Backend {
+    async fn start_as(role: Role) -> Backend {
+        Self::start_with(role, Quirks::default()).await
+    }
+
+    async fn start_with(role: Role, quirks: Quirks) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(BackendState::default()));
@@ -105,7 +139,14 @@ impl Backend {
                     s.ended.push(false);
                     s.controls.push(control);
                 }
-                tokio::spawn(serve_msnp(socket, index, controls, Arc::clone(&shared)));
+                tokio::spawn(serve_msnp(
+                    socket,
+                    role,
+                    quirks,
+                    index,
+                    controls,
+                    Arc::clone(&shared),
+                ));
             }
         });
         Backend { addr, state, task }
@@ -132,10 +173,12 @@ impl Backend {
     }
 }
 
-fn reply(line: &str) -> Option<String> {
+fn reply(role: Role, line: &str) -> Option<String> {
     let mut words = line.split(' ');
     let (name, trid) = (words.next()?, words.next().unwrap_or("0"));
+    let switchboard_usr = name == "USR" && line.split(' ').count() == 4;
     match name {
+        "USR" if switchboard_usr && role == Role::Notification => Some(format!("911 {trid}\r\n")),
         "VER" => Some(format!("VER {trid} MSNP8 CVR0\r\n")),
         "CVR" => Some(format!(
             "CVR {trid} 6.0.0602 6.0.0602 6.0.0602 http://download.example/ http://www.example/\r\n"
@@ -147,6 +190,8 @@ fn reply(line: &str) -> Option<String> {
 
 async fn serve_msnp(
     mut socket: TcpStream,
+    role: Role,
+    quirks: Quirks,
     index: usize,
     mut controls: mpsc::UnboundedReceiver<Control>,
     state: Arc<Mutex<BackendState>>,
@@ -162,18 +207,26 @@ async fn serve_msnp(
                 };
                 state.lock().unwrap().received[index].extend_from_slice(&chunk[..n]);
                 pending.extend_from_slice(&chunk[..n]);
+                let mut out = String::new();
+                let mut hang_up = false;
                 while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
                     let line: Vec<u8> = pending.drain(..end + 2).collect();
                     let line = String::from_utf8_lossy(&line[..end]).into_owned();
                     if line == "OUT" {
-                        state.lock().unwrap().ended[index] = true;
-                        return;
+                        hang_up = quirks.close_after_out;
+                        break;
                     }
-                    if let Some(answer) = reply(&line) {
-                        if socket.write_all(answer.as_bytes()).await.is_err() {
-                            break;
+                    if let Some(answer) = reply(role, &line) {
+                        if quirks.profile_after_login && answer.contains(" OK alice") {
+                            out.push_str(&answer);
+                            out.push_str(PROFILE);
+                        } else {
+                            out.push_str(&answer);
                         }
                     }
+                }
+                if write_reply(&mut socket, &out, quirks.line_gap).await.is_err() || hang_up {
+                    break;
                 }
             }
             control = controls.recv() => match control {
@@ -193,6 +246,29 @@ async fn serve_msnp(
     state.lock().unwrap().ended[index] = true;
 }
 
+/// Writes `reply` at once, or (with a `line_gap`) each command on its own after that gap, as
+/// real servers do. Commands here are lines, but for the profile `MSG` and its payload.
+async fn write_reply(
+    socket: &mut TcpStream,
+    reply: &str,
+    line_gap: Option<Duration>,
+) -> std::io::Result<()> {
+    let Some(gap) = line_gap else {
+        return socket.write_all(reply.as_bytes()).await;
+    };
+    let mut rest = reply;
+    while !rest.is_empty() {
+        let line = rest.find("\r\n").map_or(rest.len(), |at| at + 2);
+        let length = rest[..line].trim_end().rsplit(' ').next().and_then(|n| n.parse().ok());
+        let payload = if rest.starts_with("MSG ") { length.unwrap_or(0) } else { 0 };
+        let (now, later) = rest.split_at((line + payload).min(rest.len()));
+        tokio::time::sleep(gap).await;
+        socket.write_all(now.as_bytes()).await?;
+        rest = later;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The gateway and raw HTTP
 
@@ -205,7 +281,14 @@ struct Setup {
 }
 
 async fn setup(tweak: impl FnOnce(&mut GatewayConfig, &mut ServerOptions)) -> Setup {
-    let backend = Backend::start().await;
+    setup_with(Quirks::default(), tweak).await
+}
+
+async fn setup_with(
+    quirks: Quirks,
+    tweak: impl FnOnce(&mut GatewayConfig, &mut ServerOptions),
+) -> Setup {
+    let backend = Backend::start_with(Role::Notification, quirks).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = listener.local_addr().unwrap().to_string();
     let route = Endpoint::parse(&backend.addr.to_string(), 1863).unwrap();
@@ -335,8 +418,13 @@ fn first_answer_from_the_core(config: &GatewayConfig, request: &[u8], reply: &[u
     gw.handle_backend_connected(now, backend);
     assert!(matches!(gw.poll_transmit(now, &mut out), Some(Transmit::Backend { .. })));
     gw.handle_backend_input(now, backend, reply);
+    // Answered once the backend has been quiet for the gap.
+    let quiet = now + config.reply_quiet_gap;
+    assert_eq!(gw.poll_timeout(), Some(quiet));
+    gw.handle_timeout(quiet);
     out.clear();
-    assert!(matches!(gw.poll_transmit(now, &mut out), Some(Transmit::Client { close: false, .. })));
+    let answer = gw.poll_transmit(quiet, &mut out);
+    assert!(matches!(answer, Some(Transmit::Client { close: false, .. })));
     String::from_utf8(out).unwrap()
 }
 
@@ -715,4 +803,67 @@ async fn connection_close_is_honoured_after_the_answer() {
     drop(c);
     until("the server to forget the connection", || handle.stats().client_connections == 0).await;
     handle.shutdown().await.unwrap();
+}
+
+/// The NS and the SB of one host, both opened with the port stripped (`IP=127.0.0.1`, as real
+/// clients do), each reach the MSNP port of their kind under a plain `allow` of the host.
+/// Before, the SB open went to the NS, which answered its `USR` with `911`.
+#[tokio::test]
+async fn port_less_ns_and_sb_opens_of_one_host_reach_their_own_servers() {
+    let ns = Backend::start_as(Role::Notification).await;
+    let sb = Backend::start_as(Role::Switchboard).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap().to_string();
+    let backends = BackendAllowlist::new().allow("127.0.0.1", None);
+    let mut config = GatewayConfig::new(gw.clone(), SEED).with_backends(backends);
+    config.msnp_ports = MsnpPorts { notification: ns.addr.port(), switchboard: sb.addr.port() };
+    let handle = GatewayServer::from_listener(listener, config).unwrap().spawn();
+
+    let mut c = Http::connect(&gw).await;
+    let first = c.exchange("Action=open&Server=NS&IP=127.0.0.1", VER).await;
+    assert_eq!(first, ok(&session_id(&first), &gw, VER_REPLY, false));
+    let usr = "USR 1 alice@example.com 17262740.1050826919.32308\r\n";
+    let joined = c.exchange("Action=open&Server=SB&IP=127.0.0.1", usr).await;
+    let welcome = "USR 1 OK alice@example.com Alice\r\n";
+    assert_eq!(joined, ok(&session_id(&joined), &gw, welcome, false));
+    assert_eq!((ns.received(0), sb.received(0)), (VER.to_owned(), usr.to_owned()));
+    assert_eq!((ns.connections(), sb.connections()), (1, 1));
+    drop(c);
+    handle.shutdown().await.unwrap();
+}
+
+/// A server that writes each reply line on its own, a few milliseconds apart, and pushes its
+/// profile `MSG` right after `USR ... OK`: every request of the login is answered with its
+/// whole reply (the profile with the `USR`), none left for a poll. The gateway answers once
+/// the backend has been quiet for `reply_quiet_gap` (generous here: the machine may be busy).
+/// A server that stays after `OUT` is closed by the gateway.
+#[tokio::test]
+async fn a_login_written_line_by_line_comes_back_whole_in_each_answer() {
+    let quirks = Quirks {
+        line_gap: Some(Duration::from_millis(5)),
+        profile_after_login: true,
+        close_after_out: false,
+    };
+    let Setup { backend, handle, gw, .. } = setup_with(quirks, |config, _| {
+        config.reply_wait = Duration::from_secs(10);
+        config.reply_quiet_gap = Duration::from_millis(300);
+    })
+    .await;
+    let mut c = Http::connect(&gw).await;
+    let first = c.exchange(OPEN_NS, VER).await;
+    let mut id = session_id(&first);
+    assert_eq!(first, ok(&id, &gw, VER_REPLY, false));
+    let login = format!("{USR_REPLY}{PROFILE}");
+    for (command, reply) in [(CVR, CVR_REPLY), (USR, login.as_str())] {
+        let answer = c.exchange(&format!("SessionID={id}"), command).await;
+        let next = session_id(&answer);
+        assert_eq!(answer, ok(&next, &gw, reply, false));
+        id = next;
+    }
+    let last = c.exchange(&format!("SessionID={id}"), "OUT\r\n").await;
+    assert_eq!(last, ok(&session_id(&last), &gw, "", true));
+    until("the gateway to close the backend", || backend.ended(0)).await;
+    drop(c);
+    let stats = handle.shutdown().await.unwrap();
+    assert_eq!(stats.core.requests, 4, "no poll was needed");
 }

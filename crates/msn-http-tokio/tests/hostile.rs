@@ -28,6 +28,7 @@ use msn_http_core::client::{
     ClientConfig, CloseReason, PollPolicy, Recovery, RequestKind, Stats, Target, UnconfirmedPolicy,
 };
 use msn_http_core::error::{HttpError, NetworkError, RemoteError, SessionError};
+use msn_http_core::gateway::BackendAllowlist;
 use msn_http_core::msnp::OwnedCommand;
 use msn_http_core::wire::HttpLimits;
 use msn_http_tokio::{Client, ClientEvent, Notice, SessionEnd};
@@ -211,6 +212,160 @@ async fn connections_beyond_the_cap_are_closed_and_the_rest_still_served() {
     drop(held);
     let stats = gw.stop().await;
     assert_eq!(stats.core.sessions_opened, 1);
+}
+
+/// A request a pipeliner repeats: 23 bytes that each earn a 78-byte `405`.
+const JUNK: &[u8] = b"A / HTTP/1.1\r\nHost:\r\n\r\n";
+
+/// A client with a 4 KiB receive buffer, which it never reads.
+async fn non_reader(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Clients that pipeline requests every 30 ms and never read: the gateway serves one request
+/// at a time per connection (it reads the next only once the answer before it is written), so
+/// it holds little for each; a connection it stops serving still counts against
+/// `max_connections` until its socket is closed (keep-alive expiry does not make it forget one
+/// the driver holds); and a connection that takes no answer bytes for `send_timeout` is
+/// closed. (Before: answers queued up to 1 MiB per connection while reading went on, and after
+/// the keep-alive expiry the driver kept every such connection while new ones were accepted.)
+#[tokio::test]
+async fn pipeliners_that_never_read_are_held_small_counted_and_closed() {
+    const LIMIT: usize = 4;
+    const KEEP_ALIVE: Duration = Duration::from_secs(3);
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |c, _| {
+        c.max_connections = LIMIT;
+        c.keep_alive_timeout = KEEP_ALIVE;
+    })
+    .await;
+    let burst = JUNK.repeat(8 * 113);
+    let mut clients = Vec::new();
+    for _ in 0..2 * LIMIT {
+        clients.push(non_reader(gw.addr).await);
+    }
+    let (mut most, mut backlog) = (0, 0);
+    for _ in 0..150 {
+        for c in &clients {
+            let _ = c.try_write(&burst);
+        }
+        let stats = gw.stats();
+        most = most.max(stats.client_connections);
+        backlog = backlog.max(stats.client_write_backlog);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Answers waiting in the gateway: one per connection at most (the kernel holds what it
+    // took for a peer that never reads). Before, a connection queued up to 1 MiB of answers
+    // while the gateway went on reading its requests.
+    assert!(backlog <= LIMIT * 100, "{backlog} answer bytes unwritten (a 405 is 78)");
+    settled("the answers", || gw.stats().client_bytes_out).await;
+    assert!(most <= LIMIT, "{most} connections held");
+
+    // Nothing moves: past the keep-alive time, the stuck connections still count.
+    tokio::time::pause();
+    tokio::time::sleep(KEEP_ALIVE + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    let refused = gw.stats().connections_refused;
+    let mut more = Vec::new();
+    for _ in 0..LIMIT {
+        more.push(non_reader(gw.addr).await);
+    }
+    until("the newcomers to be refused", SOON, || {
+        gw.stats().connections_refused == refused + LIMIT as u64
+    })
+    .await;
+    assert!(gw.stats().client_connections <= LIMIT, "{:?}", gw.stats());
+
+    // No write progress for `send_timeout`: every stuck connection is closed.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    tokio::time::resume();
+    until("the stuck connections to close", SOON, || gw.stats().client_connections == 0).await;
+    drop((clients, more));
+    gw.stop().await;
+}
+
+/// More than 8 KiB of pipelined requests in one write are all answered, in turn, on a
+/// connection that stays open (before: the first was answered, then the connection closed).
+#[tokio::test]
+async fn a_long_pipeline_in_one_write_is_answered_request_by_request() {
+    const COUNT: usize = 600;
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |_, _| {}).await;
+    let mut c = Http::connect(gw.addr).await;
+    let id = open(&mut c).await;
+    let mut wire = JUNK.repeat(COUNT);
+    assert!(wire.len() > 8 * 1024);
+    // And a last request that needs the session: it is read after all the others.
+    wire.extend(c.request(&poll(&id), b""));
+    c.send_raw(&wire).await;
+    for i in 0..COUNT {
+        let answer = c.response().await.unwrap_or_else(|| panic!("closed before answer {i}"));
+        assert_eq!(answer.status, 405, "answer {i}: {answer:?}");
+    }
+    let last = c.response().await.expect("the poll's answer");
+    assert_eq!(last.status, 200, "{last:?}");
+    assert!(!c.closed_within(Duration::from_millis(50)).await, "the connection stays open");
+    drop(c);
+    let stats = gw.stop().await;
+    assert_eq!(stats.core.requests, COUNT as u64 + 2);
+}
+
+/// Set in the child process of a test that runs under a low open-file limit.
+const LOW_FD_CHILD: &str = "MSN_HTTP_TEST_LOW_FD_LIMIT";
+
+/// Runs the test `name` again, alone, in a child process whose soft open-file limit is
+/// `limit`; returns whether this is that child (which then runs the test's body). The limit
+/// is the whole process's, so the rest of this test binary must not share it.
+fn in_child_with_fd_limit(name: &str, limit: u32) -> bool {
+    if std::env::var_os(LOW_FD_CHILD).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -S -n {limit} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(LOW_FD_CHILD, "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the child");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("1 passed"), "the child failed:\n{text}");
+    false
+}
+
+/// Out of file descriptors, a new session's backend cannot be connected: that is the gateway
+/// being full, `503`, not the backend failing (it was `502`, for as long as the shortage
+/// lasted). Sessions opened before are unharmed.
+#[tokio::test]
+async fn out_of_descriptors_new_sessions_get_503_not_502() {
+    if !in_child_with_fd_limit("out_of_descriptors_new_sessions_get_503_not_502", 48) {
+        return;
+    }
+    let backend = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(backend.addr, |c, _| c.reply_wait = Duration::from_millis(50)).await;
+    let mut c = Http::connect(gw.addr).await;
+    let first = open(&mut c).await;
+    let mut statuses = Vec::new();
+    for _ in 0..64 {
+        let answer = c.exchange(OPEN_NS, VER).await;
+        statuses.push(answer.status);
+        if answer.status != 200 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 503), "{statuses:?}");
+    assert!(gw.stats().backend_connect_errors >= 1);
+    let answer = c.exchange(&poll(&first), b"").await;
+    assert_eq!(answer.status, 200, "the first session lives on: {answer:?}");
+    drop(c);
+    gw.stop().await;
 }
 
 /// Partial heads are buffered up to `max_buffered_head_bytes` over all connections together:
@@ -574,6 +729,50 @@ async fn concurrent_requests_get_400_and_end_the_session() {
     let stats = gw.stop().await;
     assert_eq!(stats.core.concurrent_requests, 2);
     assert_eq!(stats.sessions, 0);
+}
+
+/// `allow(HOST)` without a port is no tunnel to every port of HOST: an open of a service port
+/// (here a listener that greets like SSH) or of a closed port gets `403` at once, nothing is
+/// connected, and no banner comes back; the MSNP port of the kind is still allowed. (Before,
+/// the banner came back in a `200`, and a closed port answered `502`: a port scanner.)
+#[tokio::test]
+async fn an_allow_without_a_port_opens_no_other_port_of_its_host() {
+    let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ssh_port = ssh.local_addr().unwrap().port();
+    let greeted = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&greeted);
+    let _ssh = Abort(tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((mut stream, _)) = ssh.accept().await else { return };
+            *counter.lock().unwrap() += 1;
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+        }
+    }));
+    let closed_port = {
+        let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        gone.local_addr().unwrap().port()
+    };
+    let msnp = Backend::start(Script::Interactive).await;
+    let gw = Gw::start(msnp.addr, |c, _| {
+        c.backends = BackendAllowlist::new().allow("127.0.0.1", None);
+        c.msnp_ports.notification = msnp.addr.port();
+    })
+    .await;
+    let mut c = Http::connect(gw.addr).await;
+    for port in [ssh_port, closed_port] {
+        for server in ["NS", "SB"] {
+            let query = format!("Action=open&Server={server}&IP=127.0.0.1:{port}");
+            let answer = c.exchange(&query, b"SSH-2.0-x\r\n").await;
+            assert_eq!((answer.status, answer.body.as_slice()), (403, &b""[..]), "{query}");
+        }
+    }
+    let answer = c.exchange("Action=open&Server=NS&IP=127.0.0.1", VER).await;
+    assert_eq!((answer.status, answer.body.as_slice()), (200, VER), "{answer:?}");
+    drop(c);
+    let stats = gw.stop().await;
+    assert_eq!(*greeted.lock().unwrap(), 0, "nothing connected to the SSH port");
+    assert_eq!((stats.core.refused_backends, stats.backend_connects), (4, 1));
+    assert_eq!(stats.backend_connect_errors, 0, "the closed port was never tried");
 }
 
 /// Waits (bounded) until `sample` stops changing for a while; returns its value.

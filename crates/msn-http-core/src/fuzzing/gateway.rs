@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::gateway::{
-    Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectionId, CorsPolicy, Gateway,
-    GatewayConfig, PingPolicy, Transmit,
+    Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, CorsPolicy,
+    Gateway, GatewayConfig, PingPolicy, Transmit,
 };
 use crate::msnp::FramerLimits;
 use crate::wire::{HttpLimits, ResponseDecoder, ResponseStep, parse_messenger_header};
@@ -285,11 +285,16 @@ impl World {
                     let c = &mut self.conns[i];
                     let n =
                         if n == 0 { c.pending.len() } else { usize::from(n).min(c.pending.len()) };
-                    let bytes: Vec<u8> = c.pending.drain(..n).collect();
-                    c.delivered += n;
                     let id = c.id;
-                    if !bytes.is_empty() {
-                        self.gw.handle_client_input(self.now, id, &bytes);
+                    if n > 0 {
+                        let taken = self.gw.handle_client_input(self.now, id, &c.pending[..n]);
+                        assert!(taken <= n);
+                        if taken < n {
+                            // Only with an answer unwritten and the pipelining budget used up.
+                            assert!(taken >= self.gw.client_read_budget(id).min(n));
+                        }
+                        c.pending.drain(..taken);
+                        c.delivered += taken;
                     }
                 }
             }
@@ -318,7 +323,11 @@ impl World {
                 let usable = |b: &Backend| !b.connected && !b.failed && !b.closed;
                 if let Some(i) = self.backend_index(backend, usable) {
                     self.backends[i].failed = true;
-                    self.gw.handle_backend_connect_failed(self.now, self.backends[i].id);
+                    self.gw.handle_backend_connect_failed(
+                        self.now,
+                        self.backends[i].id,
+                        ConnectFailure::Unreachable,
+                    );
                 }
             }
             Op::BackendSend { backend, commands, raw } => {
@@ -502,6 +511,11 @@ impl World {
                     let bytes = std::mem::take(&mut self.out);
                     self.on_answer(connection, &bytes, close);
                     self.out = bytes;
+                    // A driver whose writes go through at once, and that closes at once.
+                    self.gw.handle_client_written(self.now, connection, 0);
+                    if close {
+                        self.gw.handle_client_eof(self.now, connection);
+                    }
                 }
                 Transmit::Backend { backend, len } => {
                     assert_eq!(len, self.out.len());
@@ -562,6 +576,7 @@ impl World {
                         assert!(!c.clean || !waiting, "an idle close with a request unanswered");
                     }
                     self.conns.retain(|c| c.id != id);
+                    self.gw.handle_client_eof(self.now, id);
                 }
             }
         }

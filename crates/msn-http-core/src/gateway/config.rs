@@ -4,24 +4,88 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::msnp::{FramerLimits, PayloadCommands};
-use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits};
+use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits, ServerKind};
 use crate::{AddressError, Endpoint};
 
-/// The MSNP port assumed when `IP=` names no port.
-pub const DEFAULT_BACKEND_PORT: u16 = 1863;
+/// The notification server's MSNP port.
+pub const DEFAULT_NS_PORT: u16 = 1863;
+/// The switchboards' MSNP port.
+pub const DEFAULT_SB_PORT: u16 = 1864;
 /// The longest any configured duration may be (keeps instant arithmetic far from overflow).
 pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The MSNP port of each server kind. Clients strip the port from `IP=` (the official client
+/// and Pidgin do), so an open without one takes the port of the kind its `Server=` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsnpPorts {
+    /// Notification servers (`Server=NS`). Default 1863.
+    pub notification: u16,
+    /// Switchboards (`Server=SB`). Default 1864.
+    pub switchboard: u16,
+}
+
+impl MsnpPorts {
+    /// The port of `server`.
+    pub const fn of(self, server: ServerKind) -> u16 {
+        match server {
+            ServerKind::Notification => self.notification,
+            ServerKind::Switchboard => self.switchboard,
+        }
+    }
+}
+
+impl Default for MsnpPorts {
+    fn default() -> Self {
+        Self { notification: DEFAULT_NS_PORT, switchboard: DEFAULT_SB_PORT }
+    }
+}
 
 /// One backend the gateway may connect to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendRule {
     /// The host as clients name it in `IP=` (matched without regard to ASCII case).
     pub host: String,
-    /// The only port allowed, or `None` for any port.
+    /// The only port allowed, or `None` for the MSNP ports ([`GatewayConfig::msnp_ports`]) of
+    /// the kinds the rule allows. No rule opens every port: that would make the gateway a
+    /// tunnel to any service of the host.
     pub port: Option<u16>,
+    /// The only kind of server (`Server=`) the rule lets open, or `None` for both.
+    pub server: Option<ServerKind>,
     /// Where to connect instead of the named address (a gateway in front of a private
     /// server), or `None` to connect where `IP=` says.
     pub connect_to: Option<Endpoint>,
+}
+
+impl BackendRule {
+    /// Allows `host` on `port` (`None`: the MSNP ports), for both kinds, connecting where the
+    /// client says.
+    pub fn allow(host: impl Into<String>, port: Option<u16>) -> Self {
+        Self { host: host.into(), port, server: None, connect_to: None }
+    }
+
+    /// Allows `host` on `port` (`None`: the MSNP ports), for both kinds, connecting to
+    /// `connect_to` instead.
+    pub fn route(host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
+        Self { host: host.into(), port, server: None, connect_to: Some(connect_to) }
+    }
+
+    /// The same rule for opens of `server` only.
+    pub fn only(mut self, server: ServerKind) -> Self {
+        self.server = Some(server);
+        self
+    }
+
+    fn matches(&self, requested: &Endpoint, server: ServerKind, ports: MsnpPorts) -> bool {
+        let port = requested.port();
+        let port_ok = match (self.port, self.server) {
+            (Some(only), _) => port == only,
+            (None, Some(kind)) => port == ports.of(kind),
+            (None, None) => port == ports.notification || port == ports.switchboard,
+        };
+        self.host.eq_ignore_ascii_case(requested.host())
+            && self.server.is_none_or(|kind| kind == server)
+            && port_ok
+    }
 }
 
 /// The backends a session may open. A gateway that connects wherever `IP=` says is an open
@@ -29,17 +93,24 @@ pub struct BackendRule {
 ///
 /// ```
 /// use msn_http_core::Endpoint;
-/// use msn_http_core::gateway::BackendAllowlist;
+/// use msn_http_core::gateway::{BackendAllowlist, BackendRule, MsnpPorts};
+/// use msn_http_core::wire::ServerKind::{Notification, Switchboard};
 ///
+/// let ns = Endpoint::parse("10.0.0.5:1863", 1863).unwrap();
 /// let allow = BackendAllowlist::new()
 ///     .allow("messenger.example.net", Some(1863))
-///     .route("messenger.hotmail.com", None, Endpoint::parse("10.0.0.5:1863", 1863).unwrap());
-/// let ns = Endpoint::parse("MESSENGER.example.net", 1863).unwrap();
-/// assert_eq!(allow.resolve(&ns), Some(ns.clone()));
+///     .rule(BackendRule::route("messenger.hotmail.com", None, ns).only(Notification));
+/// let ports = MsnpPorts::default();
+/// let asked = Endpoint::parse("MESSENGER.example.net", 1863).unwrap();
+/// assert_eq!(allow.resolve(&asked, Notification, ports), Some(asked.clone()));
 /// let wrong_port = Endpoint::parse("messenger.example.net:25", 1863).unwrap();
-/// assert_eq!(allow.resolve(&wrong_port), None);
+/// assert_eq!(allow.resolve(&wrong_port, Notification, ports), None);
+/// // Without a port a rule allows only the MSNP ports, here of the NS.
+/// let ssh = Endpoint::parse("messenger.hotmail.com:22", 1863).unwrap();
+/// assert_eq!(allow.resolve(&ssh, Notification, ports), None);
 /// let routed = Endpoint::parse("messenger.hotmail.com", 1863).unwrap();
-/// assert_eq!(allow.resolve(&routed).unwrap().to_string(), "10.0.0.5:1863");
+/// assert_eq!(allow.resolve(&routed, Notification, ports).unwrap().to_string(), "10.0.0.5:1863");
+/// assert_eq!(allow.resolve(&routed, Switchboard, ports), None, "the route is for the NS only");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackendAllowlist {
@@ -52,20 +123,19 @@ impl BackendAllowlist {
         Self::default()
     }
 
-    /// Allows `host` on `port` (`None`: any port), connecting where the client says.
-    pub fn allow(mut self, host: impl Into<String>, port: Option<u16>) -> Self {
-        self.rules.push(BackendRule { host: host.into(), port, connect_to: None });
-        self
+    /// Allows `host` on `port` (`None`: the MSNP ports), connecting where the client says.
+    pub fn allow(self, host: impl Into<String>, port: Option<u16>) -> Self {
+        self.rule(BackendRule::allow(host, port))
     }
 
-    /// Allows `host` on `port` (`None`: any port), connecting to `connect_to` instead.
-    pub fn route(
-        mut self,
-        host: impl Into<String>,
-        port: Option<u16>,
-        connect_to: Endpoint,
-    ) -> Self {
-        self.rules.push(BackendRule { host: host.into(), port, connect_to: Some(connect_to) });
+    /// Allows `host` on `port` (`None`: the MSNP ports), connecting to `connect_to` instead.
+    pub fn route(self, host: impl Into<String>, port: Option<u16>, connect_to: Endpoint) -> Self {
+        self.rule(BackendRule::route(host, port, connect_to))
+    }
+
+    /// Adds `rule` after the others.
+    pub fn rule(mut self, rule: BackendRule) -> Self {
+        self.rules.push(rule);
         self
     }
 
@@ -74,12 +144,15 @@ impl BackendAllowlist {
         &self.rules
     }
 
-    /// Where to connect for a client that asked for `requested`, or `None` when not allowed.
-    pub fn resolve(&self, requested: &Endpoint) -> Option<Endpoint> {
-        let rule = self.rules.iter().find(|rule| {
-            rule.host.eq_ignore_ascii_case(requested.host())
-                && rule.port.is_none_or(|port| port == requested.port())
-        })?;
+    /// Where to connect for a client that opened `server` at `requested` (its port already
+    /// filled in from `ports` if `IP=` named none), or `None` when not allowed.
+    pub fn resolve(
+        &self,
+        requested: &Endpoint,
+        server: ServerKind,
+        ports: MsnpPorts,
+    ) -> Option<Endpoint> {
+        let rule = self.rules.iter().find(|rule| rule.matches(requested, server, ports))?;
         Some(rule.connect_to.clone().unwrap_or_else(|| requested.clone()))
     }
 }
@@ -151,7 +224,8 @@ impl CorsPolicy {
 #[non_exhaustive]
 pub struct GatewayConfig {
     /// This gateway's public address, sent as `GW-IP` in every response: where clients send
-    /// their next request. Empty tells clients to keep the host they used.
+    /// their next request. Empty tells clients to keep the host they used. An unspecified
+    /// address (`0.0.0.0`, `::`) is refused: it is no place a client can go.
     pub gw_ip: String,
     /// The 32 bytes that seed session ID generation. Take them from the operating system's
     /// random source; anyone who knows them can predict session IDs.
@@ -160,15 +234,17 @@ pub struct GatewayConfig {
     pub gateway_path: String,
     /// The backends sessions may open. Default: none.
     pub backends: BackendAllowlist,
-    /// The port of an `IP=` without one. Default 1863.
-    pub default_backend_port: u16,
+    /// The MSNP port of each server kind: an `IP=` without a port takes the one of the kind
+    /// its `Server=` names (`NS` when missing). Default NS 1863, SB 1864.
+    pub msnp_ports: MsnpPorts,
     /// Limits on request heads and bodies, per request. Default 8 KiB of head, 64 KiB of body.
     pub http_limits: HttpLimits,
     /// Sessions open at once; an open beyond it gets `503`. Default 10 000.
     pub max_sessions: usize,
-    /// Client connections open at once; [`Gateway::handle_accept`] refuses more. Default
-    /// 20 000. Each buffers at most `http_limits.max_head_bytes` of a head and as much of
-    /// pipelined input.
+    /// Client connections open at once; [`Gateway::handle_accept`] refuses more. A connection
+    /// counts until the driver reports its socket closed. Default 20 000. Each buffers at most
+    /// `http_limits.max_head_bytes` of a head and as much of pipelined input, and has at most
+    /// one answer unwritten.
     ///
     /// [`Gateway::handle_accept`]: crate::gateway::Gateway::handle_accept
     pub max_connections: usize,
@@ -187,9 +263,16 @@ pub struct GatewayConfig {
     /// The longest a poll is held for `Lifespan=`; longer lifespans are cut to it. Default 30 s.
     pub max_lifespan: Duration,
     /// How long a request that carried commands is held for the backend's answer, so that the
-    /// answer comes back in the same response (as it did with the official gateway). Zero
-    /// answers at once. Default 500 ms.
+    /// answer comes back in the same response (as it did with the official gateway): the
+    /// response carries what the backend sent after the commands (and what it had queued
+    /// before). Zero answers at once. Default 500 ms.
     pub reply_wait: Duration,
+    /// Once the backend answers a held request that carried commands, how long it must stay
+    /// quiet before the answer goes: servers write a reply line by line and push unsolicited
+    /// commands with it, and all of that should leave in one response. The answer goes at
+    /// most this long after `reply_wait`, or at once when a whole response is queued. Zero
+    /// answers as soon as one whole command is queued. Default 20 ms.
+    pub reply_quiet_gap: Duration,
     /// How long connecting to a backend may take; an open request waiting longer gets `504`.
     /// Default 10 s.
     pub connect_timeout: Duration,
@@ -199,6 +282,9 @@ pub struct GatewayConfig {
     /// How long a client connection may sit idle between requests before the gateway closes
     /// it. Default 120 s.
     pub keep_alive_timeout: Duration,
+    /// How long an answer may wait for the client to take any of its bytes: a connection that
+    /// makes no write progress for this long is closed. Default 30 s.
+    pub send_timeout: Duration,
     /// What to do when a client sends `PNG`. Default: refuse, as the official gateway did.
     pub ping: PingPolicy,
     /// CORS for browser clients. Default: off.
@@ -219,7 +305,7 @@ impl GatewayConfig {
             seed,
             gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
             backends: BackendAllowlist::new(),
-            default_backend_port: DEFAULT_BACKEND_PORT,
+            msnp_ports: MsnpPorts::default(),
             http_limits: HttpLimits { max_head_bytes: 8 * 1024, max_body_bytes: 64 * 1024 },
             max_sessions: 10_000,
             max_connections: 20_000,
@@ -229,9 +315,11 @@ impl GatewayConfig {
             idle_timeout: Duration::from_secs(60),
             max_lifespan: Duration::from_secs(30),
             reply_wait: Duration::from_millis(500),
+            reply_quiet_gap: Duration::from_millis(20),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
             ping: PingPolicy::Refuse,
             cors: None,
             payload_commands: PayloadCommands::default(),
@@ -250,7 +338,12 @@ impl GatewayConfig {
 
     pub(crate) fn check(&self) -> Result<(), GatewayConfigError> {
         if !self.gw_ip.is_empty() {
-            Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
+            let gw = Endpoint::parse(&self.gw_ip, 80).map_err(GatewayConfigError::InvalidGwIp)?;
+            // `0.0.0.0` is where a server listens, never where a client can go (Linux connects
+            // it to the local host).
+            if gw.host().parse::<core::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+                return Err(GatewayConfigError::UnspecifiedGwIp);
+            }
         }
         for rule in self.backends.rules() {
             if let Err(error) = Endpoint::new(rule.host.as_str(), 1) {
@@ -282,9 +375,11 @@ impl GatewayConfig {
             (self.idle_timeout, "idle_timeout", false),
             (self.max_lifespan, "max_lifespan", true),
             (self.reply_wait, "reply_wait", true),
+            (self.reply_quiet_gap, "reply_quiet_gap", true),
             (self.connect_timeout, "connect_timeout", false),
             (self.request_timeout, "request_timeout", false),
             (self.keep_alive_timeout, "keep_alive_timeout", false),
+            (self.send_timeout, "send_timeout", false),
         ];
         for (value, name, zero_ok) in durations {
             if value > MAX_SETTING_DURATION || (!zero_ok && value.is_zero()) {
@@ -292,7 +387,8 @@ impl GatewayConfig {
             }
         }
         let checks = [
-            (self.default_backend_port == 0, "default_backend_port"),
+            (self.msnp_ports.notification == 0, "msnp_ports.notification"),
+            (self.msnp_ports.switchboard == 0, "msnp_ports.switchboard"),
             (self.max_sessions == 0, "max_sessions"),
             (self.max_sessions > u32::MAX as usize, "max_sessions"),
             (self.max_connections == 0, "max_connections"),
@@ -320,7 +416,7 @@ impl fmt::Debug for GatewayConfig {
             .field("seed", &"<secret>")
             .field("gateway_path", &self.gateway_path)
             .field("backends", &self.backends)
-            .field("default_backend_port", &self.default_backend_port)
+            .field("msnp_ports", &self.msnp_ports)
             .field("http_limits", &self.http_limits)
             .field("max_sessions", &self.max_sessions)
             .field("max_connections", &self.max_connections)
@@ -330,9 +426,11 @@ impl fmt::Debug for GatewayConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_lifespan", &self.max_lifespan)
             .field("reply_wait", &self.reply_wait)
+            .field("reply_quiet_gap", &self.reply_quiet_gap)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("send_timeout", &self.send_timeout)
             .field("ping", &self.ping)
             .field("cors", &self.cors)
             .field("payload_commands", &self.payload_commands)
@@ -347,6 +445,8 @@ impl fmt::Debug for GatewayConfig {
 pub enum GatewayConfigError {
     /// `gw_ip` is not a `host[:port]`.
     InvalidGwIp(AddressError),
+    /// `gw_ip` is an unspecified address (`0.0.0.0`, `::`), which no client can reach.
+    UnspecifiedGwIp,
     /// A backend rule names an invalid host or port.
     InvalidBackend {
         /// The rule's host.
@@ -367,6 +467,10 @@ impl fmt::Display for GatewayConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidGwIp(e) => write!(f, "invalid gw_ip: {e}"),
+            Self::UnspecifiedGwIp => f.write_str(
+                "gw_ip is an unspecified address (0.0.0.0 or ::), which clients cannot reach: \
+                 announce a name or address they can",
+            ),
             Self::InvalidBackend { host, error } => write!(f, "invalid backend {host:?}: {error}"),
             Self::InvalidPath => f.write_str("invalid gateway path"),
             Self::InvalidOrigin(origin) => write!(f, "invalid CORS origin {origin:?}"),
@@ -390,6 +494,11 @@ mod tests {
         let mut c = good.clone();
         c.gw_ip = "gw;x".into();
         assert_eq!(c.check(), Err(GatewayConfigError::InvalidGwIp(AddressError::InvalidHost)));
+        for unspecified in ["0.0.0.0", "0.0.0.0:8080", "[::]:80", "::"] {
+            let mut c = good.clone();
+            c.gw_ip = unspecified.into();
+            assert_eq!(c.check(), Err(GatewayConfigError::UnspecifiedGwIp), "{unspecified}");
+        }
         let c = good.clone().with_backends(BackendAllowlist::new().allow("bad host", None));
         assert!(matches!(c.check(), Err(GatewayConfigError::InvalidBackend { .. })));
         let mut c = good.clone();

@@ -72,10 +72,12 @@ impl IdText {
     }
 }
 
-/// Splits `stable.suffix` into its numbers; `None` for anything else.
+/// Splits `stable.suffix` into its numbers; `None` for anything else, and for the same numbers
+/// spelt otherwise (`0012.03`): an ID is the exact string issued.
 pub(crate) fn parse_session_id(text: &str) -> Option<(u64, u32)> {
     let (stable, suffix) = text.split_once('.')?;
-    Some((number(stable)?, number(suffix)?))
+    let parts = (number(stable)?, number(suffix)?);
+    (IdText::new(parts.0, parts.1).as_str() == text).then_some(parts)
 }
 
 fn number<T: std::str::FromStr>(digits: &str) -> Option<T> {
@@ -107,6 +109,9 @@ mod tests {
             "18446744073709551616.1",
             "1.4294967296",
             "ee242912-db5a-4b93-bc49-d615b0fa7965",
+            "01.2",
+            "1.02",
+            "00.0",
         ] {
             assert_eq!(parse_session_id(bad), None, "{bad}");
         }

@@ -8,7 +8,9 @@ mod server;
 mod streams;
 
 pub use config::{
-    AllowedOrigins, BackendAllowlist, BackendRule, CorsPolicy, DEFAULT_BACKEND_PORT, GatewayConfig,
-    GatewayConfigError, MAX_SETTING_DURATION, PingPolicy,
+    AllowedOrigins, BackendAllowlist, BackendRule, CorsPolicy, DEFAULT_NS_PORT, DEFAULT_SB_PORT,
+    GatewayConfig, GatewayConfigError, MAX_SETTING_DURATION, MsnpPorts, PingPolicy,
 };
-pub use server::{AcceptError, Action, BackendId, ConnectionId, Gateway, GatewayStats, Transmit};
+pub use server::{
+    AcceptError, Action, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayStats, Transmit,
+};

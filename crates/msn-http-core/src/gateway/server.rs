@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::wire::{
-    ConnectionHeader, GatewayQuery, HttpVersion, Method, QueryAction, RequestDecoder, RequestHead,
-    RequestStep, ResponseEncoder, ServerKind, SessionResponse,
+    ConnectionHeader, GatewayQuery, HttpVersion, MAX_ORIGIN_LEN, Method, QueryAction,
+    RequestDecoder, RequestHead, RequestStep, ResponseEncoder, ServerKind, SessionResponse,
 };
 
-use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError, PingPolicy};
+use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError, MsnpPorts, PingPolicy};
 use super::ids::{IdSource, IdText, parse_session_id};
 use super::streams::{Commit, Downstream, Framing, PingHandling, Upstream};
 
 /// A client connection, named by the driver. IDs must be unique among the connections the
-/// gateway knows: from [`Gateway::handle_accept`] until the gateway closes it (a
-/// [`Transmit::Client`] with `close`, or [`Action::CloseClient`]) or the driver reports
-/// [`Gateway::handle_client_eof`].
+/// gateway knows: from [`Gateway::handle_accept`] until the driver reports
+/// [`Gateway::handle_client_eof`] (also after the gateway asked for the close).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
@@ -52,9 +51,11 @@ pub enum Transmit {
         connection: ConnectionId,
         /// How many bytes were appended to the buffer.
         len: usize,
-        /// Close the connection once they are written: the gateway has forgotten it. The
-        /// client may still be sending a body the gateway refused to read, so shut down the
-        /// writing side first and drain briefly; an abrupt close can destroy the answer.
+        /// Close the connection once they are written, and report
+        /// [`Gateway::handle_client_eof`] once the socket is closed (it counts against
+        /// [`GatewayConfig::max_connections`] until then). The client may still be sending a
+        /// body the gateway refused to read, so shut down the writing side first and drain
+        /// briefly; an abrupt close can destroy the answer.
         close: bool,
     },
     /// Write `len` bytes to a backend.
@@ -89,8 +90,21 @@ pub enum Action {
     /// Close this backend (after writing the bytes already handed out for it) and forget it.
     /// Later input for it is ignored.
     CloseBackend(BackendId),
-    /// Close this idle client connection; the gateway has forgotten it.
+    /// Close this client connection now, dropping bytes not yet written: it sat idle past
+    /// [`GatewayConfig::keep_alive_timeout`], or took no answer bytes for
+    /// [`GatewayConfig::send_timeout`]. Report [`Gateway::handle_client_eof`] once the socket
+    /// is closed; it counts against [`GatewayConfig::max_connections`] until then.
     CloseClient(ConnectionId),
+}
+
+/// Why connecting to a backend failed, as far as the client's answer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The backend could not be reached (refused, unreachable, timed out): `502`.
+    Unreachable,
+    /// This host ran out of file descriptors, ports or memory: the gateway is full, `503`.
+    OutOfResources,
 }
 
 /// Why [`Gateway::handle_accept`] refused a connection. Close it without a word.
@@ -145,6 +159,8 @@ pub struct GatewayStats {
     pub answered_pings: u64,
     /// Backend connections that failed or timed out.
     pub backend_connect_failures: u64,
+    /// Client connections closed for taking no answer bytes for `send_timeout`.
+    pub send_timeouts: u64,
     /// Times a backend was paused for a full queue.
     pub backend_pauses: u64,
     /// MSNP bytes handed out for backends.
@@ -194,6 +210,23 @@ struct Request {
     state: ReqState,
     lifespan: Option<u32>,
     has_body: bool,
+    /// Its commands were passed on: it waits for what the backend sends after them.
+    forwarded: bool,
+    /// While waiting for that reply: the latest the answer may go, once bytes flow.
+    reply_cap: Option<Instant>,
+}
+
+impl Request {
+    fn new(conn: ConnectionId, lifespan: Option<u32>) -> Self {
+        Self {
+            conn,
+            state: ReqState::Receiving,
+            lifespan,
+            has_body: false,
+            forwarded: false,
+            reply_cap: None,
+        }
+    }
 }
 
 /// One gateway session: the MSNP connection to its backend and the bytes queued both ways.
@@ -253,6 +286,26 @@ enum ConnState {
     Waiting(BackendId),
     /// The answer is due at the next `poll_transmit`.
     Replying(Reply),
+    /// The answer was handed out and the driver has not yet reported all of it written; the
+    /// next request waits. `since`: the answer, or the last write progress.
+    Sending {
+        since: Instant,
+        unwritten: usize,
+    },
+    /// The driver was told to close the connection; it counts until the driver reports the
+    /// socket closed. `since` while a last answer is still being written (the driver closes
+    /// after it); `None` once it was told to close at once.
+    Closing {
+        since: Option<Instant>,
+        unwritten: usize,
+    },
+}
+
+impl ConnState {
+    /// A request has arrived whole and its answer is not written yet.
+    fn outstanding(self) -> bool {
+        matches!(self, Self::Waiting(_) | Self::Replying(_) | Self::Sending { .. })
+    }
 }
 
 #[derive(Debug)]
@@ -303,8 +356,12 @@ enum Route {
 /// It calls, in any order:
 ///
 /// - [`handle_accept`](Self::handle_accept) for a new client connection (close it if refused),
-///   [`handle_client_input`](Self::handle_client_input) with bytes read from it, and
-///   [`handle_client_eof`](Self::handle_client_eof) when it ends or breaks;
+///   [`handle_client_input`](Self::handle_client_input) with at most
+///   [`client_read_budget`](Self::client_read_budget) bytes read from it (stop reading while
+///   the budget is zero), [`handle_client_written`](Self::handle_client_written) after each
+///   write of answer bytes to it, and [`handle_client_eof`](Self::handle_client_eof) once it
+///   is closed, whether it ended, broke, or the gateway asked for the close (it counts against
+///   [`GatewayConfig::max_connections`] until then);
 /// - [`handle_backend_connected`](Self::handle_backend_connected) or
 ///   [`handle_backend_connect_failed`](Self::handle_backend_connect_failed) after an
 ///   [`Action::Connect`], [`handle_backend_input`](Self::handle_backend_input) with bytes read
@@ -327,12 +384,15 @@ enum Route {
 /// # Behaviour
 ///
 /// - `Action=open` (or a request without `SessionID`) opens a session with the backend named
-///   by `IP=`, if [`GatewayConfig::backends`] allows it (`403` otherwise); the request's body
-///   goes to the backend once connected, and the request is answered with the backend's first
-///   reply (held up to [`GatewayConfig::reply_wait`]).
+///   by `IP=`, if [`GatewayConfig::backends`] allows it for the kind `Server=` names (`403`
+///   otherwise). An `IP=` without a port (real clients strip it) means the MSNP port of that
+///   kind, [`GatewayConfig::msnp_ports`]. A rule without a port allows only those ports. The
+///   request's body goes to the backend once connected, and the request is answered with the
+///   backend's reply, as for any request that carries commands (below).
 /// - Every `200` carries `X-MSN-Messenger: SessionID=<stable>.<suffix>; GW-IP=<gw_ip>`. The
 ///   stable part is 64 random bits; the suffix changes with every response, and only the
-///   latest ID is accepted: an unknown, stale or expired ID gets `400`.
+///   latest ID, as the exact string issued, is accepted: an unknown, stale or expired ID gets
+///   `400`. `Action=poll` without a `SessionID` is a `400` too.
 /// - One request in flight per session. A second one gets `400`, as from the official gateway,
 ///   and **ends the session**: the first request is answered at once with what is queued and
 ///   `Session=close` (if its body is still arriving, once it is complete, and its commands are
@@ -341,9 +401,14 @@ enum Route {
 /// - Responses hold whole MSNP commands up to [`GatewayConfig::max_response_body_bytes`]; a
 ///   command larger than that goes in pieces. A command still arriving from the backend waits
 ///   for its end, unless the backend closed or the queue is full.
-/// - A request carrying commands is held up to `reply_wait` for an answer; a poll with
-///   `Lifespan=N` up to `N` seconds (at most [`GatewayConfig::max_lifespan`]); both end as soon
-///   as a whole command is queued.
+/// - A request carrying commands is answered with what the backend sends after them (and
+///   what it had queued before): it is held up to `reply_wait` for the backend to start
+///   answering, then until the backend has been quiet for
+///   [`GatewayConfig::reply_quiet_gap`] (servers write replies line by line, with unsolicited
+///   commands among them), at most `reply_quiet_gap` past `reply_wait`, or until a whole
+///   response is queued.
+/// - A poll with `Lifespan=N` is held up to `N` seconds (at most
+///   [`GatewayConfig::max_lifespan`]), and answered as soon as a whole command is queued.
 /// - `Session=close` comes when the backend closed and its last bytes are in the response, or
 ///   in the answer to the request that carried `OUT` (bytes beyond one response are dropped).
 /// - A session with no request for [`GatewayConfig::idle_timeout`] ends.
@@ -353,6 +418,10 @@ enum Route {
 /// - A client connection dropped before its answer was written loses nothing: the queued
 ///   bytes stay, the ID does not change, and the client may repeat the request. A request
 ///   whose body did not arrive whole reaches the backend not at all.
+/// - Requests on a connection are served one at a time: the next is read only once the
+///   answer before it is written, so a connection holds at most one unwritten answer and
+///   `http_limits.max_head_bytes` of pipelined input. A connection that takes no answer bytes
+///   for [`GatewayConfig::send_timeout`] is closed.
 ///
 /// # Example: a blocking driver over `std::net`
 ///
@@ -365,7 +434,8 @@ enum Route {
 /// use std::time::{Duration, Instant};
 ///
 /// use msn_http_core::gateway::{
-///     Action, BackendAllowlist, BackendId, ConnectionId, Gateway, GatewayConfig, Transmit,
+///     Action, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayConfig,
+///     Transmit,
 /// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -384,6 +454,7 @@ enum Route {
 /// loop {
 ///     let now = Instant::now();
 ///     while let Ok((stream, _)) = listener.accept() {
+///         // `stream` is dropped (closed) unless the gateway takes it.
 ///         next_id += 1;
 ///         if gw.handle_accept(now, ConnectionId(next_id)).is_ok() {
 ///             stream.set_nonblocking(true)?;
@@ -392,9 +463,16 @@ enum Route {
 ///     }
 ///     let mut gone = Vec::new();
 ///     for (&id, stream) in clients.iter_mut() {
-///         match stream.read(&mut buf) {
+///         // One request at a time: read no more than the gateway takes now.
+///         let budget = gw.client_read_budget(id).min(buf.len());
+///         if budget == 0 {
+///             continue;
+///         }
+///         match stream.read(&mut buf[..budget]) {
 ///             Ok(0) => gone.push(id),
-///             Ok(n) => gw.handle_client_input(now, id, &buf[..n]),
+///             Ok(n) => {
+///                 gw.handle_client_input(now, id, &buf[..n]);
+///             }
 ///             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
 ///             Err(_) => gone.push(id),
 ///         }
@@ -430,11 +508,14 @@ enum Route {
 ///         match gw.poll_transmit(now, &mut out) {
 ///             None => break,
 ///             Some(Transmit::Client { connection, close, .. }) => {
+///                 // A blocking write: all of it is written (or the connection is broken).
 ///                 if let Some(stream) = clients.get_mut(&connection) {
 ///                     let _ = stream.write_all(&out);
 ///                 }
+///                 gw.handle_client_written(now, connection, 0);
 ///                 if close {
 ///                     clients.remove(&connection);
+///                     gw.handle_client_eof(now, connection);
 ///                 }
 ///             }
 ///             Some(Transmit::Backend { backend, .. }) => {
@@ -453,7 +534,9 @@ enum Route {
 ///                         backends.insert(backend, (stream, false, Vec::new()));
 ///                         gw.handle_backend_connected(now, backend);
 ///                     }
-///                     Err(_) => gw.handle_backend_connect_failed(now, backend),
+///                     Err(_) => {
+///                         gw.handle_backend_connect_failed(now, backend, ConnectFailure::Unreachable)
+///                     }
 ///                 }
 ///             }
 ///             Action::PauseBackend(id) | Action::ResumeBackend(id) => {
@@ -467,6 +550,7 @@ enum Route {
 ///             }
 ///             Action::CloseClient(id) => {
 ///                 clients.remove(&id);
+///                 gw.handle_client_eof(now, id);
 ///             }
 ///             _ => {}
 ///         }
@@ -569,18 +653,73 @@ impl Gateway {
         Ok(())
     }
 
-    /// Bytes read from a client connection. Input for an unknown connection is ignored.
-    pub fn handle_client_input(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) {
+    /// Bytes read from a client connection. Returns how many the gateway took: all of them
+    /// when the driver read at most [`client_read_budget`](Self::client_read_budget); keep the
+    /// rest and offer it again once the budget is positive. Input for an unknown connection,
+    /// or one being closed, is taken and dropped.
+    pub fn handle_client_input(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) -> usize {
         self.tick(now);
-        self.feed(conn, bytes);
+        let taken = self.feed(conn, bytes);
         if self.account(conn) && self.head_bytes > self.settings.config.max_buffered_head_bytes {
             // Too many slow heads at once: this connection is the one that tipped it.
             self.fail_request(conn, 503);
             self.account(conn);
         }
+        taken
     }
 
-    /// A client connection ended or broke. A request it carried is forgotten; its session goes
+    /// How many bytes to read from a client connection now, at most. Requests are served one
+    /// at a time: while an answer is unwritten, the bytes of the requests after it are kept,
+    /// up to `http_limits.max_head_bytes`, and then this is zero: stop reading until
+    /// [`handle_client_written`](Self::handle_client_written) reports the answer written.
+    /// Zero for a connection being closed, or unknown.
+    pub fn client_read_budget(&self, conn: ConnectionId) -> usize {
+        let cap = self.settings.config.http_limits.max_head_bytes;
+        match self.conns.get(&conn) {
+            None => 0,
+            Some(c) => match c.state {
+                ConnState::Closing { .. } => 0,
+                state if state.outstanding() && c.close_after => 0,
+                _ => cap.saturating_sub(c.stash.len()),
+            },
+        }
+    }
+
+    /// The driver wrote answer bytes to a client connection: `unwritten` of those handed out
+    /// are still waiting (zero: all written). Call it after every write that made progress.
+    /// Once an answer is all written the next request is read; a connection that takes no
+    /// answer bytes for [`GatewayConfig::send_timeout`] is closed.
+    pub fn handle_client_written(&mut self, now: Instant, conn: ConnectionId, unwritten: usize) {
+        self.tick(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match c.state {
+            ConnState::Sending { .. } if unwritten == 0 => {
+                c.state = ConnState::Idle { since: self.now };
+                c.decoder.reset();
+                let stash = std::mem::take(&mut c.stash);
+                self.arm_conn(conn);
+                if !stash.is_empty() {
+                    let taken = self.feed(conn, &stash);
+                    debug_assert_eq!(taken, stash.len(), "the stash fits the budget it came from");
+                }
+                self.account(conn);
+            }
+            ConnState::Sending { unwritten: before, .. } if unwritten < before => {
+                c.state = ConnState::Sending { since: self.now, unwritten };
+                self.arm_conn(conn);
+            }
+            ConnState::Closing { since: Some(_), unwritten: before } if unwritten < before => {
+                c.state = ConnState::Closing { since: Some(self.now), unwritten };
+                self.arm_conn(conn);
+            }
+            _ => {}
+        }
+    }
+
+    /// A client connection ended, broke, or was closed (also when the gateway asked for it):
+    /// call it once its socket is closed. A request it carried is forgotten; its session goes
     /// on (the client may repeat the request with the same ID), unless it was the open request.
     pub fn handle_client_eof(&mut self, now: Instant, conn: ConnectionId) {
         self.tick(now);
@@ -612,12 +751,23 @@ impl Gateway {
         }
     }
 
-    /// Connecting to a backend failed. The open request gets `502` and the session ends.
-    pub fn handle_backend_connect_failed(&mut self, now: Instant, backend: BackendId) {
+    /// Connecting to a backend failed, for `cause`. The open request gets `502` (the backend
+    /// could not be reached) or `503` (this host is out of descriptors or memory: the gateway
+    /// is full), and the session ends.
+    pub fn handle_backend_connect_failed(
+        &mut self,
+        now: Instant,
+        backend: BackendId,
+        cause: ConnectFailure,
+    ) {
         self.tick(now);
         if self.session_mut(backend).is_some_and(|s| s.phase == Phase::Connecting) {
             self.stats.backend_connect_failures += 1;
-            self.end_session(backend, 502);
+            let status = match cause {
+                ConnectFailure::Unreachable => 502,
+                ConnectFailure::OutOfResources => 503,
+            };
+            self.end_session(backend, status);
         }
     }
 
@@ -659,8 +809,8 @@ impl Gateway {
             self.stats.backend_pauses += 1;
             self.actions.push_back(Action::PauseBackend(backend));
         }
-        if held && self.deliverable(backend) {
-            self.answer(backend);
+        if held && n > 0 {
+            self.heard(backend);
         }
         n
     }
@@ -782,9 +932,18 @@ impl Gateway {
         self.by_stable.len()
     }
 
-    /// Client connections known.
+    /// Client connections known: those being closed count until the driver reports them
+    /// closed.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The longest answer the gateway writes, head included. Since requests are served one at
+    /// a time, a client connection never has more than this (and a `100 Continue`) unwritten.
+    pub fn max_answer_bytes(&self) -> usize {
+        // The head's fixed text is under 400 bytes; the ID, GW-IP and CORS origin vary.
+        let config = &self.settings.config;
+        config.max_response_body_bytes + 1024 + config.gw_ip.len() + MAX_ORIGIN_LEN
     }
 
     /// The `GW-IP` the gateway announces.
@@ -849,6 +1008,22 @@ impl Gateway {
         true
     }
 
+    /// The driver is to close the connection (after the answer just handed out, with `since`;
+    /// at once, without): it reads nothing more and keeps no buffers, but counts until the
+    /// driver reports the socket closed.
+    fn begin_close(&mut self, id: ConnectionId, since: Option<Instant>) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.state = ConnState::Closing { since, unwritten: usize::MAX };
+        conn.stash = Vec::new();
+        conn.decoder.reset();
+        conn.in_ready = false;
+        conn.continue_due = false;
+        self.arm_conn(id);
+        self.account(id);
+    }
+
     fn remove_conn(&mut self, id: ConnectionId) -> Option<Conn> {
         let conn = self.conns.remove(&id)?;
         self.head_bytes = self.head_bytes.saturating_sub(conn.accounted);
@@ -863,25 +1038,26 @@ impl Gateway {
         session_in(&mut self.slots, key)
     }
 
-    /// Decodes client bytes, request after request.
-    fn feed(&mut self, id: ConnectionId, bytes: &[u8]) {
+    /// Decodes client bytes, request after request; returns how many it took. Bytes after a
+    /// request whose answer is not written yet are kept, as many as the budget allows.
+    fn feed(&mut self, id: ConnectionId, bytes: &[u8]) -> usize {
         let max_stash = self.settings.config.http_limits.max_head_bytes;
         let mut input = bytes;
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
-                return;
+                return bytes.len();
             };
-            if let ConnState::Waiting(_) | ConnState::Replying(_) = conn.state {
-                if !conn.close_after && !input.is_empty() {
-                    if conn.stash.len() + input.len() > max_stash {
-                        // More pipelined input than a head may hold: answer, then close.
-                        conn.close_after = true;
-                        conn.stash = Vec::new();
-                    } else {
-                        conn.stash.extend_from_slice(input);
-                    }
+            if let ConnState::Closing { .. } = conn.state {
+                return bytes.len();
+            }
+            if conn.state.outstanding() {
+                if conn.close_after {
+                    // Nothing after this request will be read.
+                    return bytes.len();
                 }
-                return;
+                let n = input.len().min(max_stash.saturating_sub(conn.stash.len()));
+                conn.stash.extend_from_slice(&input[..n]);
+                return bytes.len() - input.len() + n;
             }
             let step = conn.decoder.decode(&mut input);
             if let ConnState::Idle { .. } = conn.state {
@@ -891,18 +1067,20 @@ impl Gateway {
                 }
             }
             match step {
-                Err(e) => return self.fail_request(id, e.status()),
-                Ok(RequestStep::NeedMore) => return,
+                Err(e) => {
+                    self.fail_request(id, e.status());
+                    return bytes.len();
+                }
+                Ok(RequestStep::NeedMore) => return bytes.len(),
                 Ok(RequestStep::Head) => self.on_head(id),
                 Ok(RequestStep::Body(data)) => self.on_body(id, data),
                 Ok(RequestStep::Complete) => {
                     self.on_complete(id);
-                    let settled = self.conns.get(&id).is_none_or(|c| {
-                        matches!(c.state, ConnState::Waiting(_) | ConnState::Replying(_))
-                    });
+                    let settled = self.conns.get(&id).is_none_or(|c| c.state.outstanding());
                     if !settled {
                         // Unreachable: every head routes its request. Stop rather than spin.
-                        return self.fail_request(id, 500);
+                        self.fail_request(id, 500);
+                        return bytes.len();
                     }
                 }
             }
@@ -914,6 +1092,9 @@ impl Gateway {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if let ConnState::Closing { .. } = conn.state {
+            return;
+        }
         // A session request this connection holds (arriving, complete or being answered) is
         // given up as on EOF; otherwise the session would wait forever for a dead connection.
         let sink = match conn.state {
@@ -977,7 +1158,7 @@ impl Gateway {
             return Err(503);
         }
         let requested = ip.map_err(|()| 400u16)?;
-        let Some(endpoint) = config.backends.resolve(&requested) else {
+        let Some(endpoint) = config.backends.resolve(&requested, server, config.msnp_ports) else {
             self.stats.refused_backends += 1;
             return Err(403);
         };
@@ -1007,12 +1188,7 @@ impl Gateway {
             paused: false,
             in_backend_queue: false,
             pending_pings: 0,
-            request: Some(Request {
-                conn,
-                state: ReqState::Receiving,
-                lifespan: None,
-                has_body: false,
-            }),
+            request: Some(Request::new(conn, None)),
             idle_since: self.now,
             armed: None,
             down: Downstream::default(),
@@ -1052,7 +1228,7 @@ impl Gateway {
             }
             return Err(400);
         }
-        s.request = Some(Request { conn, state: ReqState::Receiving, lifespan, has_body: false });
+        s.request = Some(Request::new(conn, lifespan));
         Ok(Sink::Session(key))
     }
 
@@ -1113,10 +1289,11 @@ impl Gateway {
             }
         }
         s.pending_pings = s.pending_pings.saturating_add(u8::try_from(pings).unwrap_or(u8::MAX));
+        let forward = !s.up.ready().is_empty();
         if let Some(request) = s.request.as_mut() {
             request.has_body = staged > 0;
+            request.forwarded = forward;
         }
-        let forward = !s.up.ready().is_empty();
         self.stats.answered_pings += u64::from(pings);
         if forward {
             self.queue_backend(key);
@@ -1129,7 +1306,8 @@ impl Gateway {
     fn settle(&mut self, key: BackendId) {
         let config = &self.settings.config;
         let (reply_wait, max_lifespan) = (config.reply_wait, config.max_lifespan);
-        let connect_timeout = config.connect_timeout;
+        let (connect_timeout, quiet_gap) = (config.connect_timeout, config.reply_quiet_gap);
+        let max_body = config.max_response_body_bytes;
         let now = self.now;
         let deliverable = self.deliverable(key);
         let Some(s) = self.session_mut(key) else {
@@ -1140,6 +1318,14 @@ impl Gateway {
         };
         if s.phase == Phase::Connecting {
             request.state = ReqState::Held { until: now + connect_timeout };
+            return self.arm_session(key);
+        }
+        let full = s.down.len() >= max_body;
+        if request.forwarded && !reply_wait.is_zero() && !full && !s.closing && !s.backend_closed {
+            // Answer with what the backend sends after these commands, not with what it
+            // queued before them: hold until it has said something and paused.
+            request.reply_cap = Some(now + reply_wait + quiet_gap);
+            request.state = ReqState::Held { until: now + reply_wait };
             return self.arm_session(key);
         }
         if deliverable {
@@ -1157,6 +1343,30 @@ impl Gateway {
         }
         request.state = ReqState::Held { until: now + hold };
         self.arm_session(key);
+    }
+
+    /// The backend sent bytes while the session's request is held. A poll is answered as soon
+    /// as a whole command is queued; a request that carried commands once the backend has been
+    /// quiet for [`GatewayConfig::reply_quiet_gap`] (a reply written line by line leaves in
+    /// one answer), or at once when a whole response is queued.
+    fn heard(&mut self, key: BackendId) {
+        let config = &self.settings.config;
+        let (quiet_gap, cap) = (config.reply_quiet_gap, config.max_response_body_bytes);
+        let now = self.now;
+        let Some(s) = session_in(&mut self.slots, key) else {
+            return;
+        };
+        let full = s.down.len() >= cap;
+        let Some(request) = s.request.as_mut() else {
+            return;
+        };
+        if let (Some(reply_cap), false, false) = (request.reply_cap, quiet_gap.is_zero(), full) {
+            request.state = ReqState::Held { until: (now + quiet_gap).min(reply_cap) };
+            return self.arm_session(key);
+        }
+        if self.deliverable(key) {
+            self.answer(key);
+        }
     }
 
     /// Whether a response would carry something (or must go now) for this session.
@@ -1309,16 +1519,11 @@ impl Gateway {
         }
         let len = out.len() - start;
         if close {
-            self.remove_conn(id);
+            self.begin_close(id, Some(self.now));
         } else if let Some(conn) = self.conns.get_mut(&id) {
-            conn.state = ConnState::Idle { since: self.now };
-            conn.decoder.reset();
-            let stash = std::mem::take(&mut conn.stash);
+            // The next request is read once this answer is written.
+            conn.state = ConnState::Sending { since: self.now, unwritten: usize::MAX };
             self.arm_conn(id);
-            if !stash.is_empty() {
-                self.feed(id, &stash);
-            }
-            self.account(id);
         }
         if let Some(key) = reply_session(reply).filter(|k| Some(*k) != ended) {
             self.arm_session(key);
@@ -1352,17 +1557,25 @@ impl Gateway {
     fn conn_timer(&mut self, id: ConnectionId) {
         let config = &self.settings.config;
         let (keep_alive, request_timeout) = (config.keep_alive_timeout, config.request_timeout);
+        let send_timeout = config.send_timeout;
         let now = self.now;
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
         match conn.state {
             ConnState::Idle { since } if now >= since + keep_alive => {
-                self.remove_conn(id);
+                self.begin_close(id, None);
                 self.actions.push_back(Action::CloseClient(id));
             }
             ConnState::Reading { since, .. } if now >= since + request_timeout => {
                 self.fail_request(id, 408);
+            }
+            ConnState::Sending { since, .. } | ConnState::Closing { since: Some(since), .. }
+                if now >= since + send_timeout =>
+            {
+                self.stats.send_timeouts += 1;
+                self.begin_close(id, None);
+                self.actions.push_back(Action::CloseClient(id));
             }
             _ => {}
         }
@@ -1429,7 +1642,10 @@ impl Gateway {
         let due = match conn.state {
             ConnState::Idle { since } => Some(since + config.keep_alive_timeout),
             ConnState::Reading { since, .. } => Some(since + config.request_timeout),
-            ConnState::Waiting(_) | ConnState::Replying(_) => None,
+            ConnState::Sending { since, .. } | ConnState::Closing { since: Some(since), .. } => {
+                Some(since + config.send_timeout)
+            }
+            ConnState::Waiting(_) | ConnState::Replying(_) | ConnState::Closing { .. } => None,
         };
         if let Some(at) = due {
             if conn.armed.is_none_or(|armed| at < armed) {
@@ -1487,17 +1703,21 @@ fn classify(head: &RequestHead, config: &GatewayConfig) -> Route {
     let Ok(query) = head.query() else {
         return Route::Then(Reply::Status(400));
     };
-    route_query(query, config.default_backend_port)
+    route_query(query, config.msnp_ports)
 }
 
-fn route_query(query: &GatewayQuery, default_port: u16) -> Route {
+fn route_query(query: &GatewayQuery, ports: MsnpPorts) -> Route {
     match (query.action(), query.session_id()) {
+        // A poll names its session: without one it is no open.
+        (Some(QueryAction::Poll), None) => Route::Then(Reply::Status(400)),
         (Some(QueryAction::Open), _) | (_, None) => match query.ip() {
             None => Route::Then(Reply::Status(400)),
-            Some(ip) => Route::Open {
-                ip: Endpoint::parse(ip, default_port).map_err(|_| ()),
-                server: query.server().unwrap_or(ServerKind::Notification),
-            },
+            Some(ip) => {
+                // A port-less `IP=` means the MSNP port of the kind opened (clients strip it).
+                let server = query.server().unwrap_or(ServerKind::Notification);
+                let ip = Endpoint::parse(ip, ports.of(server)).map_err(|_| ());
+                Route::Open { ip, server }
+            }
         },
         (_, Some(id)) => Route::Existing { id: parse_session_id(id), lifespan: query.lifespan() },
     }

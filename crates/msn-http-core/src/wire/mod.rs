@@ -20,8 +20,8 @@ pub use request::{
     DEFAULT_GATEWAY_PATH, Header, HeaderSet, RequestEncoder, RequestLine, ServerKind, TargetForm,
 };
 pub use request_decoder::{
-    GatewayQuery, MAX_IP_PARAM_LEN, Method, QueryAction, QueryError, RequestDecoder, RequestError,
-    RequestHead, RequestStep,
+    GatewayQuery, MAX_IP_PARAM_LEN, MAX_ORIGIN_LEN, Method, QueryAction, QueryError,
+    RequestDecoder, RequestError, RequestHead, RequestStep,
 };
 pub use response::{EofOutcome, ResponseDecoder, ResponseHead, ResponseStep};
 pub use response_encoder::{

@@ -15,7 +15,7 @@ use super::{
 /// The longest `IP=` value accepted: a host, brackets and a port.
 pub const MAX_IP_PARAM_LEN: usize = MAX_HOST_LEN + 8;
 /// The longest `Origin` header value kept for CORS.
-const MAX_ORIGIN_LEN: usize = 512;
+pub const MAX_ORIGIN_LEN: usize = 512;
 
 /// What one call to [`RequestDecoder::decode`] produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -527,7 +527,14 @@ fn names_other_version(bytes: &[u8]) -> bool {
         Some(end) => &rest[..end],
         None => rest,
     };
-    let last = line.trim_ascii_end().rsplit(|&b| b == b' ').next().unwrap_or_default();
+    // Method, target, version: a line with more parts (a space inside the target) is malformed,
+    // whatever it ends with.
+    let mut parts = line.trim_ascii_end().split(|&b| b == b' ');
+    let (Some(_), Some(_), Some(last), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
     last.len() > 5
         && last[..5].eq_ignore_ascii_case(b"HTTP/")
         && last[5..].iter().all(|&b| b.is_ascii_digit() || b == b'.')
@@ -851,6 +858,8 @@ Host: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nVER 1\r\n3\r\n 2\n\r\
         let long_head = format!("POST / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(600));
         let cases: Vec<(&[u8], u16)> = vec![
             (b"POST / HTTP/2.0\r\n\r\n", 505),
+            (b"POST /a b HTTP/1.1\r\n\r\n", 400),
+            (b"POST /a HTTP/1.1 x\r\n\r\n", 400),
             (b"hello world\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),

@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
-use msn_http_core::gateway::{Action, BackendId, ConnectionId, Gateway, Transmit};
+use msn_http_core::gateway::{Action, BackendId, ConnectFailure, ConnectionId, Gateway, Transmit};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::ServerOptions;
 use super::ServerStats;
+use super::descriptors::out_of_resources;
 use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, WANT_WRITE, watch as watch_socket};
 
 /// Notices taken from the channel per wake-up, at most.
@@ -25,6 +26,8 @@ const READS_PER_NOTICE: usize = 4;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Output buffers larger than this are released once written, so idle sockets hold nothing.
 const RETAINED_CAPACITY: usize = 4096;
+/// Room for a `100 Continue` ahead of an answer in a client's write buffer.
+const CONTINUE_BYTES: usize = 64;
 
 /// What the accept loop and the connecting tasks are told: go on, stop accepting, stop all.
 const RUNNING: u8 = 0;
@@ -84,6 +87,8 @@ pub(super) struct Driver {
     broken: Vec<Peer>,
     /// Set when a graceful shutdown began: its deadline.
     draining: Option<Instant>,
+    /// Answer bytes waiting in client connections' buffers, all together.
+    client_backlog: usize,
     stats: ServerStats,
     shared: Arc<Mutex<ServerStats>>,
 }
@@ -112,6 +117,7 @@ impl Driver {
             resumed: Vec::new(),
             broken: Vec::new(),
             draining: None,
+            client_backlog: 0,
             stats: ServerStats::default(),
             shared,
         }
@@ -132,6 +138,7 @@ impl Driver {
                 self.events.clone(),
                 self.control.subscribe(),
                 self.options.linger,
+                self.options.accept_warning_interval,
                 Arc::clone(&self.tasks),
             )
             .in_current_span(),
@@ -203,6 +210,10 @@ impl Driver {
             Event::Readable(Peer::Client(id)) => self.client_readable(now, id),
             Event::Readable(Peer::Backend(backend)) => self.backend_readable(now, backend),
             Event::Writable(peer) => self.writable(now, peer),
+            // The core counts a connection it asked to close until its socket is closed.
+            Event::Closed(Peer::Client(id)) => self.gw.handle_client_eof(now, ConnectionId(id)),
+            Event::Closed(Peer::Backend(_)) => {}
+            Event::AcceptFailed => self.stats.accept_failures += 1,
         }
         self.drain(now);
     }
@@ -250,7 +261,13 @@ impl Driver {
                 tracing::debug!(%backend, %error, "backend connection failed");
                 self.stats.backend_connect_errors += 1;
                 self.backends.remove(&backend);
-                self.gw.handle_backend_connect_failed(now, backend);
+                // Out of descriptors here: the gateway is full (503), the backend is not at
+                // fault (502).
+                let cause = match out_of_resources(&error) {
+                    true => ConnectFailure::OutOfResources,
+                    false => ConnectFailure::Unreachable,
+                };
+                self.gw.handle_backend_connect_failed(now, backend, cause);
             }
         }
     }
@@ -270,7 +287,13 @@ impl Driver {
             if conn.closing {
                 return;
             }
-            match conn.socket.read(&mut self.buf) {
+            // One request at a time: no more than the core takes now (nothing while an answer
+            // is unwritten and the requests after it fill its budget).
+            let budget = self.gw.client_read_budget(ConnectionId(id)).min(self.buf.len());
+            if budget == 0 {
+                return;
+            }
+            match conn.socket.read(&mut self.buf[..budget]) {
                 Ok(0) => return self.client_gone(now, id),
                 Ok(n) => {
                     conn.awaiting = true;
@@ -286,9 +309,16 @@ impl Driver {
         self.rearm_client(id);
     }
 
+    /// Forgets a client connection on the driver's side.
+    fn take_client(&mut self, id: u64) -> Option<ClientConn> {
+        let conn = self.clients.remove(&id)?;
+        self.client_backlog -= conn.pending.len();
+        Some(conn)
+    }
+
     /// A client closed or broke its connection.
     fn client_gone(&mut self, now: Instant, id: u64) {
-        if let Some(conn) = self.clients.remove(&id) {
+        if let Some(conn) = self.take_client(id) {
             conn.socket.close(false);
             if !conn.closing {
                 self.gw.handle_client_eof(now, ConnectionId(id));
@@ -297,10 +327,11 @@ impl Driver {
         }
     }
 
+    /// Watches the client for input again if the core takes some now.
     fn rearm_client(&mut self, id: u64) {
-        let cap = self.options.max_pending_write_bytes;
+        let budget = self.gw.client_read_budget(ConnectionId(id));
         if let Some(conn) = self.clients.get_mut(&id) {
-            if !conn.armed && !conn.closing && conn.pending.len() < cap {
+            if !conn.armed && !conn.closing && budget > 0 {
                 conn.armed = true;
                 conn.socket.want(WANT_READ);
             }
@@ -370,14 +401,23 @@ impl Driver {
                 let Some(conn) = self.clients.get_mut(&id) else {
                     return;
                 };
-                match flush(&conn.socket, &mut conn.pending) {
-                    Ok(false) => {}
+                let before = conn.pending.len();
+                let flushed = flush(&conn.socket, &mut conn.pending);
+                let unwritten = conn.pending.len();
+                self.client_backlog -= before - unwritten;
+                match flushed {
+                    Ok(false) => self.gw.handle_client_written(now, ConnectionId(id), unwritten),
                     Ok(true) if conn.closing => {
-                        if let Some(conn) = self.clients.remove(&id) {
+                        if let Some(conn) = self.take_client(id) {
                             conn.socket.close(true);
                         }
                     }
-                    Ok(true) => self.rearm_client(id),
+                    Ok(true) => {
+                        // The answer is out: the core reads the next request now.
+                        self.gw.handle_client_written(now, ConnectionId(id), 0);
+                        self.drain(now);
+                        self.rearm_client(id);
+                    }
                     Err(_) => self.client_gone(now, id),
                 }
             }
@@ -406,7 +446,7 @@ impl Driver {
                 match self.gw.poll_transmit(now, &mut self.out) {
                     None => break,
                     Some(Transmit::Client { connection, close, .. }) => {
-                        self.send_client(connection.0, close)
+                        self.send_client(now, connection.0, close)
                     }
                     Some(Transmit::Backend { backend, .. }) => self.send_backend(backend),
                 }
@@ -427,7 +467,7 @@ impl Driver {
         }
     }
 
-    fn send_client(&mut self, id: u64, close: bool) {
+    fn send_client(&mut self, now: Instant, id: u64, close: bool) {
         let Some(conn) = self.clients.get_mut(&id) else {
             return;
         };
@@ -436,9 +476,14 @@ impl Driver {
             conn.awaiting = false;
         }
         self.stats.client_bytes_out += self.out.len() as u64;
-        if write_or_queue(&conn.socket, &mut conn.pending, &self.out).is_err() {
+        let before = conn.pending.len();
+        let written = write_or_queue(&conn.socket, &mut conn.pending, &self.out);
+        self.client_backlog += conn.pending.len() - before;
+        // The core serves one request at a time, so this holds one answer at most.
+        let over = conn.pending.len() > self.gw.max_answer_bytes() + CONTINUE_BYTES;
+        if written.is_err() || over {
             if close {
-                if let Some(conn) = self.clients.remove(&id) {
+                if let Some(conn) = self.take_client(id) {
                     conn.socket.close(false);
                 }
             } else {
@@ -446,14 +491,18 @@ impl Driver {
             }
             return;
         }
+        let unwritten = conn.pending.len();
         if close {
             conn.closing = true;
-            if conn.pending.is_empty() {
-                if let Some(conn) = self.clients.remove(&id) {
+            if unwritten == 0 {
+                if let Some(conn) = self.take_client(id) {
                     conn.socket.close(true);
                 }
             }
         }
+        self.gw.handle_client_written(now, ConnectionId(id), unwritten);
+        // Written whole: the core may take the next request now.
+        self.rearm_client(id);
     }
 
     fn send_backend(&mut self, backend: BackendId) {
@@ -509,12 +558,12 @@ impl Driver {
                 }
             }
             Action::CloseClient(id) => {
-                if let Some(conn) = self.clients.get_mut(&id.0) {
-                    conn.closing = true;
-                    if conn.pending.is_empty() {
-                        if let Some(conn) = self.clients.remove(&id.0) {
-                            conn.socket.close(true);
-                        }
+                // Idle past its keep-alive (nothing unwritten: a graceful close), or stuck
+                // (what it did not take is dropped, with the kernel's copy).
+                if let Some(conn) = self.take_client(id.0) {
+                    match conn.pending.is_empty() {
+                        true => conn.socket.close(true),
+                        false => conn.socket.abort(),
                     }
                 }
             }
@@ -570,7 +619,7 @@ impl Driver {
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            if let Some(conn) = self.clients.remove(&id) {
+            if let Some(conn) = self.take_client(id) {
                 self.gw.handle_client_eof(now, ConnectionId(id));
                 conn.socket.close(true);
             }
@@ -620,6 +669,7 @@ impl Driver {
         self.stats.sessions = self.gw.session_count();
         self.stats.client_connections = self.clients.len();
         self.stats.backend_connections = self.backends.len();
+        self.stats.client_write_backlog = self.client_backlog;
         *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = self.stats;
     }
 }
@@ -686,10 +736,12 @@ async fn accept_loop(
     events: mpsc::UnboundedSender<Event>,
     mut control: watch::Receiver<u8>,
     linger: Duration,
+    warning_interval: Duration,
     tasks: Arc<Tasks>,
 ) {
     let _guard = tasks.guard();
     let mut next_id = 0u64;
+    let mut warnings = Warnings::new(warning_interval);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -715,13 +767,42 @@ async fn accept_loop(
                 ));
             }
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
+                let _ = events.send(Event::AcceptFailed);
+                // Out of descriptors, it fails again at once: say so now and then, not each time.
+                if let Some(unsaid) = warnings.due(now()) {
+                    tracing::warn!(%error, since_last_warning = unsaid, "accept failed");
+                }
                 tokio::select! {
                     _ = control.wait_for(|state| *state >= DRAINING) => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
             }
         }
+    }
+}
+
+/// At most one warning per interval, counting the failures in between.
+#[derive(Debug)]
+struct Warnings {
+    interval: Duration,
+    last: Option<Instant>,
+    unsaid: u64,
+}
+
+impl Warnings {
+    fn new(interval: Duration) -> Self {
+        Self { interval, last: None, unsaid: 0 }
+    }
+
+    /// A failure at `now`: `Some(failures not warned of since the last warning)` if a
+    /// warning is due.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|last| now < last + self.interval) {
+            self.unsaid += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
     }
 }
 
@@ -752,5 +833,23 @@ async fn connect(
     }
     if let Some(socket) = socket {
         watch_socket(socket, Peer::Backend(backend), events, linger, guard).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_come_at_most_once_per_interval_with_the_count_in_between() {
+        let start = Instant::now();
+        let mut warnings = Warnings::new(Duration::from_secs(10));
+        let ms = |n: u64| start + Duration::from_millis(n);
+        assert_eq!(warnings.due(ms(0)), Some(0));
+        let said: Vec<Option<u64>> = (1..=250).map(|i| warnings.due(ms(i * 50))).collect();
+        // 250 failures 50 ms apart over 12.5 s: one more warning, at 10 s, telling of 199.
+        assert_eq!(said.iter().flatten().collect::<Vec<_>>(), [&199]);
+        assert_eq!(said.iter().position(Option::is_some), Some(199));
+        assert_eq!(warnings.due(ms(20_000)), Some(50));
     }
 }

@@ -39,6 +39,11 @@ pub(super) enum Event {
     Connected(BackendId, io::Result<Arc<Socket>>),
     Readable(Peer),
     Writable(Peer),
+    /// The watcher ended and dropped its handle: once the driver has dropped its own, the
+    /// socket is closed.
+    Closed(Peer),
+    /// `accept` failed (out of descriptors, say).
+    AcceptFailed,
 }
 
 /// A TCP stream with the driver's wishes for its watcher.
@@ -72,6 +77,15 @@ impl Socket {
             shutdown_write(&self.stream);
         }
         self.want(if linger { CLOSE | LINGER } else { CLOSE });
+    }
+
+    /// Closes at once with a reset, dropping what the kernel still holds for the peer (one
+    /// that does not read would otherwise keep those buffers after the close).
+    pub(super) fn abort(&self) {
+        // A zero linger never blocks on close, which is what the deprecation warns of.
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        self.want(CLOSE);
     }
 
     /// Reads without waiting. `WouldBlock` also re-arms tokio's readiness for the watcher.
@@ -124,13 +138,24 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Watches `socket` for the driver until it is closed or the driver is gone.
+/// Watches `socket` for the driver until it is closed or the driver is gone, then says so.
 pub(super) async fn watch(
     socket: Arc<Socket>,
     peer: Peer,
     events: mpsc::UnboundedSender<Event>,
     linger: Duration,
     _guard: TaskGuard,
+) {
+    watch_until_closed(&socket, peer, &events, linger).await;
+    drop(socket);
+    let _ = events.send(Event::Closed(peer));
+}
+
+async fn watch_until_closed(
+    socket: &Socket,
+    peer: Peer,
+    events: &mpsc::UnboundedSender<Event>,
+    linger: Duration,
 ) {
     loop {
         let state = socket.state.load(Ordering::Acquire);
