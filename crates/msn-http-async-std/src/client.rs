@@ -16,6 +16,10 @@
 //! adapters.
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
 
 use msn_http_core::client::{ClientConfig, Target};
 use msn_http_core::error::SendError;
@@ -65,6 +69,38 @@ impl Client {
         Ok((Self { inner }, driver))
     }
 
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings. A gateway that cannot be reached is an error here. Spawn the returned
+    /// [`Driver`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), msn_http_async_std::OpenError> {
+    /// use msn_http_async_std::{Client, Target};
+    ///
+    /// let (client, driver) =
+    ///     Client::connect("http://127.0.0.1:8080", Target::notification("messenger.hotmail.com"))
+    ///         .await?;
+    /// smol::spawn(driver).detach();
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str, target: Target) -> Result<(Self, Driver), OpenError> {
+        let config = ClientConfig::from_url(url).map_err(OpenError::Config)?;
+        Self::connect_with(AsyncIo, config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`, on `runtime`.
+    pub async fn connect_with<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        let (inner, driver) = msn_http_driver::Client::connect(runtime, config, target).await?;
+        Ok((Self { inner }, driver))
+    }
+
     /// Queues MSNP bytes; see [`ClientSender::send`].
     pub async fn send(&self, msnp: &[u8]) -> Result<(), SendError> {
         self.inner.send(msnp).await
@@ -98,5 +134,14 @@ impl Client {
     /// Separates the sending and receiving halves.
     pub fn split(self) -> (ClientSender, ClientReceiver) {
         self.inner.split()
+    }
+}
+
+/// The received commands; see [`ClientReceiver`]'s `Stream`.
+impl Stream for Client {
+    type Item = Result<OwnedCommand, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
     }
 }

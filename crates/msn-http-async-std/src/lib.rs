@@ -91,6 +91,7 @@ pub use client::{
     Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, RecvError, SessionEnd,
 };
 pub use msn_http_core;
+pub use msn_http_driver::api::*;
 pub use msn_http_driver::{Driver, Runtime};
 pub use runtime::AsyncIo;
 pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};

@@ -57,6 +57,26 @@ impl ClientStream {
         Self::open_with(AsyncIo, config, target)
     }
 
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings. A gateway that cannot be reached is an error here, with the operating
+    /// system's kind (`ConnectionRefused`...). Spawn the returned [`Driver`].
+    pub async fn connect(url: &str, target: Target) -> io::Result<(Self, Driver)> {
+        let config = ClientConfig::from_url(url).map_err(|e| OpenError::Config(e).into_io())?;
+        Self::connect_with(AsyncIo, config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`, on `runtime`.
+    pub async fn connect_with<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> io::Result<(Self, Driver)> {
+        let (inner, driver) =
+            ByteStream::connect(runtime, config, target).await.map_err(OpenError::into_io)?;
+        Ok((Self { inner }, driver))
+    }
+
     /// [`open`](Self::open), on another [`Runtime`] than [`AsyncIo`].
     pub fn open_with<R: Runtime>(
         runtime: R,

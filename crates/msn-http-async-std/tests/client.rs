@@ -74,7 +74,36 @@ crate::on_both!(
     closing_with_a_dropped_receiver_still_completes_in_the_background,
     a_driver_that_is_never_spawned_ends_the_session,
     the_system_clock_runtime_runs_a_session_too,
+    connect_makes_the_first_connection_and_fails_at_once_when_nothing_listens,
 );
+
+async fn connect_makes_the_first_connection_and_fails_at_once_when_nothing_listens(exec: Exec) {
+    let clock = Clock::new();
+    let gw = Gateway::start(&exec, &clock, Script::default());
+    let (mut client, driver) =
+        Client::connect_with(Virtual::new(&clock), config(&gw), ns()).await.unwrap();
+    let driver = spawn_driver(&exec, driver);
+    client.send(VER.as_bytes()).await.unwrap();
+    assert_eq!(client.recv().await.map(|c| text(c.as_bytes())), Ok(VER.to_owned()));
+    assert_eq!(gw.connections(), [1], "the open went over the connection connect made");
+    assert!(client.close().await.is_clean());
+    driver.await;
+
+    let dead = dead_port("127.0.0.1");
+    let mut config = config(&gw);
+    config.gateway = endpoint(dead);
+    let refused = Client::connect_with(Virtual::new(&clock), config, ns()).await.unwrap_err();
+    let want = NetworkError::ConnectFailed {
+        kind: io::ErrorKind::ConnectionRefused,
+        address: endpoint(dead),
+    };
+    assert_eq!(refused, msn_http_async_std::OpenError::Connect(want));
+    let err = msn_http_async_std::ClientStream::connect(&format!("http://{dead}"), ns())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    assert_eq!(clock.elapsed(), Duration::ZERO);
+}
 
 async fn keeps_one_connection_and_its_port_when_gw_ip_echoes_ip(exec: Exec) {
     // The gateway listens on a random (non-default) port and answers `GW-IP=127.0.0.1`,

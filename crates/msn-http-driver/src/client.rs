@@ -12,12 +12,14 @@
 
 use std::fmt;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, OutputMode, Recovery, Stats, Target};
-use msn_http_core::error::{ConfigError, SendError};
+use msn_http_core::error::{ConfigError, NetworkError, SendError};
 use msn_http_core::msnp::OwnedCommand;
 
 use crate::driver::Driver;
@@ -39,6 +41,8 @@ pub enum OpenError {
     /// called outside a tokio runtime. Adapters that hand the [`Driver`] to the caller never
     /// return it.
     NoRuntime,
+    /// `connect` could not connect to the gateway (or proxy).
+    Connect(NetworkError),
 }
 
 impl fmt::Display for OpenError {
@@ -46,7 +50,22 @@ impl fmt::Display for OpenError {
         match self {
             Self::Config(e) => write!(f, "invalid session configuration: {e}"),
             Self::NoRuntime => f.write_str("no runtime to run the session on"),
+            Self::Connect(e) => e.fmt(f),
         }
+    }
+}
+
+impl OpenError {
+    /// As an `io::Error`, for the byte stream's `connect`: the kind a `TcpStream` would report
+    /// (`ConnectionRefused`...), the error itself inside.
+    pub fn into_io(self) -> std::io::Error {
+        let kind = match &self {
+            Self::Connect(NetworkError::ConnectFailed { kind, .. }) => *kind,
+            Self::Connect(_) => std::io::ErrorKind::ConnectionAborted,
+            Self::Config(_) => std::io::ErrorKind::InvalidInput,
+            Self::NoRuntime => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, self)
     }
 }
 
@@ -55,6 +74,7 @@ impl std::error::Error for OpenError {
         match self {
             Self::Config(e) => Some(e),
             Self::NoRuntime => None,
+            Self::Connect(e) => Some(e),
         }
     }
 }
@@ -86,7 +106,29 @@ impl Client {
         config: ClientConfig,
         target: Target,
     ) -> Result<(Self, Driver), OpenError> {
-        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Commands, 2)?;
+        Self::start(runtime, config, target, None)
+    }
+
+    /// Connects to the gateway (or proxy) in `config`, as `TcpStream::connect` does, then
+    /// opens the session on that connection like [`open`](Self::open): a gateway that cannot
+    /// be reached is an error here ([`OpenError::Connect`]) instead of the session's end.
+    pub async fn connect<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        let first = crate::shared::connect_first(&runtime, &config).await?;
+        Self::start(runtime, config, target, Some(first))
+    }
+
+    fn start<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+        first: Option<(Endpoint, R::Stream)>,
+    ) -> Result<(Self, Driver), OpenError> {
+        let (shared, driver) =
+            Shared::open(runtime, config, target, OutputMode::Commands, 2, first)?;
         let client = Self {
             sender: ClientSender { shared: Arc::clone(&shared) },
             receiver: ClientReceiver { shared, end: None },
@@ -227,6 +269,32 @@ impl ClientSender {
     }
 }
 
+/// The received commands as a [`Stream`]: `Ok` commands, `Err` for a
+/// [`RecvError::DeliveryUncertain`] (the stream goes on) and for an end that was not clean
+/// ([`RecvError::Ended`]); a clean end finishes the stream. [`end`](ClientReceiver::end) says
+/// how it ended.
+impl Stream for ClientReceiver {
+    type Item = Result<OwnedCommand, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let was_over = this.end.is_some();
+        match std::task::ready!(this.poll_recv(cx)) {
+            Err(RecvError::Ended(end)) if was_over || end.is_clean() => Poll::Ready(None),
+            item => Poll::Ready(Some(item)),
+        }
+    }
+}
+
+/// The received commands of the session, as [`ClientReceiver`]'s `Stream`.
+impl Stream for Client {
+    type Item = Result<OwnedCommand, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().receiver).poll_next(cx)
+    }
+}
+
 /// The receiving half of a session. Dropping it while senders live makes the driver discard
 /// received commands (each is still traced), so the session keeps going.
 pub struct ClientReceiver {
@@ -265,24 +333,28 @@ impl ClientReceiver {
     ///
     /// Cancel-safe: a command is taken out of the session only in the step that returns it.
     pub async fn recv(&mut self) -> Result<OwnedCommand, RecvError> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// What [`recv`](Self::recv) returns, as a poll.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedCommand, RecvError>> {
+        if let Some(end) = &self.end {
+            return Poll::Ready(Err(RecvError::Ended(end.clone())));
+        }
         loop {
-            let Some(event) = self.recv_event().await else {
-                let end = self.end.clone().expect("the end was taken before `recv_event` ends");
-                return Err(RecvError::Ended(end));
-            };
-            match event {
-                ClientEvent::Command(cmd) => return Ok(cmd),
+            return Poll::Ready(match std::task::ready!(self.poll_event(cx)) {
+                ClientEvent::Command(cmd) => Ok(cmd),
                 ClientEvent::Notice(Notice::RequestFailed {
                     kind,
                     error,
                     recovery: Recovery::AwaitingDecision,
                 }) => {
                     let bytes = self.shared.lock().session.awaiting_decision().unwrap_or(0);
-                    return Err(RecvError::DeliveryUncertain { kind, error, bytes });
+                    Err(RecvError::DeliveryUncertain { kind, error, bytes })
                 }
-                ClientEvent::Notice(_) => {}
-                ClientEvent::Closed(end) => return Err(RecvError::Ended(end)),
-            }
+                ClientEvent::Notice(_) => continue,
+                ClientEvent::Closed(end) => Err(RecvError::Ended(end)),
+            });
         }
     }
 
@@ -337,7 +409,7 @@ impl ClientReceiver {
                 }
                 ClientEvent::Command(cmd) => {
                     self.shared.span.in_scope(|| {
-                        tracing::warn!(name = cmd.name(), "command dropped while closing");
+                        tracing::warn!(target: crate::TRACING_TARGET, name = cmd.name(), "command dropped while closing");
                     });
                     dropped += 1;
                 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::TRACING_TARGET;
 use futures_lite::future::or;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{Connection, PollPolicy, Session};
@@ -49,13 +50,19 @@ impl Future for Driver {
 
 impl Driver {
     /// The driver of `shared` on `runtime`, inside the session's span.
-    pub(crate) fn new<R: Runtime>(runtime: R, shared: Arc<Shared>) -> Self {
+    /// The driver of `shared` on `runtime`, inside the session's span, starting with the
+    /// connection `first` when the caller made one.
+    pub(crate) fn new<R: Runtime>(
+        runtime: R,
+        shared: Arc<Shared>,
+        first: Option<(Endpoint, R::Stream)>,
+    ) -> Self {
         // Built outside the task, so that dropping a driver that never ran ends the session.
         let end = EndOnDrop(Arc::clone(&shared));
         let span = shared.span.clone();
         let task = async move {
             let _end = end;
-            run(runtime, shared).await;
+            run(runtime, shared, first).await;
         };
         Self { task: Box::pin(task.instrument(span)) }
     }
@@ -65,6 +72,8 @@ impl Driver {
 struct Conn<S> {
     stream: S,
     destination: Endpoint,
+    /// Made by `connect` before the first request, and not used yet: as fresh as a new one.
+    unused: bool,
 }
 
 /// What ended a wait.
@@ -111,29 +120,30 @@ fn response_wait_cap(policy: PollPolicy) -> Option<Duration> {
     .filter(|cap| !cap.is_zero())
 }
 
-async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
+async fn run<R: Runtime>(rt: R, shared: Arc<Shared>, first: Option<(Endpoint, R::Stream)>) {
     let wait_cap = response_wait_cap(shared.lock().session.poll_policy());
-    let mut conn: Option<Conn<R::Stream>> = None;
+    let mut conn: Option<Conn<R::Stream>> =
+        first.map(|(destination, stream)| Conn { stream, destination, unused: true });
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     // The armed wake-up timer and its deadline. It is kept while later deadlines come along
     // (it then fires early, a harmless spurious wake-up) and replaced only when it fired or an
     // earlier one is needed: in steady round trips no timer is registered per request.
     let mut armed: Option<(Instant, Pin<Box<_>>)> = None;
-    debug!("driver started");
+    debug!(target: TRACING_TARGET, "driver started");
     loop {
         // Under the lock: decide the next request, and where the next wait ends.
         let (connect_to, deadline, wait_until) = {
             let mut state = shared.lock();
             if state.handles() == 0 && !state.close_requested && !state.session.is_closed() {
-                debug!("every handle dropped; aborting");
+                debug!(target: TRACING_TARGET, "every handle dropped; aborting");
                 state.session.abort();
             }
             if !state.reader_alive {
                 discard_events(&mut state.session);
             }
             if state.end_on_uncertain_delivery && state.session.awaiting_decision().is_some() {
-                debug!("delivery uncertain; ending the stream");
+                debug!(target: TRACING_TARGET, "delivery uncertain; ending the stream");
                 state.session.abort();
             }
             if state.session.is_closed() {
@@ -143,9 +153,11 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
             out.clear();
             let now = rt.now();
             let request = state.session.poll_transmit(now, &mut out).map(|t| {
-                let reuse = t.connection == Connection::Reuse
-                    && conn.as_ref().is_some_and(|c| c.destination == *t.destination);
-                trace!(kind = ?t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
+                let reuse = conn.as_ref().is_some_and(|c| {
+                    (t.connection == Connection::Reuse || c.unused)
+                        && c.destination == *t.destination
+                });
+                trace!(target: TRACING_TARGET, kind = ?t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
                 (!reuse).then(|| t.destination.clone())
             });
             let deadline = state.session.poll_timeout();
@@ -162,15 +174,15 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                 conn = None;
                 match connect(&rt, &destination, deadline).await {
                     Ok(stream) => {
-                        debug!(%destination, "connected");
-                        conn = Some(Conn { stream, destination });
+                        debug!(target: TRACING_TARGET, %destination, "connected");
+                        conn = Some(Conn { stream, destination, unused: false });
                         // The caller may have aborted while we connected.
                         if shared.lock().session.is_closed() {
                             continue;
                         }
                     }
                     Err(error) => {
-                        warn!(%destination, %error, "connect failed");
+                        warn!(target: TRACING_TARGET, %destination, %error, "connect failed");
                         let mut state = shared.lock();
                         state.session.handle_connect_failed(rt.now(), error.kind());
                         state.wake_all();
@@ -179,16 +191,17 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                 }
             }
             if let Some(c) = conn.as_mut() {
+                c.unused = false;
                 if let Err(failure) = write_request(&rt, &mut c.stream, &out, deadline).await {
                     conn = None;
                     let mut state = shared.lock();
                     match failure {
                         WriteFailure::Io(error) => {
-                            debug!(%error, "write failed");
+                            debug!(target: TRACING_TARGET, %error, "write failed");
                             state.session.handle_eof(rt.now());
                         }
                         WriteFailure::Deadline => {
-                            debug!("write stalled past the request deadline");
+                            debug!(target: TRACING_TARGET, "write stalled past the request deadline");
                             state.session.handle_timeout(rt.now());
                         }
                     }
@@ -230,8 +243,8 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
             }
             Wake::Read(result) => {
                 match result {
-                    Ok(_) => debug!("connection closed by the peer"),
-                    Err(error) => debug!(%error, "read failed"),
+                    Ok(_) => debug!(target: TRACING_TARGET, "connection closed by the peer"),
+                    Err(error) => debug!(target: TRACING_TARGET, %error, "read failed"),
                 }
                 conn = None;
                 let mut state = shared.lock();
@@ -245,7 +258,7 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
                 state.session.handle_timeout(rt.now());
                 if was_in_flight && state.session.in_flight().is_none() {
                     // A late answer on this connection must not be taken for the next one.
-                    debug!("request timed out");
+                    debug!(target: TRACING_TARGET, "request timed out");
                     conn = None;
                 }
                 state.wake_all();
@@ -253,7 +266,7 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>) {
             Wake::Caller => {}
         }
     }
-    debug!("driver stopped");
+    debug!(target: TRACING_TARGET, "driver stopped");
 }
 
 /// Drops every waiting event (after tracing it): nobody will take them, and undelivered
@@ -262,13 +275,13 @@ fn discard_events(session: &mut Session) {
     let mut sink = |_: &[u8]| {};
     while let Some(taken) = next_event(session, &mut sink) {
         if let Taken::Command(cmd) = taken {
-            trace!(name = cmd.name(), "command discarded: no receiver");
+            trace!(target: TRACING_TARGET, name = cmd.name(), "command discarded: no receiver");
         }
     }
 }
 
 /// Connects to `destination`, giving up at `deadline`.
-async fn connect<R: Runtime>(
+pub(crate) async fn connect<R: Runtime>(
     rt: &R,
     destination: &Endpoint,
     deadline: Option<Instant>,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::TRACING_TARGET;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{CloseReason, Event, MoveRefusal, Recovery, RequestKind, Session};
 use msn_http_core::error::SessionError;
@@ -206,57 +207,59 @@ pub(crate) enum Taken {
 pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) -> Option<Taken> {
     let closed = match session.poll_event()? {
         Event::Command(cmd) => {
-            trace!(name = cmd.name(), bytes = cmd.as_bytes().len(), "command received");
+            trace!(target: TRACING_TARGET, name = cmd.name(), bytes = cmd.as_bytes().len(), "command received");
             return Some(Taken::Command(cmd.to_owned_command()));
         }
         Event::Data(bytes) => {
-            trace!(bytes = bytes.len(), "data received");
+            trace!(target: TRACING_TARGET, bytes = bytes.len(), "data received");
             on_data(bytes);
             return Some(Taken::Data);
         }
         Event::Established { session_id } => {
-            debug!(session_id, "session established");
+            debug!(target: TRACING_TARGET, session_id, "session established");
             return Some(Taken::Notice(Notice::Established { session_id: session_id.to_owned() }));
         }
         Event::GatewayMoved { from, to } => {
-            info!(%from, %to, "gateway moved");
+            info!(target: TRACING_TARGET, %from, %to, "gateway moved");
             return Some(Taken::Notice(Notice::GatewayMoved { from, to }));
         }
         Event::GatewayFallback { unreachable, to } => {
-            warn!(%unreachable, %to, "not a working gateway; falling back to the configured one");
+            warn!(target: TRACING_TARGET, %unreachable, %to, "not a working gateway; falling back to the configured one");
             return Some(Taken::Notice(Notice::GatewayFallback { unreachable, to }));
         }
         Event::MoveRefused { to, reason } => {
-            info!(%to, %reason, "gateway move not followed");
+            info!(target: TRACING_TARGET, %to, %reason, "gateway move not followed");
             return Some(Taken::Notice(Notice::MoveRefused { to, reason }));
         }
         Event::PollsHeld { held } => {
             match held {
-                true => info!("the gateway holds long polls again"),
-                false => info!("the gateway does not hold long polls; polling adaptively"),
+                true => info!(target: TRACING_TARGET, "the gateway holds long polls again"),
+                false => {
+                    info!(target: TRACING_TARGET, "the gateway does not hold long polls; polling adaptively")
+                }
             }
             return Some(Taken::Notice(Notice::PollsHeld { held }));
         }
         Event::RequestFailed { kind, error, recovery } => {
-            warn!(%kind, %error, %recovery, "request failed");
+            warn!(target: TRACING_TARGET, %kind, %error, %recovery, "request failed");
             return Some(Taken::Notice(Notice::RequestFailed { kind, error, recovery }));
         }
         Event::Warning(error) => {
-            warn!(%error, "gateway misbehaved");
+            warn!(target: TRACING_TARGET, %error, "gateway misbehaved");
             return Some(Taken::Notice(Notice::Warning(error)));
         }
         Event::Closed(closed) => closed,
         other => {
-            debug!(event = ?other, "unknown session event skipped");
+            debug!(target: TRACING_TARGET, event = ?other, "unknown session event skipped");
             return Some(Taken::Skipped);
         }
     };
     match closed.reason.is_clean() {
-        true => info!(reason = %closed.reason, "session closed"),
-        false => warn!(reason = %closed.reason, "session ended"),
+        true => info!(target: TRACING_TARGET, reason = %closed.reason, "session closed"),
+        false => warn!(target: TRACING_TARGET, reason = %closed.reason, "session ended"),
     }
     if closed.incomplete_inbound_bytes > 0 {
-        warn!(bytes = closed.incomplete_inbound_bytes, "the end cut a received command off");
+        warn!(target: TRACING_TARGET, bytes = closed.incomplete_inbound_bytes, "the end cut a received command off");
     }
     Some(Taken::Closed(SessionEnd {
         reason: closed.reason,

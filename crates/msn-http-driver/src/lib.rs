@@ -15,7 +15,8 @@
 //!   [`StreamError`].
 //!
 //! Every session runs in a `msn_http_session` `tracing` span; received commands, notices and
-//! connection events are `tracing` events.
+//! connection events are `tracing` events. All of them have the target [`TRACING_TARGET`]
+//! (`msn_http`), whichever adapter runs the session: `RUST_LOG=msn_http=debug` shows them.
 //!
 //! # Example
 //!
@@ -45,6 +46,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The `tracing` target of every event and span the adapters emit (`RUST_LOG=msn_http=debug`).
+pub const TRACING_TARGET: &str = "msn_http";
+
+pub mod api;
 pub mod client;
 mod driver;
 pub mod events;

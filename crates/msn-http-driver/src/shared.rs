@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, OutputMode, Session, Target};
 use msn_http_core::error::SendError;
 use tracing::Span;
@@ -87,16 +88,19 @@ impl Signal {
 }
 
 impl Shared {
-    /// Creates the session, and the driver that runs it on `runtime`.
+    /// Creates the session, and the driver that runs it on `runtime` (starting with the
+    /// connection `first`, if the caller made one).
     pub(crate) fn open<R: Runtime>(
         runtime: R,
         mut config: ClientConfig,
         target: Target,
         output: OutputMode,
         handles: usize,
+        first: Option<(Endpoint, R::Stream)>,
     ) -> Result<(Arc<Self>, Driver), OpenError> {
         config.output = output;
         let span = tracing::info_span!(
+            target: crate::TRACING_TARGET,
             "msn_http_session",
             server = target.server.as_str(),
             ip = %target.ip,
@@ -115,7 +119,7 @@ impl Shared {
             driver: Signal::new(),
             span,
         });
-        let driver = Driver::new(runtime, Arc::clone(&shared));
+        let driver = Driver::new(runtime, Arc::clone(&shared), first);
         Ok((shared, driver))
     }
 
@@ -286,5 +290,22 @@ impl State {
         !self.session.is_closed()
             && self.session.in_flight().is_none()
             && self.session.poll_timeout().is_none()
+    }
+}
+
+/// Connects to where `config` sends its first request (the proxy, or the gateway), as
+/// `TcpStream::connect` would: the caller learns at once that nothing listens there.
+pub(crate) async fn connect_first<R: Runtime>(
+    runtime: &R,
+    config: &ClientConfig,
+) -> Result<(Endpoint, R::Stream), OpenError> {
+    let destination = config.proxy.as_ref().map_or(&config.gateway, |p| &p.endpoint).clone();
+    let deadline = runtime.now() + config.request_timeout;
+    match crate::driver::connect(runtime, &destination, Some(deadline)).await {
+        Ok(stream) => Ok((destination, stream)),
+        Err(e) => Err(OpenError::Connect(msn_http_core::error::NetworkError::ConnectFailed {
+            kind: e.kind(),
+            address: destination,
+        })),
     }
 }

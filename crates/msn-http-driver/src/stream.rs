@@ -184,13 +184,33 @@ impl ByteStream {
     /// becomes [`DEFAULT_PING_ANSWER`]: a byte stream could only refuse a ping with an error.
     pub fn open<R: Runtime>(
         runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        Self::start(runtime, config, target, None)
+    }
+
+    /// Connects to the gateway (or proxy) in `config`, as `TcpStream::connect` does, then
+    /// opens the session on that connection like [`open`](Self::open).
+    pub async fn connect<R: Runtime>(
+        runtime: R,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        let first = crate::shared::connect_first(&runtime, &config).await?;
+        Self::start(runtime, config, target, Some(first))
+    }
+
+    fn start<R: Runtime>(
+        runtime: R,
         mut config: ClientConfig,
         target: Target,
+        first: Option<(Endpoint, R::Stream)>,
     ) -> Result<(Self, Driver), OpenError> {
         if config.ping == PingPolicy::Refuse {
             config.ping = DEFAULT_PING_ANSWER;
         }
-        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 2)?;
+        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 2, first)?;
         let reader = ByteReader {
             shared: Arc::clone(&shared),
             unread: Vec::new(),

@@ -14,6 +14,10 @@
 //! adapters; this module adds the tokio-spawned [`Client`].
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
 
 use msn_http_core::client::{ClientConfig, Target};
 use msn_http_core::error::SendError;
@@ -51,6 +55,35 @@ impl Client {
         Ok(Self { inner })
     }
 
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings, its driver spawned on the current runtime. A gateway that cannot be
+    /// reached is an error here.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), msn_http_tokio::OpenError> {
+    /// use msn_http_tokio::{Client, Target};
+    ///
+    /// let client =
+    ///     Client::connect("http://127.0.0.1:8080", Target::notification("messenger.hotmail.com"))
+    ///         .await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str, target: Target) -> Result<Self, OpenError> {
+        let config = ClientConfig::from_url(url).map_err(OpenError::Config)?;
+        Self::connect_with(config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`.
+    pub async fn connect_with(config: ClientConfig, target: Target) -> Result<Self, OpenError> {
+        let handle = runtime::current()?;
+        let (inner, driver) = msn_http_driver::Client::connect(Tokio, config, target).await?;
+        handle.spawn(driver);
+        Ok(Self { inner })
+    }
+
     /// Queues MSNP bytes; see [`ClientSender::send`].
     pub async fn send(&self, msnp: &[u8]) -> Result<(), SendError> {
         self.inner.send(msnp).await
@@ -84,5 +117,14 @@ impl Client {
     /// Separates the sending and receiving halves.
     pub fn split(self) -> (ClientSender, ClientReceiver) {
         self.inner.split()
+    }
+}
+
+/// The received commands; see [`ClientReceiver`]'s `Stream`.
+impl Stream for Client {
+    type Item = Result<OwnedCommand, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
     }
 }

@@ -59,6 +59,24 @@ impl ClientStream {
         Ok(Self { inner })
     }
 
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings, its driver spawned on the current runtime. A gateway that cannot be
+    /// reached is an error here, with the operating system's kind (`ConnectionRefused`...).
+    pub async fn connect(url: &str, target: Target) -> io::Result<Self> {
+        let config = ClientConfig::from_url(url).map_err(|e| OpenError::Config(e).into_io())?;
+        Self::connect_with(config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`.
+    pub async fn connect_with(config: ClientConfig, target: Target) -> io::Result<Self> {
+        let handle = runtime::current().map_err(OpenError::into_io)?;
+        let (inner, driver) =
+            ByteStream::connect(Tokio, config, target).await.map_err(OpenError::into_io)?;
+        handle.spawn(driver);
+        Ok(Self { inner })
+    }
+
     /// The notices since the last call (at most the latest 32).
     pub fn take_notices(&mut self) -> Vec<Notice> {
         self.inner.take_notices()

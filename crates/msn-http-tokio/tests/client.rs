@@ -677,3 +677,74 @@ fn opening_outside_a_runtime_is_an_error() {
     let err = Client::open(config, ns()).unwrap_err();
     assert_eq!(err, OpenError::NoRuntime);
 }
+
+/// `connect`, as `TcpStream::connect`: the connection it makes carries the open request, and
+/// a gateway that is not there is an error at once, with its cause.
+#[tokio::test(start_paused = true)]
+async fn connect_makes_the_first_connection_and_fails_at_once_when_nothing_listens() {
+    run(async {
+        let gw = Gateway::start(Script::default()).await;
+        let url = format!("http://{}/gateway/gateway.dll", gw.addr());
+        let mut client = Client::connect(&url, ns()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(gw.connections(), [1], "connected before anything was sent");
+        assert_eq!(gw.request_count(), 0);
+        client.send(VER.as_bytes()).await.unwrap();
+        assert_eq!(client.recv().await.map(|c| text(c.as_bytes())), Ok(VER.to_owned()));
+        assert_eq!(gw.connections(), [1], "the open went over that connection");
+        assert!(client.close().await.is_clean());
+
+        let dead = dead_port("127.0.0.1").await;
+        let start = tokio::time::Instant::now();
+        let refused = Client::connect(&format!("http://{dead}"), ns()).await.unwrap_err();
+        let want = NetworkError::ConnectFailed {
+            kind: io::ErrorKind::ConnectionRefused,
+            address: endpoint(dead),
+        };
+        assert_eq!(refused, OpenError::Connect(want));
+        assert_eq!(refused.to_string(), format!("could not connect to {dead}: connection refused"));
+        assert!(since(start) < Duration::from_millis(10));
+        let err = msn_http_tokio::ClientStream::connect(&format!("http://{dead}"), ns())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let bad = Client::connect("ftp://x", ns()).await.unwrap_err();
+        assert!(matches!(bad, OpenError::Config(_)), "{bad}");
+    })
+    .await;
+}
+
+/// The receiver is a `Stream` of commands: a `DeliveryUncertain` is an item, a clean end
+/// ends it.
+#[tokio::test(start_paused = true)]
+async fn the_receiver_is_a_stream_that_ends_with_the_session() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+        std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+    }
+    run(async {
+        let gw = Gateway::start(Script::default().fault(1, Fault::Status(500))).await;
+        let (tx, mut rx) = Client::open(config(&gw), ns()).unwrap().split();
+        tx.send(VER.as_bytes()).await.unwrap();
+        assert_eq!(
+            next(&mut rx).await.map(|r| r.map(|c| text(c.as_bytes()))),
+            Some(Ok(VER.to_owned()))
+        );
+        tx.send(CHG.as_bytes()).await.unwrap();
+        assert!(matches!(next(&mut rx).await, Some(Err(RecvError::DeliveryUncertain { .. }))));
+        tx.resend_unconfirmed();
+        assert_eq!(
+            next(&mut rx).await.map(|r| r.map(|c| text(c.as_bytes()))),
+            Some(Ok(CHG.to_owned()))
+        );
+        tx.close();
+        assert_eq!(
+            next(&mut rx).await.map(|r| r.map(|c| text(c.as_bytes()))),
+            Some(Ok("OUT\r\n".into()))
+        );
+        assert_eq!(next(&mut rx).await, None, "a clean end ends the stream");
+        assert_eq!(next(&mut rx).await, None);
+    })
+    .await;
+}

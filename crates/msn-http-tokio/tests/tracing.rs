@@ -1,5 +1,6 @@
 //! What a session writes to `tracing`: its span, and the fallback from an unreachable `GW-IP`
-//! host, told both by the driver when connecting fails and when the notice is taken.
+//! host, told both by the driver when connecting fails and when the notice is taken, all under
+//! the documented target `msn_http` (which a user's filter names).
 
 mod support;
 
@@ -33,7 +34,7 @@ async fn the_session_span_and_the_gateway_fallback_are_traced() {
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,msn_http=debug"))
         .finish();
     // The runtime of this test runs every task on this thread.
     let _default = tracing::subscriber::set_default(subscriber);
@@ -66,7 +67,7 @@ async fn the_session_span_and_the_gateway_fallback_are_traced() {
     assert!(connect_failed.contains("WARN"), "{connect_failed}");
     assert!(connect_failed.contains(&dead.to_string()), "{connect_failed}");
     // The notice, when taken out of the session.
-    let fallback = find("events: not a working gateway; falling back to the configured one");
+    let fallback = find("msn_http: not a working gateway; falling back to the configured one");
     assert!(fallback.contains("WARN"), "{fallback}");
     assert!(
         fallback.contains(&format!("unreachable={dead}"))

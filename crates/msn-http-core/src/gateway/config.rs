@@ -356,12 +356,7 @@ impl GatewayConfig {
                 });
             }
         }
-        let path_ok = self.gateway_path.starts_with('/')
-            && self
-                .gateway_path
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b));
-        if !path_ok {
+        if !crate::url::valid_path(&self.gateway_path) {
             return Err(GatewayConfigError::InvalidPath);
         }
         if let Some(CorsPolicy { allowed_origins: AllowedOrigins::List(list), .. }) = &self.cors {
