@@ -1,4 +1,4 @@
 //! An X-MSN-Messenger value: parses keep their promises; spacing after ';' changes nothing.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| msn_http_core::fuzzing::messenger_header(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| msn_http_fuzzing::messenger_header(data));

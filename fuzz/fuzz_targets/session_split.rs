@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    msn_http_core::fuzzing::session_split(data, std::time::Instant::now())
+    msn_http_fuzzing::session_split(data, std::time::Instant::now())
 });

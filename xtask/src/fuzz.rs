@@ -113,7 +113,7 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
         // New inputs go to fuzz/corpus/<target> (ignored by git); the checked-in corpus seeds it.
         let work: PathBuf = fuzz_dir.join("corpus").join(name);
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-        let seeds = root.join("crates/msn-http-core/tests/corpus").join(name);
+        let seeds = root.join("crates/msn-http-fuzzing/corpus").join(name);
         let mut command = nightly_cargo();
         command.args(["fuzz", "run", name]).arg(&work);
         if seeds.is_dir() {

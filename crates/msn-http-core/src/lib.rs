@@ -22,8 +22,6 @@
 pub mod client;
 mod endpoint;
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod gateway;
 pub mod msnp;
 mod url;

@@ -392,4 +392,54 @@ mod tests {
         assert_eq!(framer.take_bytes_within(u64::MAX), b"R 1");
         assert_eq!(framer.position(), 10);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6672_616d),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Raw-byte delivery with command-bounded windows, as the session's byte mode uses it,
+        /// over any stream cut anywhere: every byte comes out once, in order, never past its
+        /// window. (The fuzz harnesses reach the framer only through its public API.)
+        #[test]
+        fn windowed_takes_hand_out_every_byte_once(
+            stream in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b' '),
+                    proptest::strategy::Just(b'M'),
+                    proptest::strategy::Just(b'1'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..400,
+            ),
+            cuts in proptest::collection::vec(1usize..40, 1..40),
+            max_line_bytes in 1usize..64,
+            max_payload_bytes in 0usize..64,
+        ) {
+            let limits = FramerLimits { max_line_bytes, max_payload_bytes };
+            let mut framer = CommandFramer::new(PayloadCommands::default(), limits);
+            let mut taken = Vec::new();
+            let mut rest = &stream[..];
+            for &cut in cuts.iter().cycle().take(stream.len()) {
+                let (piece, tail) = rest.split_at(cut.min(rest.len()));
+                rest = tail;
+                framer.push(piece);
+                let end = framer.position() + (piece.len() as u64).div_ceil(2);
+                if let Ok(Some(cmd)) = framer.next_command_within(end) {
+                    taken.extend_from_slice(cmd.as_bytes());
+                    proptest::prop_assert!(framer.position() <= end, "a command past the window");
+                }
+                let before = framer.position();
+                taken.extend_from_slice(framer.take_bytes_within(end));
+                proptest::prop_assert!(framer.position() <= end.max(before), "bytes past the window");
+            }
+            taken.extend_from_slice(framer.take_bytes_within(u64::MAX));
+            proptest::prop_assert_eq!(taken, stream);
+            proptest::prop_assert_eq!(framer.buffered(), 0);
+        }
+    }
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::gateway::{
+use msn_http_core::gateway::{
     Action, AllowedOrigins, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, CorsPolicy,
     Gateway, GatewayConfig, PingPolicy, Transmit,
 };
-use crate::msnp::FramerLimits;
-use crate::wire::{HttpLimits, ResponseDecoder, ResponseStep, parse_messenger_header};
+use msn_http_core::msnp::FramerLimits;
+use msn_http_core::wire::{HttpLimits, ResponseDecoder, ResponseStep, parse_messenger_header};
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
 struct Params {
@@ -578,6 +578,7 @@ impl World {
                     self.conns.retain(|c| c.id != id);
                     self.gw.handle_client_eof(self.now, id);
                 }
+                other => panic!("an action the harness does not model: {other:?}"),
             }
         }
     }

@@ -1,9 +1,11 @@
-//! Fuzz harnesses, one function per cargo-fuzz target in `fuzz/`, compiled in by the `fuzzing`
-//! feature (off by default).
+//! Fuzz harnesses for msn-http, one function per cargo-fuzz target in `fuzz/`, built only on
+//! `msn-http-core`'s public API.
 //!
 //! Each harness takes the fuzzer's raw bytes and panics when an invariant breaks, so a target is
-//! a one-liner and `tests/fuzz_corpus.rs` replays the checked-in corpus through the very same
-//! code on stable. Structured harnesses read their operations with [`arbitrary`].
+//! a one-liner, `tests/corpus.rs` replays the checked-in corpus (`corpus/<target>/`) through the
+//! very same code on stable, and the property tests in `tests/` drive the same harnesses with
+//! generated input. Structured harnesses read their operations with [`arbitrary`].
+#![forbid(unsafe_code)]
 
 use std::time::Instant;
 

@@ -3,17 +3,17 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::Endpoint;
-use crate::error::{FrameError, HttpError, MessengerHeaderError};
-use crate::msnp::{Command, CommandFramer, FramerLimits, PayloadCommands};
-use crate::wire::{
+use msn_http_core::Endpoint;
+use msn_http_core::error::{FrameError, HttpError, MessengerHeaderError};
+use msn_http_core::msnp::{Command, CommandFramer, FramerLimits, PayloadCommands};
+use msn_http_core::wire::{
     BodyKind, ConnectionHeader, EofOutcome, Header, HeaderSet, HttpLimits, HttpVersion,
     MAX_IP_PARAM_LEN, MAX_SESSION_ID_LEN, MessengerHeader, Method, QueryAction, QueryError,
     RequestDecoder, RequestEncoder, RequestError, RequestLine, RequestStep, ResponseDecoder,
     ResponseEncoder, ResponseStep, ServerKind, SessionResponse, TargetForm, parse_messenger_header,
 };
 
-use super::split;
+use crate::split;
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -311,26 +311,6 @@ fn frame(stream: &[u8], pieces: &[&[u8]], rules: &PayloadCommands, limits: Frame
     out
 }
 
-/// Raw-byte delivery with command-bounded windows, as the session's byte mode uses it: every
-/// byte comes out once, in order.
-fn frame_within(stream: &[u8], pieces: &[&[u8]], rules: &PayloadCommands, limits: FramerLimits) {
-    let mut f = CommandFramer::new(rules.clone(), limits);
-    let mut taken = Vec::new();
-    for piece in pieces {
-        f.push(piece);
-        let end = f.position() + (piece.len() as u64).div_ceil(2);
-        if let Ok(Some(cmd)) = f.next_command_within(end) {
-            taken.extend_from_slice(cmd.as_bytes());
-            assert!(f.position() <= end, "a command past the window");
-        }
-        taken.extend_from_slice(f.take_bytes_within(end));
-        assert!(f.position() <= end.max(f.position()));
-    }
-    taken.extend_from_slice(f.take_bytes_within(u64::MAX));
-    assert_eq!(taken, stream);
-    assert_eq!(f.buffered(), 0);
-}
-
 /// An MSNP byte stream, whole and cut: the same commands, byte-exact, within limits.
 ///
 /// Input: a settings byte (limits and payload rules), a cutting byte, then the stream.
@@ -350,7 +330,6 @@ pub fn msnp_framer(data: &[u8]) {
     let whole = frame(stream, &[stream], &rules, limits);
     let pieces = split(stream, u64::from(cut_seed) << 32 | stream.len() as u64);
     assert_eq!(whole, frame(stream, &pieces, &rules, limits), "cutting changed the commands");
-    frame_within(stream, &pieces, &rules, limits);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,7 +588,7 @@ pub fn request_roundtrip(data: &[u8]) {
     let may_fail = headers.before_host.iter().chain(&headers.after_host).any(|h| {
         ["expect", "content-encoding", "origin"].iter().any(|n| h.name.eq_ignore_ascii_case(n))
     });
-    let path = case.path.as_deref().unwrap_or(crate::wire::DEFAULT_GATEWAY_PATH);
+    let path = case.path.as_deref().unwrap_or(msn_http_core::wire::DEFAULT_GATEWAY_PATH);
     let credentials = case.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
     let Ok(encoder) = RequestEncoder::new(path, &headers, credentials) else {
         return;

@@ -1,4 +1,4 @@
-//! Replays the checked-in fuzz corpus (`tests/corpus/<target>/`) through the same harness
+//! Replays the checked-in fuzz corpus (`corpus/<target>/`) through the same harness
 //! functions the cargo-fuzz targets call, on stable; every crash the fuzzers found is also a
 //! named test here.
 
@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use msn_http_core::error::{HeadFault, HttpError};
-use msn_http_core::fuzzing::{Harness, TARGETS};
 use msn_http_core::gateway::{
     Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, Transmit,
 };
 use msn_http_core::wire::{HttpLimits, ResponseDecoder, ResponseStep};
+use msn_http_fuzzing::{Harness, TARGETS};
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(target)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target)
 }
 
 fn harness(target: &str) -> Harness {

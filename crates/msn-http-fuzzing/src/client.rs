@@ -25,16 +25,16 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::Endpoint;
-use crate::client::{
+use msn_http_core::Endpoint;
+use msn_http_core::client::{
     ClientConfig, CloseReason, Connection, Event, OutputMode, PollPolicy, Proxy, Recovery,
     RequestKind, Session, Target, UnconfirmedPolicy,
 };
-use crate::error::{HttpError, NetworkError, RemoteError, SendError, SessionError};
-use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands};
-use crate::wire::{HttpLimits, QueryAction, RequestDecoder, RequestStep};
+use msn_http_core::error::{HttpError, NetworkError, RemoteError, SendError, SessionError};
+use msn_http_core::msnp::{CommandFramer, FramerLimits, PayloadCommands};
+use msn_http_core::wire::{HttpLimits, QueryAction, RequestDecoder, RequestStep};
 
-use super::split;
+use crate::split;
 
 const MAX_LINE: usize = 64;
 const MAX_PAYLOAD: usize = 128;
