@@ -15,26 +15,18 @@ use std::time::{Duration, Instant};
 use msn_http_async_std::{ClientReceiver, ClientSender, Notice, RecvError, SessionEnd};
 use msn_http_core::Endpoint;
 use msn_http_core::client::{CloseReason, MoveRefusal, OutReason, PollPolicy, RequestKind, Target};
-use msn_http_core::error::{NetworkError, RemoteError, SendError, SessionError};
+use msn_http_core::error::{RemoteError, SendError, SessionError};
 use msn_http_core::msnp::OwnedCommand;
+use support::field::{
+    BURSTS, CAL, CHG, FIRST_ID, ILN, JOI, LOGIN, MINUTE, MSG, PROFILE, SECOND, USR, UUID, VER,
+    ZERO_PADDED, burst, check_burst, check_constant_id_chat, check_gave_up_on_500,
+    check_stayed_on_the_gateway, longest_gap,
+};
 use support::{
     Clock, Ev, Exec, Gateway, Quirks, RawServer, Script, SessionIds, Task, Wire, closed, cmd,
     commands, config, endpoint, established, ns, open_counted, requests_between, take_commands,
     text,
 };
-
-const VER: &str = "VER 1 MSNP8 CVR0\r\n";
-const USR: &str = "USR 1 alice@example.com 123.456\r\n";
-const CAL: &str = "CAL 2 bob@example.com\r\n";
-const JOI: &str = "JOI bob@example.com Bob\r\n";
-const MSG: &str = "MSG 3 N 5\r\nhello";
-const CHG: &str = "CHG 2 NLN 0\r\n";
-const ILN: &str = "ILN 0 NLN bob@example.com Bob\r\n";
-const FIRST_ID: &str = "954547325.1";
-/// The session ID a constant-ID gateway hands out.
-const UUID: &str = "ee242912-db5a-4b93-bc49-d615b0fa7965";
-const SECOND: Duration = Duration::from_secs(1);
-const MINUTE: Duration = Duration::from_secs(60);
 
 crate::on_both!(
     a_gw_ip_echoing_ip_as_host_and_port_is_not_followed_into_the_switchboard,
@@ -137,19 +129,10 @@ async fn an_echoed_ip_is_not_followed(mut f: Field, raw: RawServer, ip: String, 
     assert_eq!((stats.refused_moves, stats.fallbacks, stats.failed_requests), (1, 0, 0));
     let (end, gw, _) = f.close().await;
     assert_eq!(closed(&end), server_closed());
-
-    assert_eq!((raw.accepted(), raw.bytes()), (0, 0), "nothing reached the raw switchboard");
-    assert_eq!(text(&gw.received()), format!("{USR}{CAL}{MSG}OUT\r\n"), "each command once");
-    let requests = gw.requests();
-    assert!(requests[0].target.ends_with(&format!("Action=open&Server=SB&IP={ip}")));
+    let raw = (raw.accepted(), raw.bytes());
+    let (requests, connections) = (gw.requests(), gw.connections());
     let host = gw.addr().to_string();
-    for r in &requests {
-        assert_eq!((r.listener, r.connection), (0, 0), "{r:?}");
-        assert_eq!(r.host.as_deref(), Some(host.as_str()));
-    }
-    let polls = requests.iter().filter(|r| r.kind == RequestKind::Poll).count();
-    assert!(polls >= 40, "polled on the gateway: {polls} polls in 5 s");
-    assert_eq!(gw.connections(), [1]);
+    check_stayed_on_the_gateway(&requests, &gw.received(), &connections, raw, &ip, &host);
 }
 
 /// Item 1 of issue 10: a switchboard opened with `IP=<host>:<port>` got that value back as
@@ -224,41 +207,23 @@ async fn long_polls_a_gateway_holds_cost_one_request_per_lifespan_and_deliver_at
 async fn a_constant_uuid_session_id_carries_a_long_chat(exec: Exec) {
     let quirks = Quirks { session_ids: SessionIds::ConstantUuid, ..Quirks::default() };
     let mut f = Field::logged_on(&exec, Script::default().quirks(quirks), None, UUID).await;
-    let (mut sent, mut got) = (VER.to_owned(), vec![VER.to_owned()]);
-    for burst in 0..10 {
-        let mut echoes = Vec::new();
-        for n in 0..5 {
-            let trid = burst * 5 + n + 2;
-            let msg = format!("MSG {trid} N 6\r\nhi {trid:03}");
-            f.tx.send(msg.as_bytes()).await.unwrap();
-            sent.push_str(&msg);
-            echoes.push(msg);
+    let (mut sent, mut arrived) = (VER.to_owned(), 1);
+    for n in 0..BURSTS {
+        let (commands, push) = burst(n);
+        for command in &commands {
+            f.tx.send(command.as_bytes()).await.unwrap();
+            sent.push_str(command);
         }
-        let push = (burst % 3 == 0).then(|| {
-            let iln = format!("ILN 0 NLN user{burst}@example.com User{burst}\r\n");
-            f.gw.push(iln.as_bytes());
-            iln
-        });
-        let events = f.take(echoes.len() + usize::from(push.is_some())).await;
-        let arrived = commands(&events);
-        assert_eq!(events.len(), arrived.len(), "no notices: {events:?}");
-        // The push comes before or after the echoes; the echoes come in order.
-        let (pushed, echoed): (Vec<_>, Vec<_>) =
-            arrived.iter().cloned().partition(|c| c.starts_with("ILN"));
-        assert_eq!(echoed, echoes, "burst {burst}");
-        assert_eq!(pushed, Vec::from_iter(push), "burst {burst}");
-        got.extend(arrived);
+        if let Some(push) = &push {
+            f.gw.push(push.as_bytes());
+        }
+        let events = f.take(commands.len() + usize::from(push.is_some())).await;
+        arrived += check_burst(n, &events, &commands, push.as_ref());
         f.idle(SECOND).await;
     }
     let (end, gw, _) = f.close().await;
     assert_eq!(closed(&end), server_closed());
-    assert_eq!(text(&gw.received()), format!("{sent}OUT\r\n"), "every command once");
-    assert_eq!(got.len(), 1 + 50 + 4);
-    let requests = gw.requests();
-    assert!(requests.len() >= 100, "{} requests", requests.len());
-    for r in &requests[1..] {
-        assert_eq!(r.session_id.as_deref(), Some(UUID), "{r:?}");
-    }
+    check_constant_id_chat(&gw.requests(), &gw.received(), &sent, arrived);
 }
 
 /// Item 4: after `OUT OTH` the gateway kept answering empty 200s without `Session=close`,
@@ -298,7 +263,7 @@ async fn three_idle_minutes_never_meet_the_expiry(
     f.idle(3 * MINUTE).await;
     assert!(!f.tx.is_closed(), "{policy:?}: {:?}", f.rx.end());
     let requests = f.gw.requests();
-    let gap = requests.windows(2).map(|w| w[1].at - w[0].at).max().unwrap();
+    let gap = longest_gap(&requests);
     assert!(gap <= longest_wait, "{policy:?}: a {gap:?} gap");
     assert!(requests.len() >= 3 * 5, "{policy:?}: {} requests", requests.len());
     f.tx.send(CHG.as_bytes()).await.unwrap();
@@ -339,35 +304,24 @@ async fn a_malformed_payload_length_that_wedges_the_server_ends_the_session(exec
         Script::default().quirks(Quirks { malformed_length_500: true, ..Quirks::default() });
     let mut f = Field::logged_on(&exec, script, None, FIRST_ID).await;
     let before = f.gw.request_count();
-    let bad = "MSG 2 N 05\r\nhello";
-    f.tx.send(bad.as_bytes()).await.unwrap();
+    f.tx.send(ZERO_PADDED.as_bytes()).await.unwrap();
     let server_error = SessionError::Remote(RemoteError::ServerError(500));
     assert_eq!(
         f.recv().await,
         Err(RecvError::DeliveryUncertain {
             kind: RequestKind::Send,
-            error: server_error.clone(),
-            bytes: bad.len(),
+            error: server_error,
+            bytes: ZERO_PADDED.len(),
         })
     );
     let start = f.now();
     let Err(RecvError::Ended(end)) = f.recv().await else { panic!("the session ends") };
-    let CloseReason::Failed(SessionError::Network(NetworkError::TooManyFailures { last, .. })) =
-        &end.reason
-    else {
-        panic!("gave up: {end:?}");
-    };
-    assert_eq!(**last, server_error);
-    assert_eq!(text(&end.unsent), bad, "the command comes back");
     assert!(f.now() - start < 10 * SECOND, "{:?}", f.now() - start);
-    let kinds = f.kinds();
-    let made = kinds.len() - before;
-    assert!((2..=7).contains(&made), "{made} requests");
-    assert_eq!(kinds[before], RequestKind::Send);
-    assert!(kinds[before + 1..].iter().all(|k| *k == RequestKind::Poll), "{kinds:?}");
+    check_gave_up_on_500(&end, &f.kinds(), before);
+    let made = f.gw.request_count();
     let Field { gw, driver, .. } = f;
     driver.await;
-    assert_eq!(gw.request_count() - before, made, "no request after the end");
+    assert_eq!(gw.request_count(), made, "no request after the end");
     assert_eq!(text(&gw.received()), VER, "the backend never got the MSG");
 }
 
@@ -379,14 +333,13 @@ async fn a_reply_written_line_by_line_with_a_push_after_the_login_arrives_whole_
 ) {
     let quirks = Quirks { reply_line_gap: Some(Duration::from_millis(5)), ..Quirks::default() };
     let mut f = Field::logged_on(&exec, Script::default().quirks(quirks), None, FIRST_ID).await;
-    let [usr, chg, syn] = ["USR 2 MD5 I alice@example.com\r\n", "CHG 3 NLN\r\n", "SYN 4 0\r\n"];
-    let login = format!("{usr}{chg}{syn}");
-    let profile = "MSG Hotmail Hotmail 19\r\nMIME-Version: 1.0\r\n";
+    let [usr, chg, syn] = LOGIN;
+    let login = LOGIN.concat();
     let send_index = f.gw.request_count();
     f.tx.send(login.as_bytes()).await.unwrap();
     assert_eq!(f.take(1).await, [cmd(usr)], "the login reply");
-    f.gw.push(profile.as_bytes());
-    assert_eq!(f.take(3).await, [cmd(profile), cmd(chg), cmd(syn)]);
+    f.gw.push(PROFILE.as_bytes());
+    assert_eq!(f.take(3).await, [cmd(PROFILE), cmd(chg), cmd(syn)]);
     assert!(f.gw.request_count() > send_index + 1, "the rest came with later answers");
     assert_eq!(f.kinds()[send_index], RequestKind::Send);
     let (end, gw, _) = f.close().await;

@@ -14,6 +14,8 @@
 //! still passes only on the fake clock; nothing sleeps for real.
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../../msn-http-driver/tests/support/field.rs"]
+pub mod field;
 #[path = "../../../msn-http-driver/tests/support/gateway.rs"]
 mod gateway;
 
