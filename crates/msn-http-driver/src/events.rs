@@ -108,9 +108,10 @@ pub struct SessionEnd {
 
 impl SessionEnd {
     /// Whether the session ended as sessions should: the gateway, the MSNP server (`OUT`) or
-    /// the caller closed it, and no received command was cut off by the end.
+    /// the caller closed it, nothing queued was left unsent, and no received command was cut
+    /// off by the end.
     pub fn is_clean(&self) -> bool {
-        self.reason.is_clean() && self.incomplete_inbound_bytes == 0
+        self.reason.is_clean() && self.unsent.is_empty() && self.incomplete_inbound_bytes == 0
     }
 }
 
