@@ -121,7 +121,9 @@ pub use config::{
     ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PingPolicy, PollPolicy, Proxy, Target,
     UnconfirmedPolicy,
 };
-pub use event::{CloseReason, Closed, Event, MoveRefusal, OutReason, Recovery, RequestKind};
+pub use event::{
+    CloseReason, Closed, Event, MoveRefusal, Notice, OutReason, Recovery, RequestKind,
+};
 pub use moves::MovePolicy;
 pub use poll::LONG_POLL_SETTLE;
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};
