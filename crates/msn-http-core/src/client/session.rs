@@ -578,7 +578,7 @@ impl Session {
     /// [`NetworkError::ConnectFailed`] (nothing was ever reachable; retrying would only delay
     /// the error). Later the request is made again; when the destination was a host a
     /// `GW-IP` moved the session to, the session first falls back to the configured gateway
-    /// ([`Event::GatewayFallback`]).
+    /// ([`Notice::GatewayFallback`]).
     pub fn handle_connect_failed(&mut self, now: Instant, kind: io::ErrorKind) {
         self.now = now;
         if self.phase == Phase::Closed {
