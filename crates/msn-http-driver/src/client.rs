@@ -203,7 +203,7 @@ impl ClientSender {
     /// full (`max_queued_bytes`) until the gateway confirms earlier bytes.
     ///
     /// Fails at once with the core's [`SendError`]: `Closed` after the session ended or began
-    /// closing, `PingNotAllowed` for `PNG`, `InvalidCommand`/`LineTooLong`/`PayloadTooLarge`
+    /// closing, `PingNotAllowed` for `PNG`, `Malformed`
     /// for malformed commands, and `QueueFull` when `msnp` is larger than the whole queue.
     ///
     /// # Cancel safety
