@@ -776,6 +776,15 @@ impl Session {
         self.poll.policy()
     }
 
+    /// The shortest time the session waits after a response before it polls (`None` when it
+    /// may poll at once). A driver whose timers cost more to move earlier than later (tokio
+    /// wakes its parked reactor for an earlier timer) can wake no later than this while a
+    /// response is awaited, so that the poll timer set after the response is never earlier
+    /// than the one armed; waking early is harmless.
+    pub fn poll_wait_hint(&self) -> Option<Duration> {
+        self.poll.shortest_wait()
+    }
+
     fn on_head(&mut self, now: Instant) {
         let status = self.decoder.head().status();
         let disposition = match status {
