@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, CloseReason, Closed, Connection, Event, LONG_POLL_SETTLE, OutReason, PollPolicy,
-    Session, Target,
+    ClientConfig, CloseReason, Closed, Connection, Event, LONG_POLL_SETTLE, Notice, OutReason,
+    PollPolicy, Session, Target,
 };
 use msn_http_core::error::{RemoteError, SessionError};
 use msn_http_core::gateway::{
@@ -198,7 +198,7 @@ impl Client {
     fn drain(&mut self) {
         while let Some(event) = self.session.poll_event() {
             self.events.push(match event {
-                Event::Established { session_id } => Ev::Established(session_id.to_owned()),
+                Event::Notice(Notice::Established { session_id }) => Ev::Established(session_id),
                 Event::Command(c) => Ev::Command(c.as_bytes().to_vec()),
                 Event::Closed(closed) => {
                     self.closed = Some(closed.clone());

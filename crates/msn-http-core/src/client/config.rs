@@ -99,7 +99,7 @@ impl Default for PollPolicy {
 /// response, or a 5xx answer).
 ///
 /// Whatever the policy, the caller is told with
-/// [`Event::RequestFailed`](crate::client::Event::RequestFailed). A request that never reached
+/// [`Notice::RequestFailed`](crate::client::Notice::RequestFailed). A request that never reached
 /// the gateway (connect failure) is always resent; so is a poll, which carries no commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnconfirmedPolicy {

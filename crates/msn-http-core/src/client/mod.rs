@@ -10,7 +10,7 @@
 //! | 400 | the session is gone: [`CloseReason::SessionRejected`] |
 //! | 407 | fatal: [`RemoteError::ProxyAuthenticationRequired`](crate::error::RemoteError::ProxyAuthenticationRequired) |
 //! | other 3xx/4xx | fatal: [`RemoteError::UnexpectedStatus`](crate::error::RemoteError::UnexpectedStatus) (redirects are not part of the protocol) |
-//! | 5xx | transient: the request failed ([`Event::RequestFailed`]) and is handled by the resend policy below; the session survives up to `max_consecutive_failures` in a row |
+//! | 5xx | transient: the request failed ([`Notice::RequestFailed`]) and is handled by the resend policy below; the session survives up to `max_consecutive_failures` in a row |
 //!
 //! Bodies of non-2xx responses are read (to keep the connection in step) and discarded.
 //!
@@ -28,7 +28,7 @@
 //!   same way.
 //! - **A host a `GW-IP` moved the session to fails before answering anything** (no response,
 //!   bytes that are not HTTP, a 2xx without `X-MSN-Messenger`): it is no gateway; the next
-//!   request goes to the configured gateway at once ([`Event::GatewayFallback`]), and the rules
+//!   request goes to the configured gateway at once ([`Notice::GatewayFallback`]), and the rules
 //!   below decide about the commands.
 //! - **Some bytes of a 2xx response arrived, then the connection failed**: the MSNP bytes the
 //!   gateway dequeued into that response may be lost, and a rotating session ID may have moved
@@ -40,7 +40,7 @@
 //!   never resent silently: [`UnconfirmedPolicy`] chooses between asking the caller (the
 //!   default: [`Recovery::AwaitingDecision`], then [`Session::resend_unconfirmed`] or
 //!   [`Session::discard_unconfirmed`]), resending, or discarding, and the caller is told in
-//!   every case with [`Event::RequestFailed`]. While the caller decides, the session keeps
+//!   every case with [`Notice::RequestFailed`]. While the caller decides, the session keeps
 //!   polling (received commands keep arriving) and sends no command: it never waits on its
 //!   caller alone. The adapters put the decision in front of a caller that only receives
 //!   (their `recv` returns it as an error value); their byte stream, which has no one to ask,
@@ -80,7 +80,7 @@
 //! - `long_poll()` is the fastest and cheapest against a gateway that honours `Lifespan=`
 //!   (ours does); a command written while a poll is held waits for that poll's answer, so keep
 //!   the lifespan short where sends must go at once. Against a gateway that answers polls at
-//!   once it notices ([`Event::PollsHeld`]) and polls on the adaptive schedule instead.
+//!   once it notices ([`Notice::PollsHeld`]) and polls on the adaptive schedule instead.
 //!
 //! # Reacting to events
 //!
@@ -121,7 +121,9 @@ pub use config::{
     ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PingPolicy, PollPolicy, Proxy, Target,
     UnconfirmedPolicy,
 };
-pub use event::{CloseReason, Closed, Event, MoveRefusal, OutReason, Recovery, RequestKind};
+pub use event::{
+    CloseReason, Closed, Event, MoveRefusal, Notice, OutReason, Recovery, RequestKind,
+};
 pub use moves::MovePolicy;
 pub use poll::LONG_POLL_SETTLE;
 pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};

@@ -12,7 +12,7 @@ use crate::wire::{
     parse_messenger_header,
 };
 
-use super::event::Pending;
+use super::event::{Notice, Pending};
 use super::moves::{GatewayRoute, Named};
 use super::outgoing::OutgoingQueue;
 use super::poll::PollSchedule;
@@ -157,7 +157,9 @@ struct Settings {
 /// use std::net::TcpStream;
 /// use std::time::{Duration, Instant};
 ///
-/// use msn_http_core::client::{ClientConfig, Connection, Event, Recovery, Session, Target};
+/// use msn_http_core::client::{
+///     ClientConfig, Connection, Event, Notice, Recovery, Session, Target,
+/// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let target = Target::notification("messenger.hotmail.com");
@@ -191,7 +193,9 @@ struct Settings {
 ///             Event::Command(cmd) => println!("<< {}", String::from_utf8_lossy(cmd.line())),
 ///             // The gateway may or may not have the commands; this program would rather
 ///             // see one twice than lose it.
-///             Event::RequestFailed { recovery: Recovery::AwaitingDecision, error, .. } => {
+///             Event::Notice(Notice::RequestFailed {
+///                 recovery: Recovery::AwaitingDecision, error, ..
+///             }) => {
 ///                 println!("request failed ({error}); sending it again");
 ///                 resend = true;
 ///             }
@@ -199,6 +203,7 @@ struct Settings {
 ///                 println!("{closed}");
 ///                 return Ok(());
 ///             }
+///             Event::Notice(notice) => println!("** {notice}"),
 ///             other => println!("{other:?}"),
 ///         }
 ///     }
@@ -253,7 +258,8 @@ pub struct Session {
     target: Target,
     phase: Phase,
     session_id: String,
-    first_session_id: String,
+    /// The gateway gave the session an ID (and `Established` was reported).
+    established: bool,
     /// The last `X-MSN-Messenger` value taken in full (empty when it must be read again).
     last_messenger: Vec<u8>,
     route: GatewayRoute,
@@ -309,7 +315,7 @@ impl Session {
             target,
             phase: Phase::Opening,
             session_id: String::new(),
-            first_session_id: String::new(),
+            established: false,
             last_messenger: Vec::new(),
             route,
             fresh_connection: true,
@@ -572,7 +578,7 @@ impl Session {
     /// [`NetworkError::ConnectFailed`] (nothing was ever reachable; retrying would only delay
     /// the error). Later the request is made again; when the destination was a host a
     /// `GW-IP` moved the session to, the session first falls back to the configured gateway
-    /// ([`Event::GatewayFallback`]).
+    /// ([`Notice::GatewayFallback`]).
     pub fn handle_connect_failed(&mut self, now: Instant, kind: io::ErrorKind) {
         self.now = now;
         if self.phase == Phase::Closed {
@@ -597,11 +603,11 @@ impl Session {
             return;
         }
         self.retry_at = Some(retry_at);
-        self.push_event(Pending::RequestFailed {
+        self.push_event(Pending::Notice(Notice::RequestFailed {
             kind: flight.kind,
             error,
             recovery: Recovery::Resending,
-        });
+        }));
     }
 
     /// Goes back to the configured gateway if the session was elsewhere; whether it was.
@@ -611,7 +617,7 @@ impl Session {
         };
         self.stats.fallbacks += 1;
         self.fresh_connection = true;
-        self.push_event(Pending::GatewayFallback { unreachable, to });
+        self.push_event(Pending::Notice(Notice::GatewayFallback { unreachable, to }));
         true
     }
 
@@ -704,17 +710,7 @@ impl Session {
         }
         let (_, pending) = self.events.pop_front()?;
         Some(match pending {
-            Pending::Established => Event::Established { session_id: &self.first_session_id },
-            Pending::GatewayMoved { from, to } => Event::GatewayMoved { from, to },
-            Pending::GatewayFallback { unreachable, to } => {
-                Event::GatewayFallback { unreachable, to }
-            }
-            Pending::MoveRefused { to, reason } => Event::MoveRefused { to, reason },
-            Pending::PollsHeld { held } => Event::PollsHeld { held },
-            Pending::RequestFailed { kind, error, recovery } => {
-                Event::RequestFailed { kind, error, recovery }
-            }
-            Pending::Warning(error) => Event::Warning(error),
+            Pending::Notice(notice) => Event::Notice(notice),
             Pending::Closed(reason) => {
                 self.finished = true;
                 self.events.clear();
@@ -780,6 +776,15 @@ impl Session {
         self.poll.policy()
     }
 
+    /// The shortest time the session waits after a response before it polls (`None` when it
+    /// may poll at once). A driver whose timers cost more to move earlier than later (tokio
+    /// wakes its parked reactor for an earlier timer) can wake no later than this while a
+    /// response is awaited, so that the poll timer set after the response is never earlier
+    /// than the one armed; waking early is harmless.
+    pub fn poll_wait_hint(&self) -> Option<Duration> {
+        self.poll.shortest_wait()
+    }
+
     fn on_head(&mut self, now: Instant) {
         let status = self.decoder.head().status();
         let disposition = match status {
@@ -816,9 +821,10 @@ impl Session {
         if let Some(id) = header.session_id {
             self.session_id.clear();
             self.session_id.push_str(id);
-            if self.first_session_id.is_empty() {
-                self.first_session_id.push_str(id);
-                self.events.push_back((self.inbound.end(), Pending::Established));
+            if !self.established {
+                self.established = true;
+                let established = Notice::Established { session_id: id.to_owned() };
+                self.events.push_back((self.inbound.end(), Pending::Notice(established)));
             }
         }
         // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
@@ -840,7 +846,7 @@ impl Session {
             Ok(Named::Stay | Named::Move) => {}
             Ok(Named::Refused(to, reason)) => {
                 self.stats.refused_moves += 1;
-                self.push_event(Pending::MoveRefused { to, reason });
+                self.push_event(Pending::Notice(Notice::MoveRefused { to, reason }));
             }
             Err(e) => {
                 // Warn again if it comes again.
@@ -869,7 +875,7 @@ impl Session {
                 }
                 if let Some((from, to)) = self.route.response_complete() {
                     self.fresh_connection = true;
-                    self.push_event(Pending::GatewayMoved { from, to });
+                    self.push_event(Pending::Notice(Notice::GatewayMoved { from, to }));
                 }
                 if self.phase == Phase::Opening {
                     self.phase = Phase::Open;
@@ -888,7 +894,7 @@ impl Session {
                         self.stats.unheld_polls += u64::from(!self.poll.holding());
                     }
                     if let Some(held) = held {
-                        self.push_event(Pending::PollsHeld { held });
+                        self.push_event(Pending::Notice(Notice::PollsHeld { held }));
                     }
                 }
             }
@@ -986,7 +992,11 @@ impl Session {
                 Recovery::AwaitingDecision
             }
         };
-        self.push_event(Pending::RequestFailed { kind: flight.kind, error, recovery });
+        self.push_event(Pending::Notice(Notice::RequestFailed {
+            kind: flight.kind,
+            error,
+            recovery,
+        }));
         if matches!(recovery, Recovery::Discarded { .. })
             && self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end)
         {
@@ -1034,7 +1044,9 @@ impl Session {
         self.fresh_connection = true;
         if let Some((
             _,
-            Pending::Warning(SessionError::Remote(RemoteError::UnsolicitedData { len: total })),
+            Pending::Notice(Notice::Warning(SessionError::Remote(RemoteError::UnsolicitedData {
+                len: total,
+            }))),
         )) = self.events.back_mut()
         {
             *total = total.saturating_add(len);
@@ -1045,7 +1057,7 @@ impl Session {
 
     fn warn(&mut self, error: SessionError) {
         if self.events.len() < MAX_PENDING_EVENTS {
-            self.push_event(Pending::Warning(error));
+            self.push_event(Pending::Notice(Notice::Warning(error)));
         }
     }
 
