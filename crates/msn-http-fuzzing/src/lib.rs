@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-mod client;
+pub mod client;
 mod gateway;
 mod wire;
 
