@@ -1,6 +1,9 @@
 //! Error types, split by who is at fault: the remote peer (gateway or proxy), the network, or
 //! the local caller.
 //!
+//! Every error type of the crate is here (those of the gateway and the request decoder
+//! re-exported from where they are made).
+//!
 //! Errors from the peer and the network reach the caller as [`Event`](crate::client::Event)s
 //! (non-fatal ones as warnings, fatal ones inside the final `Closed` event; fatal errors are
 //! sticky). Mistakes of the local caller are returned directly by the call that made them
@@ -9,7 +12,11 @@
 use std::fmt;
 use std::io;
 
-use crate::{AddressError, Endpoint, UrlError};
+use crate::Endpoint;
+pub use crate::endpoint::AddressError;
+pub use crate::gateway::{AcceptError, GatewayConfigError};
+pub use crate::url::UrlError;
+pub use crate::wire::{QueryError, RequestError};
 
 /// A malformed or unacceptable HTTP message, at the wire level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

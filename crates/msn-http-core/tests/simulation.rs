@@ -1,4 +1,6 @@
 //! Deterministic simulated sessions: the client core against an in-test gateway on a fake clock.
+// Tests live in a process of their own: they may read a clock for an origin and read files.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
 
