@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 pub mod client;
-mod gateway;
+pub mod gateway;
 mod wire;
 
 pub use client::{client_session, session_split};
