@@ -3,7 +3,6 @@
 //! counted in the window.
 // Tests live in a process of their own: they may read a clock for an origin and read files.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
-
 #![allow(clippy::print_stdout)]
 
 use std::alloc::System;

@@ -49,7 +49,6 @@ impl Future for Driver {
 }
 
 impl Driver {
-    /// The driver of `shared` on `runtime`, inside the session's span.
     /// The driver of `shared` on `runtime`, inside the session's span, starting with the
     /// connection `first` when the caller made one.
     pub(crate) fn new<R: Runtime>(
