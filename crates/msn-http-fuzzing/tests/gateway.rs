@@ -20,7 +20,11 @@ fn params() -> impl Strategy<Value = Params> {
             max_age: Duration::from_secs(5),
         })),
     ];
-    let ping = prop_oneof![Just(PingPolicy::Refuse), Just(PingPolicy::answer()), Just(PingPolicy::Forward)];
+    let ping = prop_oneof![
+        Just(PingPolicy::Refuse),
+        Just(PingPolicy::answer()),
+        Just(PingPolicy::Forward)
+    ];
     let limits = (
         1usize..=6,
         1usize..=8,

@@ -11,7 +11,9 @@ use msn_http_core::wire::{
 };
 
 use super::world::{Flight, World};
-use super::{Answer, AnswerKind, MAX_LINE, MAX_PAYLOAD, Op, TARGET_IP, command_lengths, proxy_endpoint};
+use super::{
+    Answer, AnswerKind, MAX_LINE, MAX_PAYLOAD, Op, TARGET_IP, command_lengths, proxy_endpoint,
+};
 
 /// How a request names its gateway in `Host`.
 fn authority(gateway: &Endpoint) -> String {

@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use msn_http_core::Endpoint;
-use msn_http_core::client::{CloseReason, Event, Notice, OutputMode, PollPolicy, UnconfirmedPolicy};
+use msn_http_core::client::{
+    CloseReason, Event, Notice, OutputMode, PollPolicy, UnconfirmedPolicy,
+};
 use msn_http_core::msnp::{CommandFramer, FramerLimits, PayloadCommands};
 
 mod driver;
@@ -83,7 +85,8 @@ pub struct Params {
 impl<'a> Arbitrary<'a> for Params {
     /// One byte per setting, in field order.
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let policies = [UnconfirmedPolicy::Ask, UnconfirmedPolicy::Resend, UnconfirmedPolicy::Discard];
+        let policies =
+            [UnconfirmedPolicy::Ask, UnconfirmedPolicy::Resend, UnconfirmedPolicy::Discard];
         let polls = [PollPolicy::official(), PollPolicy::adaptive(), PollPolicy::long_poll()];
         Ok(Params {
             unconfirmed: policies[usize::from(u8::arbitrary(u)? % 3)],

@@ -280,4 +280,3 @@ impl World {
         assert!(self.conns.is_empty(), "connections forgotten without a word: {:?}", self.conns);
     }
 }
-

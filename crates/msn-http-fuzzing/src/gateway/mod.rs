@@ -83,9 +83,10 @@ impl<'a> Arbitrary<'a> for Params {
             3 => Some(CorsPolicy::any()),
             _ => None,
         };
-        let secs = |u: &mut Unstructured<'a>, base: u64, range: u8| -> arbitrary::Result<Duration> {
-            Ok(Duration::from_secs(base + u64::from(u8::arbitrary(u)? % range)))
-        };
+        let secs =
+            |u: &mut Unstructured<'a>, base: u64, range: u8| -> arbitrary::Result<Duration> {
+                Ok(Duration::from_secs(base + u64::from(u8::arbitrary(u)? % range)))
+            };
         Ok(Params {
             max_sessions,
             max_connections,

@@ -5,8 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use msn_http_core::gateway::{
-    AcceptError, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, Gateway,
-    GatewayConfig,
+    AcceptError, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayConfig,
 };
 use msn_http_core::msnp::FramerLimits;
 use msn_http_core::wire::HttpLimits;
@@ -73,7 +72,6 @@ pub(super) struct World {
     pub(super) out: Vec<u8>,
 }
 
-
 pub(super) fn backend_command(backend: usize, n: usize) -> Vec<u8> {
     if n % 3 == 1 {
         let payload: Vec<u8> =
@@ -85,7 +83,6 @@ pub(super) fn backend_command(backend: usize, n: usize) -> Vec<u8> {
     }
 }
 
-
 /// The gateway's configuration: the harness's allowlist, host and framer limits around
 /// `p`.
 fn config(p: &Params) -> GatewayConfig {
@@ -94,7 +91,8 @@ fn config(p: &Params) -> GatewayConfig {
     let mut c = GatewayConfig::new("gw.test", [7; 32]).with_backends(backends);
     c.max_sessions = p.max_sessions;
     c.max_connections = p.max_connections;
-    c.http_limits = HttpLimits { max_head_bytes: p.max_head_bytes, max_body_bytes: p.max_body_bytes };
+    c.http_limits =
+        HttpLimits { max_head_bytes: p.max_head_bytes, max_body_bytes: p.max_body_bytes };
     c.max_buffered_head_bytes = p.max_head_bytes + p.extra_buffered_head_bytes;
     c.max_queued_bytes = p.max_queued_bytes;
     c.max_response_body_bytes = p.max_response_body_bytes;
