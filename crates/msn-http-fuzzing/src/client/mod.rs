@@ -1,4 +1,4 @@
-//! Harnesses for the client [`Session`]: operation sequences against the one model of the
+//! Harnesses for the client [`Session`](msn_http_core::client::Session): operation sequences against the one model of the
 //! documented resend policy, and one response fed whole or cut.
 //!
 //! The model predicts, from what the driver did, how each request ends and which event says
