@@ -128,6 +128,9 @@ pub(super) struct World {
     pub(super) closed_event: bool,
     /// Where the events say requests go.
     pub(super) announced: Endpoint,
+    /// The session was moved to `announced` and no answer from there has completed yet: a
+    /// broken head there is a failed request (no gateway), not the end of the session.
+    pub(super) unproven: bool,
     pub(super) inbound_tainted: bool,
     pub(super) out: Vec<u8>,
     /// Body length and `Lifespan=` of the request just checked.
@@ -188,6 +191,7 @@ impl World {
             established: false,
             closed_event: false,
             announced: gateway_endpoint(),
+            unproven: false,
             inbound_tainted: false,
             out: Vec::new(),
             last_body_len: 0,
@@ -441,11 +445,13 @@ impl World {
                 assert_eq!(from, self.announced, "a move from elsewhere");
                 assert!(!trusted || self.named.contains(&to), "moved to {to}, never named");
                 self.announced = to;
+                self.unproven = true;
             }
             Notice::GatewayFallback { unreachable, to } => {
                 assert_eq!(unreachable, self.announced, "a fallback from elsewhere");
                 assert_eq!(to, gateway_endpoint(), "a fallback to another than the configured");
                 self.announced = to;
+                self.unproven = false;
             }
             Notice::MoveRefused { to, .. } => {
                 assert!(!trusted || self.named.contains(&to), "refused {to}, never named");
