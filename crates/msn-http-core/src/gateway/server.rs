@@ -57,6 +57,9 @@ pub enum Transmit {
         /// body the gateway refused to read, so shut down the writing side first and drain
         /// briefly; an abrupt close can destroy the answer.
         close: bool,
+        /// These bytes are an interim `100 Continue`, not the answer: the request's answer is
+        /// still to come (for a driver that tracks which requests are answered).
+        interim: bool,
     },
     /// Write `len` bytes to a backend.
     Backend {
@@ -92,8 +95,10 @@ pub enum Action {
     CloseBackend(BackendId),
     /// Close this client connection now, dropping bytes not yet written: it sat idle past
     /// [`GatewayConfig::keep_alive_timeout`], or took no answer bytes for
-    /// [`GatewayConfig::send_timeout`]. Report [`Gateway::handle_client_eof`] once the socket
-    /// is closed; it counts against [`GatewayConfig::max_connections`] until then.
+    /// [`GatewayConfig::send_timeout`], or the gateway is shutting down
+    /// ([`Gateway::begin_shutdown`]) and it has no request in flight. Report
+    /// [`Gateway::handle_client_eof`] once the socket is closed; it counts against
+    /// [`GatewayConfig::max_connections`] until then.
     CloseClient(ConnectionId),
 }
 
@@ -302,6 +307,11 @@ enum ConnState {
 }
 
 impl ConnState {
+    /// No byte of a request has arrived since the last answer was written.
+    fn is_idle(self) -> bool {
+        matches!(self, Self::Idle { .. })
+    }
+
     /// A request has arrived whole and its answer is not written yet.
     fn outstanding(self) -> bool {
         matches!(self, Self::Waiting(_) | Self::Replying(_) | Self::Sending { .. })
@@ -368,12 +378,14 @@ enum Route {
 ///   from a backend (it returns how many it took; keep the rest and stop reading until
 ///   [`Action::ResumeBackend`]), and [`handle_backend_eof`](Self::handle_backend_eof);
 /// - [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
-///   passes (spurious calls are harmless).
+///   passes (spurious calls are harmless);
+/// - [`begin_shutdown`](Self::begin_shutdown) once, to stop: idle connections are closed.
 ///
 /// After each of those calls it drains, in this order:
 ///
 /// 1. [`poll_transmit`](Self::poll_transmit) until `None`: bytes to write to a client or a
-///    backend, in order per destination. A client write may say `close`: close after writing.
+///    backend, in order per destination. A client write may say `close`: close after writing;
+///    or `interim`: a `100 Continue`, the answer comes later.
 /// 2. [`poll_action`](Self::poll_action) until `None`: connect, pause, resume, close. A
 ///    `CloseBackend` always comes after the last bytes for that backend.
 /// 3. [`poll_timeout`](Self::poll_timeout): wake up then (or on input) and call
@@ -582,6 +594,8 @@ pub struct Gateway {
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     /// Head and pipelined bytes buffered over all connections.
     head_bytes: usize,
+    /// [`Gateway::begin_shutdown`] was called: connections are closed once idle.
+    shutting_down: bool,
     stats: GatewayStats,
     now: Instant,
 }
@@ -621,6 +635,7 @@ impl Gateway {
             actions: VecDeque::new(),
             timers: BinaryHeap::new(),
             head_bytes: 0,
+            shutting_down: false,
             stats: GatewayStats::default(),
             now,
         })
@@ -650,6 +665,9 @@ impl Gateway {
             },
         );
         self.arm_conn(conn);
+        if self.shutting_down {
+            self.close_idle(conn);
+        }
         Ok(())
     }
 
@@ -705,6 +723,10 @@ impl Gateway {
                     debug_assert_eq!(taken, stash.len(), "the stash fits the budget it came from");
                 }
                 self.account(conn);
+                let idle = self.conns.get(&conn).is_some_and(|c| c.state.is_idle());
+                if self.shutting_down && idle {
+                    self.close_idle(conn);
+                }
             }
             ConnState::Sending { unwritten: before, .. } if unwritten < before => {
                 c.state = ConnState::Sending { since: self.now, unwritten };
@@ -907,12 +929,28 @@ impl Gateway {
                     connection: id,
                     len: out.len() - start,
                     close: false,
+                    interim: true,
                 });
             }
             let ConnState::Replying(reply) = conn.state else {
                 continue;
             };
             return Some(self.write_reply(id, reply, out));
+        }
+    }
+
+    /// The server is shutting down: it accepts no more connections and lets the ones it has
+    /// finish. Every client connection with no request in flight is closed now (an
+    /// [`Action::CloseClient`] each), and every other one once its answer is written; a
+    /// connection accepted after this is closed at once. Sessions are not ended: the driver
+    /// decides how long to wait for the answers in flight.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        self.tick(now);
+        self.shutting_down = true;
+        let idle: Vec<ConnectionId> =
+            self.conns.iter().filter(|(_, c)| c.state.is_idle()).map(|(&id, _)| id).collect();
+        for id in idle {
+            self.close_idle(id);
         }
     }
 
@@ -1022,6 +1060,12 @@ impl Gateway {
         conn.continue_due = false;
         self.arm_conn(id);
         self.account(id);
+    }
+
+    /// Asks the driver to close a connection that has no request in flight.
+    fn close_idle(&mut self, id: ConnectionId) {
+        self.begin_close(id, None);
+        self.actions.push_back(Action::CloseClient(id));
     }
 
     fn remove_conn(&mut self, id: ConnectionId) -> Option<Conn> {
@@ -1465,7 +1509,7 @@ impl Gateway {
         let mut resumed = None;
         let close = {
             let Some(conn) = self.conns.get(&id) else {
-                return Transmit::Client { connection: id, len: 0, close: true };
+                return Transmit::Client { connection: id, len: 0, close: true, interim: false };
             };
             let head = conn.decoder.head();
             let close = conn.close_after;
@@ -1528,7 +1572,7 @@ impl Gateway {
         if let Some(key) = reply_session(reply).filter(|k| Some(*k) != ended) {
             self.arm_session(key);
         }
-        Transmit::Client { connection: id, len, close }
+        Transmit::Client { connection: id, len, close, interim: false }
     }
 
     fn session_timer(&mut self, key: BackendId) {
@@ -1563,10 +1607,7 @@ impl Gateway {
             return;
         };
         match conn.state {
-            ConnState::Idle { since } if now >= since + keep_alive => {
-                self.begin_close(id, None);
-                self.actions.push_back(Action::CloseClient(id));
-            }
+            ConnState::Idle { since } if now >= since + keep_alive => self.close_idle(id),
             ConnState::Reading { since, .. } if now >= since + request_timeout => {
                 self.fail_request(id, 408);
             }

@@ -46,8 +46,6 @@ struct ClientConn {
     pending: Vec<u8>,
     /// Its watcher waits for readability, or a `Readable` notice is on its way.
     armed: bool,
-    /// Bytes came in since the last final answer went out: a request is in flight.
-    awaiting: bool,
     /// The core forgot the connection: close it once `pending` is written.
     closing: bool,
 }
@@ -184,9 +182,8 @@ impl Driver {
                 }
             }
             if let Some(deadline) = self.draining {
-                let now = now();
-                self.close_idle_clients(now);
-                if self.clients.is_empty() || now >= deadline {
+                // The core closes each connection once it has no request in flight.
+                if self.clients.is_empty() || now() >= deadline {
                     break;
                 }
             }
@@ -224,13 +221,7 @@ impl Driver {
             Ok(()) => {
                 self.clients.insert(
                     id,
-                    ClientConn {
-                        socket,
-                        pending: Vec::new(),
-                        armed: true,
-                        awaiting: false,
-                        closing: false,
-                    },
+                    ClientConn { socket, pending: Vec::new(), armed: true, closing: false },
                 );
             }
             Err(error) => {
@@ -296,7 +287,6 @@ impl Driver {
             match conn.socket.read(&mut self.buf[..budget]) {
                 Ok(0) => return self.client_gone(now, id),
                 Ok(n) => {
-                    conn.awaiting = true;
                     self.stats.client_bytes_in += n as u64;
                     self.gw.handle_client_input(now, ConnectionId(id), &self.buf[..n]);
                     self.drain(now);
@@ -471,10 +461,6 @@ impl Driver {
         let Some(conn) = self.clients.get_mut(&id) else {
             return;
         };
-        // `100 Continue` is not the answer.
-        if !self.out.starts_with(b"HTTP/1.1 1") {
-            conn.awaiting = false;
-        }
         self.stats.client_bytes_out += self.out.len() as u64;
         let before = conn.pending.len();
         let written = write_or_queue(&conn.socket, &mut conn.pending, &self.out);
@@ -607,23 +593,7 @@ impl Driver {
         self.draining = Some(now + self.options.shutdown_grace);
         self.stats.shutting_down = true;
         self.control.send_replace(DRAINING);
-        self.close_idle_clients(now);
-    }
-
-    /// While shutting down: closes client connections that have no request in flight.
-    fn close_idle_clients(&mut self, now: Instant) {
-        let idle: Vec<u64> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| !c.awaiting && !c.closing && c.pending.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in idle {
-            if let Some(conn) = self.take_client(id) {
-                self.gw.handle_client_eof(now, ConnectionId(id));
-                conn.socket.close(true);
-            }
-        }
+        self.gw.begin_shutdown(now);
         self.drain(now);
     }
 
