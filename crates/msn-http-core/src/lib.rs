@@ -24,6 +24,7 @@ mod endpoint;
 pub mod error;
 pub mod gateway;
 pub mod msnp;
+mod ping;
 mod url;
 pub mod wire;
 
