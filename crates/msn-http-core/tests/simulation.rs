@@ -655,8 +655,12 @@ fn a_bad_target_or_limit_is_a_config_error() {
 #[test]
 fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
     type Failure = fn(&mut support::Harness);
-    let failures: [(&str, Failure); 3] = [
+    let failures: [(&str, Failure); 4] = [
         ("an MSNP error instead of HTTP", |h| h.feed(b"911 3\r\n")),
+        // Its body in the same read is not unsolicited data: the connection is given up.
+        ("a 200 without X-MSN-Messenger", |h| {
+            h.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nerr")
+        }),
         ("the connection closed before any response", |h| h.eof()),
         ("no response within the request timeout", |h| h.advance(21 * SECOND)),
     ];
@@ -681,6 +685,7 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
             "{what}: {events:?}"
         );
         assert!(matches!(events[1], Ev::Failed(RequestKind::Poll, _, Recovery::Resending)));
+        assert_eq!(events.len(), 2, "{what}: {events:?}");
         let (poll, dest, conn) = h.transmit().expect("retried at once");
         assert_eq!(
             (poll.kind(), dest.to_string(), conn),

@@ -65,6 +65,22 @@ impl OutgoingQueue {
         &self.buf[(self.confirmed - self.base) as usize..]
     }
 
+    /// How many bytes the queue may hold now: its limit, or while it holds no whole command,
+    /// at least one command as large as the framer allows (else a command longer than the
+    /// limit could never be sent, and a writer that queued its start would wait forever).
+    fn room(&self, limits: FramerLimits) -> usize {
+        if self.boundaries.is_empty() {
+            self.limit.max(limits.max_command_bytes())
+        } else {
+            self.limit
+        }
+    }
+
+    /// Whether `len` bytes can be queued at all, once everything before them is confirmed.
+    pub(crate) fn fits_when_empty(&self, len: usize, limits: FramerLimits) -> bool {
+        len <= self.limit.max(limits.max_command_bytes())
+    }
+
     /// Queues `bytes`, all or nothing, and returns how many `PNG` commands were stripped
     /// (refused, stripped or kept as `ping` says). `check_limit` is false only for the
     /// session's own `OUT`.
@@ -77,7 +93,7 @@ impl OutgoingQueue {
         ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let queued = self.len();
-        if check_limit && queued + bytes.len() > self.limit {
+        if check_limit && queued + bytes.len() > self.room(limits) {
             return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
@@ -255,6 +271,27 @@ mod tests {
             Err(SendError::Malformed(FrameError::PayloadTooLarge { len: 65, limit: 64 }))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
+    }
+
+    #[test]
+    fn a_command_longer_than_the_queue_limit_still_gets_in_alone() {
+        // A 32-byte queue and a 52-byte MSG the framer allows: refused forever before, so a
+        // byte-stream writer that had queued its first 32 bytes waited for room forever.
+        let mut q = OutgoingQueue::new(32);
+        let msg = [&b"MSG 1 N 40\r\n"[..], &[b'x'; 40]].concat();
+        push(&mut q, b"CHG 1 NLN\r\n").unwrap();
+        assert_eq!(push(&mut q, &msg), Err(SendError::QueueFull { queued: 11, limit: 32 }));
+        q.confirm(11);
+        let (start, rest) = msg.split_at(32);
+        push(&mut q, start).unwrap();
+        push(&mut q, rest).unwrap();
+        assert_eq!(q.unconfirmed(), &msg[..]);
+        assert_eq!(
+            push(&mut q, b"CHG 2 NLN\r\n"),
+            Err(SendError::QueueFull { queued: 52, limit: 32 })
+        );
+        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+        assert!(q.fits_when_empty(98, limits) && !q.fits_when_empty(99, limits));
     }
 
     #[test]

@@ -353,6 +353,12 @@ impl Session {
         Ok(())
     }
 
+    /// Whether a [`send`](Self::send) of `len` bytes can succeed once the queue is empty: a
+    /// caller refused with [`SendError::QueueFull`] may wait for room only then.
+    pub fn fits_when_empty(&self, len: usize) -> bool {
+        self.outgoing.fits_when_empty(len, self.settings.framer_limits)
+    }
+
     /// Delivers local `QNG` answers to stripped pings, at a command boundary of the received
     /// stream so no command is cut.
     fn answer_pings(&mut self) {

@@ -30,7 +30,9 @@ impl Session {
                 Ok(ResponseStep::NeedMore) => return,
                 Ok(ResponseStep::Head) => {
                     self.on_head(now);
-                    if self.phase == Phase::Closed {
+                    // A head that failed the request condemned the connection: the rest of
+                    // this read is its body, not unsolicited data.
+                    if self.phase == Phase::Closed || self.request.in_flight().is_none() {
                         return;
                     }
                 }
