@@ -27,7 +27,7 @@
 //!
 //! | | client `Session` | gateway `Gateway` |
 //! | --- | --- | --- |
-//! | inputs | `send`, `close`, `handle_input`, `handle_eof`, `handle_connect_failed`, `handle_timeout`, and the decision calls `resend_unconfirmed` / `discard_unconfirmed` | `handle_accept`, `handle_client_input`, `handle_client_written`, `handle_client_eof`, `handle_backend_connected`, `handle_backend_connect_failed`, `handle_backend_input`, `handle_backend_eof`, `handle_timeout` |
+//! | inputs | `send`, `close`, `handle_input`, `handle_eof`, `handle_connect_failed`, `handle_timeout`, and the decision calls `resend_unconfirmed` / `discard_unconfirmed` | `handle_accept`, `handle_client_input`, `handle_client_written`, `handle_client_eof`, `handle_backend_connected`, `handle_backend_connect_failed`, `handle_backend_input`, `handle_backend_eof`, `handle_timeout`, `begin_shutdown` |
 //! | outputs, drained until `None` | `poll_transmit` (bytes for a connection), `poll_event` (commands, notices, the end) | `poll_transmit` (bytes for a client connection or a backend), `poll_action` (connect, close, pause) |
 //! | then | `poll_timeout` (`None` only once closed) | `poll_timeout` |
 //! | back-pressure | `queued_bytes`, `SendError::QueueFull` | `client_read_budget`, `handle_client_written` |
@@ -45,6 +45,7 @@ mod endpoint;
 pub mod error;
 pub mod gateway;
 pub mod msnp;
+mod ping;
 mod url;
 pub mod wire;
 

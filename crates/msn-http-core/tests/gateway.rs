@@ -568,8 +568,9 @@ fn drain(gw: &mut Gateway, now: Instant) -> Vec<Out> {
                     break;
                 }
             }
-            Some(Transmit::Client { connection, len, close }) => {
+            Some(Transmit::Client { connection, len, close, interim }) => {
                 assert_eq!(len, buf.len());
+                assert_eq!(interim, buf == b"HTTP/1.1 100 Continue\r\n\r\n");
                 gw.handle_client_written(now, connection, 0);
                 if close {
                     gw.handle_client_eof(now, connection);
@@ -1874,6 +1875,50 @@ fn stuck_and_idle_connections_are_closed_and_counted_until_the_driver_closes_the
     assert_eq!(gw.connection_count(), 1);
     gw.handle_client_eof(t + send_timeout, conn);
     assert_eq!((gw.connection_count(), gw.stats().send_timeouts), (0, 2));
+}
+
+/// A shutdown closes each connection once it has no request in flight: idle ones at once,
+/// one whose request is arriving or whose answer is unwritten once the answer is written, a
+/// pipelined request after the answer still served, a connection accepted later at once.
+#[test]
+fn shutdown_closes_each_connection_once_it_has_no_request_in_flight() {
+    let now = Instant::now();
+    let mut gw = Gateway::new(base_config(), now).unwrap();
+    let (idle, arriving, unwritten, pipelined) =
+        (ConnectionId(1), ConnectionId(2), ConnectionId(3), ConnectionId(4));
+    for conn in [idle, arriving, unwritten, pipelined] {
+        gw.handle_accept(now, conn).unwrap();
+    }
+    let get = b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n";
+    gw.handle_client_input(now, arriving, &get[..10]);
+    gw.handle_client_input(now, unwritten, get);
+    gw.handle_client_input(now, pipelined, &get.repeat(2));
+    assert_eq!(answers_now(&mut gw, now).len(), 2);
+    gw.begin_shutdown(now);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(idle)));
+    assert_eq!(gw.poll_action(), None);
+
+    gw.handle_client_input(now, arriving, &get[10..]);
+    assert_eq!(answers_now(&mut gw, now), [(arriving, METHOD_NOT_ALLOWED.to_vec(), false)]);
+    assert_eq!(gw.poll_action(), None, "its answer is not written yet");
+    gw.handle_client_written(now, arriving, 0);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(arriving)));
+
+    gw.handle_client_written(now, unwritten, 7);
+    assert_eq!(gw.poll_action(), None);
+    gw.handle_client_written(now, unwritten, 0);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(unwritten)));
+
+    gw.handle_client_written(now, pipelined, 0);
+    assert_eq!(gw.poll_action(), None, "the pipelined request is read");
+    assert_eq!(answers_now(&mut gw, now), [(pipelined, METHOD_NOT_ALLOWED.to_vec(), false)]);
+    gw.handle_client_written(now, pipelined, 0);
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(pipelined)));
+
+    gw.handle_accept(now, ConnectionId(5)).unwrap();
+    assert_eq!(gw.poll_action(), Some(Action::CloseClient(ConnectionId(5))));
+    assert_eq!(gw.client_read_budget(ConnectionId(5)), 0);
+    assert_eq!(gw.connection_count(), 5, "counted until the driver reports them closed");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -558,7 +558,7 @@ fn png_is_refused_and_nothing_is_queued() {
 #[test]
 fn pings_can_be_answered_locally_at_a_command_boundary() {
     let mut cfg = config();
-    cfg.ping = msn_http_core::client::PingPolicy::AnswerLocally { next_ping_secs: 50 };
+    cfg.ping = msn_http_core::client::PingPolicy::answer();
     let mut h = Harness::ns(cfg);
     h.open("s");
     h.take_events();

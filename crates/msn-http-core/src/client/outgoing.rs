@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use crate::error::{FrameError, SendError};
 use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+use crate::ping::{PingPolicy, PingStep};
 
 /// Where the scan of queued bytes stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl OutgoingQueue {
     }
 
     /// Queues `bytes`, all or nothing, and returns how many `PNG` commands were stripped
-    /// (with `strip_pings`; otherwise `PNG` is refused). `check_limit` is false only for the
+    /// (refused, stripped or kept as `ping` says). `check_limit` is false only for the
     /// session's own `OUT`.
     pub(crate) fn push(
         &mut self,
@@ -89,7 +90,7 @@ impl OutgoingQueue {
         rules: &PayloadCommands,
         limits: FramerLimits,
         check_limit: bool,
-        strip_pings: bool,
+        ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let queued = self.len();
         if check_limit && queued + bytes.len() > self.room(limits) {
@@ -100,7 +101,7 @@ impl OutgoingQueue {
         // A stripped `PNG` may have begun in an earlier call: keep its start to restore it.
         let earlier_part = self.buf[(old_scan.command_start - self.base) as usize..].to_vec();
         self.buf.extend_from_slice(bytes);
-        match self.scan(rules, limits, strip_pings) {
+        match self.scan(rules, limits, ping) {
             Ok(stripped) => Ok(stripped),
             Err(e) => {
                 self.buf.truncate((old_scan.command_start - self.base) as usize);
@@ -118,7 +119,7 @@ impl OutgoingQueue {
         &mut self,
         rules: &PayloadCommands,
         limits: FramerLimits,
-        strip_pings: bool,
+        ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let mut stripped = 0;
         let mut end = self.end();
@@ -149,15 +150,16 @@ impl OutgoingQueue {
                 return Err(FrameError::LineTooLong { limit: max_line }.into());
             }
             let info = parse_line(text, rules, limits.max_payload_bytes)?;
-            if info.name == b"PNG" {
-                if !strip_pings {
-                    return Err(SendError::PingNotAllowed);
+            match ping.step(info.name) {
+                PingStep::Refuse => return Err(SendError::PingNotAllowed),
+                PingStep::Keep => {}
+                PingStep::Strip => {
+                    self.buf.drain(line_start..=nl);
+                    end = self.end();
+                    self.scan.pos = self.scan.command_start;
+                    stripped += 1;
+                    continue;
                 }
-                self.buf.drain(line_start..=nl);
-                end = self.end();
-                self.scan.pos = self.scan.command_start;
-                stripped += 1;
-                continue;
             }
             self.scan.pos = self.base + nl as u64 + 1;
             match info.payload_len {
@@ -227,7 +229,7 @@ mod tests {
 
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
         let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
-        q.push(bytes, &PayloadCommands::default(), limits, true, false).map(|_| ())
+        q.push(bytes, &PayloadCommands::default(), limits, true, PingPolicy::Refuse).map(|_| ())
     }
 
     #[test]
@@ -297,17 +299,37 @@ mod tests {
         let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         let rules = PayloadCommands::default();
         let mut q = queue();
-        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", &rules, limits, true, true), Ok(0));
-        assert_eq!(q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", &rules, limits, true, true), Ok(2));
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", &rules, limits, true, PingPolicy::answer()), Ok(0));
+        assert_eq!(
+            q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", &rules, limits, true, PingPolicy::answer()),
+            Ok(2)
+        );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n");
         assert_eq!(q.next_request_len(1000), q.len());
         // A refused push after a partial ping restores the partial ping exactly.
-        assert_eq!(q.push(b"PN", &rules, limits, true, true), Ok(0));
+        assert_eq!(q.push(b"PN", &rules, limits, true, PingPolicy::answer()), Ok(0));
         assert_eq!(
-            q.push(b"G\r\nG 1\r\n", &rules, limits, true, true),
+            q.push(b"G\r\nG 1\r\n", &rules, limits, true, PingPolicy::answer()),
             Err(SendError::Malformed(FrameError::InvalidCommand))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");
+    }
+
+    #[test]
+    fn forwarded_pings_stay_and_refused_ones_refuse_the_push() {
+        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+        let rules = PayloadCommands::default();
+        let mut q = queue();
+        let forward = PingPolicy::Forward;
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPNG\r\n", &rules, limits, true, forward), Ok(0));
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n");
+        assert_eq!(q.next_request_len(1000), q.len(), "a forwarded PNG is a whole command");
+        let refuse = PingPolicy::Refuse;
+        assert_eq!(
+            q.push(b"MSG 2 N 0\r\nPNG\r\n", &rules, limits, true, refuse),
+            Err(SendError::PingNotAllowed)
+        );
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n", "all or nothing");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::error::FrameError;
 use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+use crate::ping::{PingPolicy, PingStep};
 
 /// Buffers whose capacity grew past this are released once empty, so idle sessions hold
 /// almost no memory.
@@ -152,17 +153,6 @@ impl Downstream {
     }
 }
 
-/// What the gateway does with a `PNG` from the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PingHandling {
-    /// Pass it to the backend.
-    Forward,
-    /// Drop it; the gateway answers it.
-    Answer,
-    /// Refuse the request.
-    Refuse,
-}
-
 /// What committing a request body found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Commit {
@@ -173,7 +163,7 @@ pub(crate) enum Commit {
         /// `PNG`s removed for the gateway to answer.
         pings: u32,
     },
-    /// A `PNG` under [`PingHandling::Refuse`]: the body was dropped.
+    /// A `PNG` under [`PingPolicy::Refuse`]: the body was dropped.
     PingRefused,
 }
 
@@ -231,7 +221,7 @@ impl Upstream {
     }
 
     /// The request is complete: scan its body and queue it.
-    pub(crate) fn commit(&mut self, framing: Framing<'_>, ping: PingHandling) -> Commit {
+    pub(crate) fn commit(&mut self, framing: Framing<'_>, ping: PingPolicy) -> Commit {
         let mut pos = self.ready;
         let mut pings = 0u32;
         let mut out = false;
@@ -272,29 +262,29 @@ impl Upstream {
                             framing.limits.max_payload_bytes,
                         )
                         .ok()
-                        .map(|info| (Some(*info.name), info.payload_len))
+                        .map(|info| (*info.name, info.payload_len))
                     };
                     let Some((name, payload)) = parsed else {
                         self.scan = UpScan::Raw;
                         continue;
                     };
-                    match (name, ping) {
-                        (Some(n), PingHandling::Refuse) if &n == b"PNG" => {
+                    match ping.step(&name) {
+                        PingStep::Refuse => {
                             self.abort();
                             return Commit::PingRefused;
                         }
-                        (Some(n), PingHandling::Answer) if &n == b"PNG" => {
+                        PingStep::Strip => {
                             self.buf.drain(pos..end);
                             pings = pings.saturating_add(1);
                             continue;
                         }
-                        (Some(n), _) if &n == b"OUT" => {
-                            self.buf.truncate(end);
-                            pos = end;
-                            out = true;
-                            break;
-                        }
-                        _ => {}
+                        PingStep::Keep => {}
+                    }
+                    if &name == b"OUT" {
+                        self.buf.truncate(end);
+                        pos = end;
+                        out = true;
+                        break;
                     }
                     pos = end;
                     if let Some(left @ 1..) = payload {
@@ -397,7 +387,7 @@ mod tests {
         assert_eq!(responses(&mut down, 100, false).concat(), [b'A'; 70]);
     }
 
-    fn commit(up: &mut Upstream, body: &[u8], ping: PingHandling) -> Commit {
+    fn commit(up: &mut Upstream, body: &[u8], ping: PingPolicy) -> Commit {
         let rules = PayloadCommands::default();
         up.stage(body);
         up.commit(framing(&rules), ping)
@@ -407,20 +397,20 @@ mod tests {
     fn bodies_are_scanned_for_png_and_out() {
         let mut up = Upstream::default();
         let got =
-            commit(&mut up, b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n", PingHandling::Answer);
+            commit(&mut up, b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n", PingPolicy::answer());
         assert_eq!(got, Commit::Queued { out: false, pings: 1 });
         assert_eq!(up.ready(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n", "a payload is not a command");
         up.take_ready();
         assert_eq!(
-            commit(&mut up, b"PN", PingHandling::Refuse),
+            commit(&mut up, b"PN", PingPolicy::Refuse),
             Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"", "a partial line waits for its end");
-        assert_eq!(commit(&mut up, b"G\r\n", PingHandling::Refuse), Commit::PingRefused);
+        assert_eq!(commit(&mut up, b"G\r\n", PingPolicy::Refuse), Commit::PingRefused);
         assert_eq!(up.staged(), 0, "the refused body is gone");
         let mut up = Upstream::default();
         assert_eq!(
-            commit(&mut up, b"OUT\r\nVER 9\r\n", PingHandling::Refuse),
+            commit(&mut up, b"OUT\r\nVER 9\r\n", PingPolicy::Refuse),
             Commit::Queued { out: true, pings: 0 }
         );
         assert_eq!(up.ready(), b"OUT\r\n", "nothing after OUT is kept");
@@ -429,7 +419,7 @@ mod tests {
     #[test]
     fn abandoned_bodies_are_dropped() {
         let mut up = Upstream::default();
-        commit(&mut up, b"VER 1\r\nCV", PingHandling::Forward);
+        commit(&mut up, b"VER 1\r\nCV", PingPolicy::Forward);
         up.stage(b"R 2\r\n");
         assert_eq!(up.staged(), 5);
         up.abort();
@@ -437,12 +427,12 @@ mod tests {
         assert_eq!(up.ready(), b"VER 1\r\n");
         up.take_ready();
         assert_eq!(
-            commit(&mut up, b"R 2\r\nPNG\r\n", PingHandling::Forward),
+            commit(&mut up, b"R 2\r\nPNG\r\n", PingPolicy::Forward),
             Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"CVR 2\r\nPNG\r\n");
         up.take_ready();
-        commit(&mut up, b"\x01\x02\r\nPNG\r\n", PingHandling::Refuse);
+        commit(&mut up, b"\x01\x02\r\nPNG\r\n", PingPolicy::Refuse);
         assert_eq!(up.ready(), b"\x01\x02\r\nPNG\r\n", "unframable: passed as it is");
     }
 }

@@ -345,9 +345,8 @@ impl Session {
             return Err(SendError::Closed);
         }
         let rules = &self.settings.payload_commands;
-        let strip_pings = matches!(self.settings.ping, PingPolicy::AnswerLocally { .. });
-        let pings =
-            self.outgoing.push(msnp, rules, self.settings.framer_limits, true, strip_pings)?;
+        let ping = self.settings.ping;
+        let pings = self.outgoing.push(msnp, rules, self.settings.framer_limits, true, ping)?;
         self.unanswered_pings += pings;
         self.answer_pings();
         self.poll.caller_sent();
@@ -363,11 +362,9 @@ impl Session {
     /// Delivers local `QNG` answers to stripped pings, at a command boundary of the received
     /// stream so no command is cut.
     fn answer_pings(&mut self) {
-        let PingPolicy::AnswerLocally { next_ping_secs } = self.settings.ping else { return };
+        let Some(qng) = self.settings.ping.qng() else { return };
         while self.unanswered_pings > 0 && self.inbound.ends_on_boundary() {
-            self.inbound.push(b"QNG ");
-            self.inbound.push(itoa::Buffer::new().format(next_ping_secs).as_bytes());
-            self.inbound.push(b"\r\n");
+            self.inbound.push(qng.as_bytes());
             self.unanswered_pings -= 1;
         }
     }
@@ -396,7 +393,13 @@ impl Session {
         }
         let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false, false);
+        let _ = self.outgoing.push(
+            b"OUT\r\n",
+            rules,
+            self.settings.framer_limits,
+            false,
+            PingPolicy::Refuse,
+        );
         self.close_after = Some(self.outgoing.end());
     }
 
