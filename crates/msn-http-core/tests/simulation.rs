@@ -655,7 +655,10 @@ fn a_bad_target_or_limit_is_a_config_error() {
 #[test]
 fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
     type Failure = fn(&mut support::Harness);
-    let failures: [(&str, Failure); 4] = [
+    let failures: [(&str, Failure); 5] = [
+        ("a redirect, as a web server answers", |h| {
+            h.feed(b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n")
+        }),
         ("an MSNP error instead of HTTP", |h| h.feed(b"911 3\r\n")),
         // Its body in the same read is not unsolicited data: the connection is given up.
         ("a 200 without X-MSN-Messenger", |h| {

@@ -356,7 +356,10 @@ impl World {
             }
             // A moved-to host that never answered is taken for no gateway: the request fails
             // there (and goes to the configured gateway unless through a proxy).
-            Outcome::Fatal(e) if self.unproven => self.fail(f, e.into()),
+            // (A 407 is the proxy's answer, not the host's: it ends the session anywhere.)
+            Outcome::Fatal(e) if self.unproven && e != RemoteError::ProxyAuthenticationRequired => {
+                self.fail(f, e.into())
+            }
             Outcome::Fatal(e) => self.close_with(CloseReason::Failed(e.into())),
         }
     }

@@ -91,7 +91,9 @@ impl Session {
             400 => Disposition::Rejected,
             407 => return self.fail(RemoteError::ProxyAuthenticationRequired.into()),
             500..=599 => Disposition::ServerError(status),
-            _ => return self.fail(RemoteError::UnexpectedStatus(status).into()),
+            // A redirect or another status no gateway answers: from a moved-to host that
+            // never answered, that host is no gateway (see `bad_response`).
+            _ => return self.bad_response(now, RemoteError::UnexpectedStatus(status).into()),
         };
         self.disposition = Some(disposition);
     }
