@@ -65,15 +65,15 @@ impl OutgoingQueue {
         &self.buf[(self.confirmed - self.base) as usize..]
     }
 
-    /// How many bytes the queue may hold now: its limit, or while it holds no whole command,
-    /// at least one command as large as the framer allows (else a command longer than the
-    /// limit could never be sent, and a writer that queued its start would wait forever).
-    fn room(&self, limits: FramerLimits) -> usize {
-        if self.boundaries.is_empty() {
-            self.limit.max(limits.max_command_bytes())
-        } else {
-            self.limit
-        }
+    /// Whether `len` more bytes may be queued now. Within the limit, always. While the queue
+    /// holds no whole command, whatever would fit an empty queue: the bytes queued then are
+    /// at most the start of one command, which cannot be sent until the caller completes it,
+    /// so refusing would wait forever (a command longer than the limit, or the end of one
+    /// sent together with the next). The queue so stays below
+    /// `max(limit, max_command_bytes) + max_command_bytes`.
+    fn takes(&self, len: usize, limits: FramerLimits) -> bool {
+        self.len() + len <= self.limit
+            || (self.boundaries.is_empty() && self.fits_when_empty(len, limits))
     }
 
     /// Whether `len` bytes can be queued at all, once everything before them is confirmed.
@@ -93,7 +93,7 @@ impl OutgoingQueue {
         ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let queued = self.len();
-        if check_limit && queued + bytes.len() > self.room(limits) {
+        if check_limit && !self.takes(bytes.len(), limits) {
             return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
@@ -290,6 +290,15 @@ mod tests {
             push(&mut q, b"CHG 2 NLN\r\n"),
             Err(SendError::QueueFull { queued: 52, limit: 32 })
         );
+        // The end of a command sent with the next one: taken though past the limit, since
+        // the start alone could never be sent.
+        // A 98-byte command (the largest the framer allows) cut after 90 bytes.
+        q.confirm(52);
+        let largest = [&b"MSG 3 "[..], &[b'N'; 23], b" 64\r\n", &[b'y'; 64]].concat();
+        push(&mut q, &largest[..90]).unwrap();
+        let rest_and_next = [&largest[90..], b"CHG 4 NLN\r\n"].concat();
+        push(&mut q, &rest_and_next).unwrap();
+        assert_eq!(q.len(), 109);
         let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         assert!(q.fits_when_empty(98, limits) && !q.fits_when_empty(99, limits));
     }

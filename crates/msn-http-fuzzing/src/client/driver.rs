@@ -156,7 +156,7 @@ impl World {
         assert_eq!(self.session.queued_bytes(), self.stream.len() - self.confirmed);
         // Only `close()` goes past the limit: by its `OUT`.
         let out = if self.close_end.is_some() { b"OUT\r\n".len() } else { 0 };
-        let limit = self.p.max_queued_bytes.max(MAX_COMMAND);
+        let limit = self.p.max_queued_bytes.max(MAX_COMMAND) + MAX_COMMAND;
         assert!(self.session.queued_bytes() <= limit + out, "queue limit broken");
         // A request goes only while fewer than `max_inbound_bytes` wait, or all that waits is
         // one partial command (a line and a payload); its answer adds one body.

@@ -275,7 +275,7 @@ impl World {
                 let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
                 assert!(
                     queued + piece.len() <= self.p.max_queued_bytes
-                        || (alone && queued + piece.len() <= MAX_COMMAND),
+                        || (alone && piece.len() <= self.p.max_queued_bytes.max(MAX_COMMAND)),
                     "queue limit broken"
                 );
                 self.stream.extend_from_slice(piece);
@@ -283,8 +283,8 @@ impl World {
             Err(SendError::QueueFull { queued: q, limit }) => {
                 assert_eq!((q, limit), (queued, self.p.max_queued_bytes));
                 let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
-                let room = if alone { limit.max(MAX_COMMAND) } else { limit };
-                assert!(q + piece.len() > room, "refused though it fits");
+                assert!(q + piece.len() > limit, "refused though it fits");
+                assert!(!alone || piece.len() > limit.max(MAX_COMMAND), "refused for good");
             }
             Err(SendError::Closed) => {
                 assert!(self.closed || self.close_end.is_some(), "refused as closed while open")
