@@ -64,10 +64,7 @@ impl CommandWriter {
         payload: &[u8],
     ) -> Result<Vec<u8>, FrameError> {
         let mut out = self.line(name, args)?;
-        out.push(b' ');
-        out.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(payload);
+        push_length_and_payload(&mut out, payload);
         Ok(out)
     }
 
@@ -88,6 +85,31 @@ impl CommandWriter {
         }
         Ok(out)
     }
+}
+
+/// A payload command whose line the caller wrote, with its own transaction ID (a typed or
+/// scripted command) or none (what servers send, `MSG alice@example.com Alice`): the line, a
+/// space, the payload's length, CRLF and the payload. [`CommandWriter::payload_command`] is the
+/// same with the transaction ID numbered and the arguments checked.
+///
+/// ```
+/// use msn_http_core::msnp::with_payload;
+///
+/// assert_eq!(with_payload("MSG alice@example.com Alice", b"hi"), b"MSG alice@example.com Alice 2\r\nhi");
+/// ```
+pub fn with_payload(line: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 24 + payload.len());
+    out.extend_from_slice(line.as_bytes());
+    push_length_and_payload(&mut out, payload);
+    out
+}
+
+/// Appends ` length\r\n` and the payload to a command line.
+fn push_length_and_payload(out: &mut Vec<u8>, payload: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
 }
 
 /// The payload of a plain-text instant message (`MSG trid N|A|U length`): MIME headers and the
@@ -149,6 +171,17 @@ mod tests {
         }
         assert_eq!(w.last_trid(), None, "a refused command takes no ID");
         assert_eq!(w.command("SYN", &["0"]).unwrap(), b"SYN 1 0\r\n");
+    }
+
+    #[test]
+    fn a_written_line_gets_its_payload_length() {
+        assert_eq!(with_payload("MSG 4 N", b"hi\r\nyo"), b"MSG 4 N 6\r\nhi\r\nyo");
+        assert_eq!(with_payload("MSG 4 N", b""), b"MSG 4 N 0\r\n");
+        let mut w = CommandWriter::starting_at(4);
+        assert_eq!(
+            w.payload_command("MSG", &["N"], b"hi\r\nyo").unwrap(),
+            with_payload("MSG 4 N", b"hi\r\nyo")
+        );
     }
 
     #[test]
