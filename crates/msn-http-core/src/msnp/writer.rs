@@ -130,9 +130,27 @@ pub fn text_message(text: &str) -> Vec<u8> {
     out
 }
 
-/// The text of a message payload: what follows its MIME headers (`None` when it has none).
+/// The text of a plain-text instant message: what follows its MIME headers, when they say
+/// `Content-Type: text/plain`. `None` for the other messages a switchboard carries (typing
+/// notifications are `text/x-msmsgscontrol`, invitations `text/x-msmsgsinvite`) and for
+/// payloads without headers, so a bot that answers text answers nothing else.
+///
+/// ```
+/// use msn_http_core::msnp::{message_text, text_message};
+///
+/// assert_eq!(message_text(&text_message("hi")), Some(&b"hi"[..]));
+/// let typing = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: a@b.c\r\n\r\n\r\n";
+/// assert_eq!(message_text(typing), None);
+/// ```
 pub fn message_text(payload: &[u8]) -> Option<&[u8]> {
-    memchr::memmem::find(payload, b"\r\n\r\n").map(|at| &payload[at + 4..])
+    let at = memchr::memmem::find(payload, b"\r\n\r\n")?;
+    let plain = payload[..at].split(|&b| b == b'\n').any(|header| {
+        let Some(colon) = header.iter().position(|&b| b == b':') else { return false };
+        let (name, value) = (header[..colon].trim_ascii(), header[colon + 1..].trim_ascii());
+        let media_type = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        name.eq_ignore_ascii_case(b"Content-Type") && media_type.eq_ignore_ascii_case(b"text/plain")
+    });
+    plain.then(|| &payload[at + 4..])
 }
 
 /// The answer to an MSNP2-7 MD5 login challenge: `USR n MD5 S <this>` after the server's
@@ -185,8 +203,15 @@ mod tests {
     }
 
     #[test]
-    fn message_text_follows_the_headers() {
+    fn message_text_follows_the_headers_of_text_messages_only() {
         assert_eq!(message_text(&text_message("héllo")), Some("héllo".as_bytes()));
         assert_eq!(message_text(b"no headers"), None);
+        let sent_by_a_client = b"MIME-Version: 1.0\r\ncontent-type:TEXT/PLAIN\r\nX-MMS-IM-Format: FN=Arial\r\n\r\nhi\r\n\r\nyou";
+        assert_eq!(message_text(sent_by_a_client), Some(&b"hi\r\n\r\nyou"[..]));
+        let typing = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: a@b.c\r\n\r\n\r\n";
+        assert_eq!(message_text(typing), None);
+        let almost = b"MIME-Version: 1.0\r\nContent-Type: text/plainer\r\n\r\nhi";
+        assert_eq!(message_text(almost), None);
+        assert_eq!(message_text(b"X-Note: Content-Type: text/plain\r\n\r\nhi"), None);
     }
 }
