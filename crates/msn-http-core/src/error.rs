@@ -1,6 +1,9 @@
 //! Error types, split by who is at fault: the remote peer (gateway or proxy), the network, or
 //! the local caller.
 //!
+//! Every error type of the crate is here (those of the gateway and the request decoder
+//! re-exported from where they are made).
+//!
 //! Errors from the peer and the network reach the caller as [`Event`](crate::client::Event)s
 //! (non-fatal ones as warnings, fatal ones inside the final `Closed` event; fatal errors are
 //! sticky). Mistakes of the local caller are returned directly by the call that made them
@@ -9,7 +12,11 @@
 use std::fmt;
 use std::io;
 
-use crate::{AddressError, Endpoint, UrlError};
+use crate::Endpoint;
+pub use crate::endpoint::AddressError;
+pub use crate::gateway::{AcceptError, GatewayConfigError};
+pub use crate::url::UrlError;
+pub use crate::wire::{QueryError, RequestError};
 
 /// A malformed or unacceptable HTTP message, at the wire level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,20 +366,8 @@ pub enum SendError {
     /// `PNG` may not be sent through the gateway (the official server disconnects); the
     /// gateway session's polling keeps the connection alive instead.
     PingNotAllowed,
-    /// A command line longer than the configured maximum.
-    LineTooLong {
-        /// The configured limit, in bytes.
-        limit: usize,
-    },
-    /// A command line that is empty or whose name is not 3 letters or digits.
-    InvalidCommand,
-    /// A payload command announcing more bytes than the configured maximum.
-    PayloadTooLarge {
-        /// The announced length.
-        len: u64,
-        /// The configured limit.
-        limit: usize,
-    },
+    /// The bytes are not well-formed MSNP commands (the framing error says how).
+    Malformed(FrameError),
 }
 
 impl fmt::Display for SendError {
@@ -386,24 +381,23 @@ impl fmt::Display for SendError {
                 write!(f, "outgoing queue full ({queued} of {limit} bytes)")
             }
             Self::PingNotAllowed => f.write_str("PNG is not allowed over the HTTP gateway"),
-            Self::LineTooLong { limit } => write!(f, "command line longer than {limit} bytes"),
-            Self::InvalidCommand => f.write_str("invalid MSNP command"),
-            Self::PayloadTooLarge { len, limit } => {
-                write!(f, "payload of {len} bytes exceeds the limit of {limit}")
-            }
+            Self::Malformed(e) => write!(f, "not a well-formed MSNP command: {e}"),
         }
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Malformed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<FrameError> for SendError {
     fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::LineTooLong { limit } => Self::LineTooLong { limit },
-            FrameError::PayloadTooLarge { len, limit } => Self::PayloadTooLarge { len, limit },
-            FrameError::InvalidCommand => Self::InvalidCommand,
-        }
+        Self::Malformed(e)
     }
 }
 

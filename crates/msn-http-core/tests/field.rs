@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, CloseReason, OutReason, PollPolicy, RequestKind, Target, UnconfirmedPolicy,
+    ClientConfig, CloseReason, Notice, OutReason, PollPolicy, RequestKind, Target,
+    UnconfirmedPolicy,
 };
 use msn_http_core::error::{NetworkError, RemoteError, SessionError};
 use msn_http_testkit::{GwIp, Quirks, Report, Script, SessionIds, Sim, kinds, measure_idle};
@@ -33,11 +34,8 @@ fn open(policy: PollPolicy, target: Target, script: Script) -> Sim {
     sim
 }
 
-fn events(sim: &Sim, prefix: &str) -> usize {
-    sim.reports
-        .iter()
-        .filter(|(_, r)| matches!(r, Report::Event(e) if e.starts_with(prefix)))
-        .count()
+fn notices(sim: &Sim, which: impl Fn(&Notice) -> bool) -> usize {
+    sim.reports.iter().filter(|(_, r)| matches!(r, Report::Notice(n) if which(n))).count()
 }
 
 /// Item 1 of the field report: a switchboard opened with `IP=10.1.2.3:1864` got
@@ -60,7 +58,11 @@ fn a_gw_ip_echoing_ip_is_not_followed_into_the_msnp_server() {
                 assert_eq!(request.host.as_deref(), Some("gw.test"), "{policy:?} {target:?}");
             }
             assert_eq!(sim.session.gateway().to_string(), "gw.test:80");
-            assert_eq!(events(&sim, "MoveRefused"), 1, "reported once: {policy:?} {target:?}");
+            assert_eq!(
+                notices(&sim, |n| matches!(n, Notice::MoveRefused { .. })),
+                1,
+                "reported once: {policy:?} {target:?}"
+            );
             assert_eq!(sim.session.stats().refused_moves, 1);
             assert!(sim.closed().is_none());
         }
@@ -99,13 +101,13 @@ fn idle_cost_and_delivery_latency_of_every_policy_against_both_kinds_of_gateway(
 fn long_poll_says_so_when_the_gateway_stops_and_starts_holding_polls() {
     let mut sim = open(PollPolicy::long_poll(), Target::notification("ns.test"), Script::default());
     sim.run_for(10 * SECOND);
-    assert_eq!(events(&sim, "PollsHeld { held: false }"), 1);
+    assert_eq!(notices(&sim, |n| *n == Notice::PollsHeld { held: false }), 1);
     let unheld = sim.session.stats().unheld_polls;
     assert!(unheld >= 1);
     // The gateway starts holding: the next held poll is noticed, and polls are held again.
     sim.gateway.script.quirks.hold_polls = true;
     sim.run_for(MINUTE);
-    assert_eq!(events(&sim, "PollsHeld { held: true }"), 1);
+    assert_eq!(notices(&sim, |n| *n == Notice::PollsHeld { held: true }), 1);
     let last_minute = sim.requests_between(sim.elapsed() - 30 * SECOND, sim.elapsed());
     assert!(last_minute <= 4, "one poll per 10 s lifespan: {last_minute} in 30 s");
 }

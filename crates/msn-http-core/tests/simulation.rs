@@ -1,4 +1,6 @@
 //! Deterministic simulated sessions: the client core against an in-test gateway on a fake clock.
+// Tests live in a process of their own: they may read a clock for an origin and read files.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
 
@@ -875,4 +877,32 @@ fn a_hostile_gateway_cannot_steer_the_session_anywhere() {
         e,
         Ev::MoveRefused(to, MoveRefusal::AfterFallback) if to == "203.0.113.10:80"
     )));
+}
+
+/// `close()` before the first request went out, with commands queued: they go first (the
+/// open request carries them), then `OUT`, as over TCP. Found by the CLI's field tests, where
+/// a piped `VER` against a refused gateway sometimes ended "cleanly", having sent nothing.
+#[test]
+fn a_close_before_the_first_request_still_sends_the_queued_commands() {
+    let mut h = Harness::ns(config());
+    h.session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
+    h.session.close();
+    let open = h.request();
+    let body = &b"VER 1 MSNP8 CVR0\r\nOUT\r\n"[..];
+    assert_eq!((open.kind(), open.body.as_slice()), (RequestKind::Open, body));
+    assert_eq!(h.take_events(), []);
+    h.feed(&ok("SessionID=s; GW-IP=gw.test; Session=close", b"VER 1 MSNP8\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(events.last(), Some(Ev::Closed(c)) if c.reason == CloseReason::ServerClosed && c.unsent_bytes == 0)
+    );
+    // With nothing queued, a close before any request ends the session at once.
+    let mut h = Harness::ns(config());
+    h.session.close();
+    assert!(h.transmit().is_none());
+    h.drain();
+    assert!(matches!(
+        h.take_events()[..],
+        [Ev::Closed(Closed { reason: CloseReason::LocalClose, .. })]
+    ));
 }

@@ -19,65 +19,18 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, OutputMode, Recovery, Stats, Target};
-use msn_http_core::error::{ConfigError, NetworkError, SendError};
+use msn_http_core::error::SendError;
 use msn_http_core::msnp::OwnedCommand;
 
 use crate::driver::Driver;
 use crate::events::{ClientEvent, Notice, RecvError, SessionEnd, Taken};
+use crate::open::{self, OpenError};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
 /// The most command bytes [`ClientReceiver::close`] keeps in [`SessionEnd::unread`]; later
 /// commands are dropped (and counted), so closing a busy session cannot take unbounded memory.
 pub const MAX_UNREAD_BYTES: usize = 1024 * 1024;
-
-/// Why a session could not be opened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// The core refused the configuration or the target.
-    Config(ConfigError),
-    /// There is no runtime to run the session's driver on: `msn-http-tokio` returns it when
-    /// called outside a tokio runtime. Adapters that hand the [`Driver`] to the caller never
-    /// return it.
-    NoRuntime,
-    /// `connect` could not connect to the gateway (or proxy).
-    Connect(NetworkError),
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(e) => write!(f, "invalid session configuration: {e}"),
-            Self::NoRuntime => f.write_str("no runtime to run the session on"),
-            Self::Connect(e) => e.fmt(f),
-        }
-    }
-}
-
-impl OpenError {
-    /// As an `io::Error`, for the byte stream's `connect`: the kind a `TcpStream` would report
-    /// (`ConnectionRefused`...), the error itself inside.
-    pub fn into_io(self) -> std::io::Error {
-        let kind = match &self {
-            Self::Connect(NetworkError::ConnectFailed { kind, .. }) => *kind,
-            Self::Connect(_) => std::io::ErrorKind::ConnectionAborted,
-            Self::Config(_) => std::io::ErrorKind::InvalidInput,
-            Self::NoRuntime => std::io::ErrorKind::Other,
-        };
-        std::io::Error::new(kind, self)
-    }
-}
-
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Config(e) => Some(e),
-            Self::NoRuntime => None,
-            Self::Connect(e) => Some(e),
-        }
-    }
-}
 
 /// One tunnelled MSNP connection (an NS or an SB): a [`ClientSender`] and a
 /// [`ClientReceiver`] in one value. [`split`](Self::split) separates them.
@@ -117,7 +70,7 @@ impl Client {
         config: ClientConfig,
         target: Target,
     ) -> Result<(Self, Driver), OpenError> {
-        let first = crate::shared::connect_first(&runtime, &config).await?;
+        let first = open::connect_first(&runtime, &config).await?;
         Self::start(runtime, config, target, Some(first))
     }
 
@@ -127,8 +80,7 @@ impl Client {
         target: Target,
         first: Option<(Endpoint, R::Stream)>,
     ) -> Result<(Self, Driver), OpenError> {
-        let (shared, driver) =
-            Shared::open(runtime, config, target, OutputMode::Commands, 2, first)?;
+        let (shared, driver) = open::open(runtime, config, target, OutputMode::Commands, 2, first)?;
         let client = Self {
             sender: ClientSender { shared: Arc::clone(&shared) },
             receiver: ClientReceiver { shared, end: None },
@@ -203,7 +155,7 @@ impl ClientSender {
     /// full (`max_queued_bytes`) until the gateway confirms earlier bytes.
     ///
     /// Fails at once with the core's [`SendError`]: `Closed` after the session ended or began
-    /// closing, `PingNotAllowed` for `PNG`, `InvalidCommand`/`LineTooLong`/`PayloadTooLarge`
+    /// closing, `PingNotAllowed` for `PNG`, `Malformed`
     /// for malformed commands, and `QueueFull` when `msnp` is larger than the whole queue.
     ///
     /// # Cancel safety

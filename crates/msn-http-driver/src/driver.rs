@@ -9,12 +9,12 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::TRACING_TARGET;
 use futures_lite::future::or;
 use msn_http_core::Endpoint;
-use msn_http_core::client::{Connection, PollPolicy, Session};
+use msn_http_core::client::{Connection, Session};
 use tracing::{Instrument, debug, trace, warn};
 
 use crate::events::{Taken, next_event};
@@ -49,7 +49,6 @@ impl Future for Driver {
 }
 
 impl Driver {
-    /// The driver of `shared` on `runtime`, inside the session's span.
     /// The driver of `shared` on `runtime`, inside the session's span, starting with the
     /// connection `first` when the caller made one.
     pub(crate) fn new<R: Runtime>(
@@ -103,170 +102,204 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// How long the driver sleeps at most while a response is awaited: the shortest wait before a
-/// poll that the policy can schedule after a response (`None` when it polls at once).
-///
-/// tokio's timer wakes its parked driver (an `eventfd` write) whenever a timer earlier than
-/// the one it parked on is registered. Waiting on the request deadline alone (20 s) and then
-/// arming the poll timer (2 s) after the response would cost that system call on every round
-/// trip; waking no later than this while waiting keeps the poll timer the later one. A
-/// response slower than this costs a spurious wake-up (`handle_timeout` is then a no-op).
-fn response_wait_cap(policy: PollPolicy) -> Option<Duration> {
-    match policy {
-        PollPolicy::Official { interval } => Some(interval),
-        PollPolicy::Adaptive { min, .. } => Some(min),
-        PollPolicy::LongPoll { .. } => None,
-    }
-    .filter(|cap| !cap.is_zero())
+/// The driver's state between steps: the connection, its buffers, and the armed timer.
+struct Loop<'r, R: Runtime> {
+    rt: &'r R,
+    shared: Arc<Shared>,
+    conn: Option<Conn<R::Stream>>,
+    /// The request to write, reused.
+    out: Vec<u8>,
+    /// What a read fills, reused.
+    buf: Vec<u8>,
+    /// The armed wake-up timer and its deadline. It is kept while later deadlines come along
+    /// (it then fires early, a harmless spurious wake-up) and replaced only when it fired or
+    /// an earlier one is needed: in steady round trips no timer is registered per request.
+    armed: Option<(Instant, Timer<'r>)>,
+}
+
+/// A runtime's sleep, boxed so it can be kept between waits.
+type Timer<'r> = Pin<Box<dyn Future<Output = ()> + Send + 'r>>;
+
+/// What the session wants next.
+enum Step {
+    /// Write the request in `out`, over a new connection to this destination if one is given.
+    Write { connect_to: Option<Endpoint>, deadline: Option<Instant> },
+    /// Wait for the socket, the caller, or this instant.
+    Wait { until: Option<Instant> },
+    /// The session has ended.
+    Stop,
 }
 
 async fn run<R: Runtime>(rt: R, shared: Arc<Shared>, first: Option<(Endpoint, R::Stream)>) {
-    let wait_cap = response_wait_cap(shared.lock().session.poll_policy());
-    let mut conn: Option<Conn<R::Stream>> =
-        first.map(|(destination, stream)| Conn { stream, destination, unused: true });
-    let mut out = Vec::with_capacity(1024);
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
-    // The armed wake-up timer and its deadline. It is kept while later deadlines come along
-    // (it then fires early, a harmless spurious wake-up) and replaced only when it fired or an
-    // earlier one is needed: in steady round trips no timer is registered per request.
-    let mut armed: Option<(Instant, Pin<Box<_>>)> = None;
+    let conn = first.map(|(destination, stream)| Conn { stream, destination, unused: true });
+    let mut driver = Loop {
+        rt: &rt,
+        shared,
+        conn,
+        out: Vec::with_capacity(1024),
+        buf: vec![0u8; READ_BUFFER_BYTES],
+        armed: None,
+    };
     debug!(target: TRACING_TARGET, "driver started");
     loop {
-        // Under the lock: decide the next request, and where the next wait ends.
-        let (connect_to, deadline, wait_until) = {
-            let mut state = shared.lock();
-            if state.handles() == 0 && !state.close_requested && !state.session.is_closed() {
-                debug!(target: TRACING_TARGET, "every handle dropped; aborting");
-                state.session.abort();
+        match driver.plan() {
+            Step::Write { connect_to, deadline } => driver.write(connect_to, deadline).await,
+            Step::Wait { until } => {
+                let wake = driver.wait(until).await;
+                driver.woken(wake);
             }
-            if !state.reader_alive {
-                discard_events(&mut state.session);
-            }
-            if state.end_on_uncertain_delivery && state.session.awaiting_decision().is_some() {
-                debug!(target: TRACING_TARGET, "delivery uncertain; ending the stream");
-                state.session.abort();
-            }
-            if state.session.is_closed() {
-                state.wake_all();
-                break;
-            }
-            out.clear();
-            let now = rt.now();
-            let request = state.session.poll_transmit(now, &mut out).map(|t| {
-                let reuse = conn.as_ref().is_some_and(|c| {
-                    (t.connection == Connection::Reuse || c.unused)
-                        && c.destination == *t.destination
-                });
-                trace!(target: TRACING_TARGET, kind = ?t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
-                (!reuse).then(|| t.destination.clone())
-            });
-            let deadline = state.session.poll_timeout();
-            let wait_until = match (deadline, wait_cap, state.session.in_flight()) {
-                (Some(at), Some(cap), Some(_)) => Some(at.min(now + cap)),
-                _ => deadline,
-            };
-            (request, deadline, wait_until)
-        };
-
-        if let Some(connect_to) = connect_to {
-            if let Some(destination) = connect_to {
-                // A fresh connection: the core asked for one, or there is none to this host.
-                conn = None;
-                match connect(&rt, &destination, deadline).await {
-                    Ok(stream) => {
-                        debug!(target: TRACING_TARGET, %destination, "connected");
-                        conn = Some(Conn { stream, destination, unused: false });
-                        // The caller may have aborted while we connected.
-                        if shared.lock().session.is_closed() {
-                            continue;
-                        }
-                    }
-                    Err(error) => {
-                        warn!(target: TRACING_TARGET, %destination, %error, "connect failed");
-                        let mut state = shared.lock();
-                        state.session.handle_connect_failed(rt.now(), error.kind());
-                        state.wake_all();
-                        continue;
-                    }
-                }
-            }
-            if let Some(c) = conn.as_mut() {
-                c.unused = false;
-                if let Err(failure) = write_request(&rt, &mut c.stream, &out, deadline).await {
-                    conn = None;
-                    let mut state = shared.lock();
-                    match failure {
-                        WriteFailure::Io(error) => {
-                            debug!(target: TRACING_TARGET, %error, "write failed");
-                            state.session.handle_eof(rt.now());
-                        }
-                        WriteFailure::Deadline => {
-                            debug!(target: TRACING_TARGET, "write stalled past the request deadline");
-                            state.session.handle_timeout(rt.now());
-                        }
-                    }
-                    state.wake_all();
-                }
-            }
-            continue;
+            Step::Stop => break,
         }
+    }
+    debug!(target: TRACING_TARGET, "driver stopped");
+}
 
-        // Wait for the socket (a response, or the gateway closing an idle connection), the
-        // core's deadline, or the caller — polled in that order.
+impl<'r, R: Runtime> Loop<'r, R> {
+    /// Under the lock: the handles' state, then the next request, or where the wait ends.
+    fn plan(&mut self) -> Step {
+        let mut state = self.shared.lock();
+        if state.handles() == 0 && !state.close_requested && !state.session.is_closed() {
+            debug!(target: TRACING_TARGET, "every handle dropped; aborting");
+            state.session.abort();
+        }
+        if !state.reader_alive {
+            discard_events(&mut state.session);
+        }
+        if state.end_on_uncertain_delivery && state.session.awaiting_decision().is_some() {
+            debug!(target: TRACING_TARGET, "delivery uncertain; ending the stream");
+            state.session.abort();
+        }
+        if state.session.is_closed() {
+            state.wake_all();
+            return Step::Stop;
+        }
+        self.out.clear();
+        let now = self.rt.now();
+        let conn = &self.conn;
+        let request = state.session.poll_transmit(now, &mut self.out).map(|t| {
+            let reuse = conn.as_ref().is_some_and(|c| {
+                (t.connection == Connection::Reuse || c.unused) && c.destination == *t.destination
+            });
+            trace!(target: TRACING_TARGET, kind = %t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
+            (!reuse).then(|| t.destination.clone())
+        });
+        let deadline = state.session.poll_timeout();
+        match request {
+            Some(connect_to) => Step::Write { connect_to, deadline },
+            // While a response is awaited, wake no later than the soonest poll the session
+            // can want after it (see `Session::poll_wait_hint`).
+            None => Step::Wait {
+                until: match (deadline, state.session.poll_wait_hint()) {
+                    (Some(at), Some(hint)) if state.session.in_flight().is_some() => {
+                        Some(at.min(now + hint))
+                    }
+                    _ => deadline,
+                },
+            },
+        }
+    }
+
+    /// Writes the request, connecting first when asked to; failures go to the session.
+    async fn write(&mut self, connect_to: Option<Endpoint>, deadline: Option<Instant>) {
+        if let Some(destination) = connect_to {
+            // A fresh connection: the core asked for one, or there is none to this host.
+            self.conn = None;
+            match connect(self.rt, &destination, deadline).await {
+                Ok(stream) => {
+                    debug!(target: TRACING_TARGET, %destination, "connected");
+                    self.conn = Some(Conn { stream, destination, unused: false });
+                    // The caller may have aborted while we connected.
+                    if self.shared.lock().session.is_closed() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    warn!(target: TRACING_TARGET, %destination, %error, "connect failed");
+                    let mut state = self.shared.lock();
+                    state.session.handle_connect_failed(self.rt.now(), error.kind());
+                    state.wake_all();
+                    return;
+                }
+            }
+        }
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        c.unused = false;
+        if let Err(failure) = write_request(self.rt, &mut c.stream, &self.out, deadline).await {
+            self.conn = None;
+            let mut state = self.shared.lock();
+            match failure {
+                WriteFailure::Io(error) => {
+                    debug!(target: TRACING_TARGET, %error, "write failed");
+                    state.session.handle_eof(self.rt.now());
+                }
+                WriteFailure::Deadline => {
+                    debug!(target: TRACING_TARGET, "write stalled past the request deadline");
+                    state.session.handle_timeout(self.rt.now());
+                }
+            }
+            state.wake_all();
+        }
+    }
+
+    /// Waits for the socket (a response, or the gateway closing an idle connection), the
+    /// session's deadline `until`, or the caller — polled in that order.
+    async fn wait(&mut self, until: Option<Instant>) -> Wake {
+        if let Some(at) = until
+            && self.armed.as_ref().is_none_or(|(armed_at, _)| at < *armed_at)
+        {
+            self.armed = Some((at, Box::pin(self.rt.sleep_until(at))));
+        }
+        let (conn, buf, armed, rt) = (&mut self.conn, &mut self.buf, &mut self.armed, self.rt);
         let read = async {
             match conn.as_mut() {
-                Some(c) => Wake::Read(rt.read(&mut c.stream, &mut buf).await),
+                Some(c) => Wake::Read(rt.read(&mut c.stream, buf).await),
                 None => pending().await,
             }
         };
-        if let Some(at) = wait_until
-            && armed.as_ref().is_none_or(|(armed_at, _)| at < *armed_at)
-        {
-            armed = Some((at, Box::pin(rt.sleep_until(at))));
-        }
         let sleep = async {
             match armed.as_mut() {
-                Some((_, timer)) if wait_until.is_some() => timer.as_mut().await,
+                Some((_, timer)) if until.is_some() => timer.as_mut().await,
                 _ => pending().await,
             }
             Wake::Deadline
         };
         let woken = async {
-            shared.driver_woken().await;
+            self.shared.driver_woken().await;
             Wake::Caller
         };
-        match or(read, or(sleep, woken)).await {
-            Wake::Read(Ok(n)) if n > 0 => {
-                let mut state = shared.lock();
-                state.session.handle_input(rt.now(), &buf[..n]);
-                state.wake_all();
-            }
+        or(read, or(sleep, woken)).await
+    }
+
+    /// Hands what ended the wait to the session.
+    fn woken(&mut self, wake: Wake) {
+        let now = self.rt.now();
+        let mut state = self.shared.lock();
+        match wake {
+            Wake::Read(Ok(n)) if n > 0 => state.session.handle_input(now, &self.buf[..n]),
             Wake::Read(result) => {
                 match result {
                     Ok(_) => debug!(target: TRACING_TARGET, "connection closed by the peer"),
                     Err(error) => debug!(target: TRACING_TARGET, %error, "read failed"),
                 }
-                conn = None;
-                let mut state = shared.lock();
-                state.session.handle_eof(rt.now());
-                state.wake_all();
+                self.conn = None;
+                state.session.handle_eof(now);
             }
             Wake::Deadline => {
-                armed = None;
-                let mut state = shared.lock();
+                self.armed = None;
                 let was_in_flight = state.session.in_flight().is_some();
-                state.session.handle_timeout(rt.now());
+                state.session.handle_timeout(now);
                 if was_in_flight && state.session.in_flight().is_none() {
                     // A late answer on this connection must not be taken for the next one.
                     debug!(target: TRACING_TARGET, "request timed out");
-                    conn = None;
+                    self.conn = None;
                 }
-                state.wake_all();
             }
-            Wake::Caller => {}
+            Wake::Caller => return,
         }
+        state.wake_all();
     }
-    debug!(target: TRACING_TARGET, "driver stopped");
 }
 
 /// Drops every waiting event (after tracing it): nobody will take them, and undelivered

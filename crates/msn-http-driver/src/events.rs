@@ -4,89 +4,11 @@
 use std::fmt;
 
 use crate::TRACING_TARGET;
-use msn_http_core::Endpoint;
-use msn_http_core::client::{CloseReason, Event, MoveRefusal, Recovery, RequestKind, Session};
+pub use msn_http_core::client::Notice;
+use msn_http_core::client::{CloseReason, Event, RequestKind, Session};
 use msn_http_core::error::SessionError;
 use msn_http_core::msnp::OwnedCommand;
 use tracing::{debug, info, trace, warn};
-
-/// Something a session reports besides received commands: milestones, gateway moves and
-/// errors the session survives. Each is also emitted as a `tracing` event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Notice {
-    /// The first response arrived: the gateway gave the session an ID.
-    Established {
-        /// The first session ID.
-        session_id: String,
-    },
-    /// The gateway asked (`GW-IP` or `X-MSN-Host`) for later requests to go elsewhere.
-    GatewayMoved {
-        /// The previous gateway.
-        from: Endpoint,
-        /// The new gateway.
-        to: Endpoint,
-    },
-    /// The host `GW-IP` moved the session to could not be reached or did not answer like a
-    /// gateway: requests go to the configured gateway again.
-    GatewayFallback {
-        /// The host given up.
-        unreachable: Endpoint,
-        /// Where requests go now.
-        to: Endpoint,
-    },
-    /// The gateway named another host that the session did not follow (reported once per
-    /// value).
-    MoveRefused {
-        /// The host named.
-        to: Endpoint,
-        /// Why it was not followed.
-        reason: MoveRefusal,
-    },
-    /// Under a long poll: whether the gateway holds polls (`false`: it answers them at once,
-    /// and the session polls on the adaptive schedule instead).
-    PollsHeld {
-        /// Whether polls are held now.
-        held: bool,
-    },
-    /// A request failed; the session goes on as `recovery` says. With
-    /// [`Recovery::AwaitingDecision`] no command is sent (polling goes on) until the caller calls
-    /// [`ClientSender::resend_unconfirmed`](crate::ClientSender::resend_unconfirmed) or
-    /// [`ClientSender::discard_unconfirmed`](crate::ClientSender::discard_unconfirmed).
-    RequestFailed {
-        /// The kind of request.
-        kind: RequestKind,
-        /// What went wrong.
-        error: SessionError,
-        /// What happens next.
-        recovery: Recovery,
-    },
-    /// The gateway misbehaved in a way the session survives.
-    Warning(SessionError),
-}
-
-impl fmt::Display for Notice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Established { session_id } => {
-                write!(f, "the gateway opened the session (ID {session_id})")
-            }
-            Self::GatewayMoved { from, to } => write!(f, "the gateway moved from {from} to {to}"),
-            Self::GatewayFallback { unreachable, to } => {
-                write!(f, "{unreachable} is not a working gateway; back to {to}")
-            }
-            Self::MoveRefused { to, reason } => write!(f, "not moving to {to}: {reason}"),
-            Self::PollsHeld { held: true } => f.write_str("the gateway holds long polls"),
-            Self::PollsHeld { held: false } => {
-                f.write_str("the gateway does not hold long polls; polling adaptively")
-            }
-            Self::RequestFailed { kind, error, recovery } => {
-                write!(f, "a {kind} request failed ({error}); {recovery}")
-            }
-            Self::Warning(error) => write!(f, "the gateway misbehaved: {error}"),
-        }
-    }
-}
 
 /// How a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,9 +30,10 @@ pub struct SessionEnd {
 
 impl SessionEnd {
     /// Whether the session ended as sessions should: the gateway, the MSNP server (`OUT`) or
-    /// the caller closed it, and no received command was cut off by the end.
+    /// the caller closed it, nothing queued was left unsent, and no received command was cut
+    /// off by the end.
     pub fn is_clean(&self) -> bool {
-        self.reason.is_clean() && self.incomplete_inbound_bytes == 0
+        self.reason.is_clean() && self.unsent.is_empty() && self.incomplete_inbound_bytes == 0
     }
 }
 
@@ -215,38 +138,9 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
             on_data(bytes);
             return Some(Taken::Data);
         }
-        Event::Established { session_id } => {
-            debug!(target: TRACING_TARGET, session_id, "session established");
-            return Some(Taken::Notice(Notice::Established { session_id: session_id.to_owned() }));
-        }
-        Event::GatewayMoved { from, to } => {
-            info!(target: TRACING_TARGET, %from, %to, "gateway moved");
-            return Some(Taken::Notice(Notice::GatewayMoved { from, to }));
-        }
-        Event::GatewayFallback { unreachable, to } => {
-            warn!(target: TRACING_TARGET, %unreachable, %to, "not a working gateway; falling back to the configured one");
-            return Some(Taken::Notice(Notice::GatewayFallback { unreachable, to }));
-        }
-        Event::MoveRefused { to, reason } => {
-            info!(target: TRACING_TARGET, %to, %reason, "gateway move not followed");
-            return Some(Taken::Notice(Notice::MoveRefused { to, reason }));
-        }
-        Event::PollsHeld { held } => {
-            match held {
-                true => info!(target: TRACING_TARGET, "the gateway holds long polls again"),
-                false => {
-                    info!(target: TRACING_TARGET, "the gateway does not hold long polls; polling adaptively")
-                }
-            }
-            return Some(Taken::Notice(Notice::PollsHeld { held }));
-        }
-        Event::RequestFailed { kind, error, recovery } => {
-            warn!(target: TRACING_TARGET, %kind, %error, %recovery, "request failed");
-            return Some(Taken::Notice(Notice::RequestFailed { kind, error, recovery }));
-        }
-        Event::Warning(error) => {
-            warn!(target: TRACING_TARGET, %error, "gateway misbehaved");
-            return Some(Taken::Notice(Notice::Warning(error)));
+        Event::Notice(notice) => {
+            trace_notice(&notice);
+            return Some(Taken::Notice(notice));
         }
         Event::Closed(closed) => closed,
         other => {
@@ -259,7 +153,8 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
         false => warn!(target: TRACING_TARGET, reason = %closed.reason, "session ended"),
     }
     if closed.incomplete_inbound_bytes > 0 {
-        warn!(target: TRACING_TARGET, bytes = closed.incomplete_inbound_bytes, "the end cut a received command off");
+        let bytes = closed.incomplete_inbound_bytes;
+        warn!(target: TRACING_TARGET, bytes, "the end cut a received command off");
     }
     Some(Taken::Closed(SessionEnd {
         reason: closed.reason,
@@ -268,4 +163,36 @@ pub(crate) fn next_event(session: &mut Session, on_data: &mut dyn FnMut(&[u8])) 
         unread: Vec::new(),
         dropped_commands: 0,
     }))
+}
+
+/// Emits the `tracing` event of a notice, at the level its news deserves.
+fn trace_notice(notice: &Notice) {
+    match notice {
+        Notice::Established { session_id } => {
+            debug!(target: TRACING_TARGET, session_id, "session established");
+        }
+        Notice::GatewayMoved { from, to } => {
+            info!(target: TRACING_TARGET, %from, %to, "gateway moved");
+        }
+        Notice::GatewayFallback { unreachable, to } => warn!(
+            target: TRACING_TARGET,
+            %unreachable,
+            %to,
+            "not a working gateway; falling back to the configured one"
+        ),
+        Notice::MoveRefused { to, reason } => {
+            info!(target: TRACING_TARGET, %to, %reason, "gateway move not followed");
+        }
+        Notice::PollsHeld { held: true } => {
+            info!(target: TRACING_TARGET, "the gateway holds long polls again");
+        }
+        Notice::PollsHeld { held: false } => {
+            info!(target: TRACING_TARGET, "the gateway does not hold long polls; polling adaptively");
+        }
+        Notice::RequestFailed { kind, error, recovery } => {
+            warn!(target: TRACING_TARGET, %kind, %error, %recovery, "request failed");
+        }
+        Notice::Warning(error) => warn!(target: TRACING_TARGET, %error, "gateway misbehaved"),
+        other => info!(target: TRACING_TARGET, notice = %other, "notice"),
+    }
 }

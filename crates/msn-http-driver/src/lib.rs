@@ -53,13 +53,15 @@ pub mod api;
 pub mod client;
 mod driver;
 pub mod events;
+mod open;
 pub mod runtime;
 mod shared;
 pub mod stream;
 
-pub use client::{Client, ClientReceiver, ClientSender, MAX_UNREAD_BYTES, OpenError};
+pub use client::{Client, ClientReceiver, ClientSender, MAX_UNREAD_BYTES};
 pub use driver::Driver;
 pub use events::{ClientEvent, Notice, RecvError, SessionEnd};
 pub use msn_http_core;
+pub use open::OpenError;
 pub use runtime::Runtime;
 pub use stream::{ByteReader, ByteStream, ByteWriter, DEFAULT_PING_ANSWER, StreamError};

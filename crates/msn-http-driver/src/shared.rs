@@ -1,18 +1,14 @@
 //! The state a session's handles share with its driver: the core session behind a mutex
 //! (never held across an `.await`), the wakers of parked callers, and the driver's wake-up.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use msn_http_core::Endpoint;
-use msn_http_core::client::{ClientConfig, OutputMode, Session, Target};
+use msn_http_core::client::{OutputMode, Session};
 use msn_http_core::error::SendError;
 use tracing::Span;
 
-use crate::client::OpenError;
-use crate::driver::Driver;
 use crate::events::{Taken, next_event};
-use crate::runtime::Runtime;
 
 /// What handles and the driver share.
 pub(crate) struct Shared {
@@ -88,25 +84,9 @@ impl Signal {
 }
 
 impl Shared {
-    /// Creates the session, and the driver that runs it on `runtime` (starting with the
-    /// connection `first`, if the caller made one).
-    pub(crate) fn open<R: Runtime>(
-        runtime: R,
-        mut config: ClientConfig,
-        target: Target,
-        output: OutputMode,
-        handles: usize,
-        first: Option<(Endpoint, R::Stream)>,
-    ) -> Result<(Arc<Self>, Driver), OpenError> {
-        config.output = output;
-        let span = tracing::info_span!(
-            target: crate::TRACING_TARGET,
-            "msn_http_session",
-            server = target.server.as_str(),
-            ip = %target.ip,
-        );
-        let session = Session::new(config, target, runtime.now()).map_err(OpenError::Config)?;
-        let shared = Arc::new(Self {
+    /// The shared state of a new `session`, run in `span`, with `handles` handles alive.
+    pub(crate) fn new(session: Session, span: Span, handles: usize, output: OutputMode) -> Self {
+        Self {
             state: Mutex::new(State {
                 session,
                 waiters: Vec::new(),
@@ -118,9 +98,7 @@ impl Shared {
             }),
             driver: Signal::new(),
             span,
-        });
-        let driver = Driver::new(runtime, Arc::clone(&shared), first);
-        Ok((shared, driver))
+        }
     }
 
     /// Locks the state. A panic while it was held cannot leave the session half-updated in a
@@ -290,22 +268,5 @@ impl State {
         !self.session.is_closed()
             && self.session.in_flight().is_none()
             && self.session.poll_timeout().is_none()
-    }
-}
-
-/// Connects to where `config` sends its first request (the proxy, or the gateway), as
-/// `TcpStream::connect` would: the caller learns at once that nothing listens there.
-pub(crate) async fn connect_first<R: Runtime>(
-    runtime: &R,
-    config: &ClientConfig,
-) -> Result<(Endpoint, R::Stream), OpenError> {
-    let destination = config.proxy.as_ref().map_or(&config.gateway, |p| &p.endpoint).clone();
-    let deadline = runtime.now() + config.request_timeout;
-    match crate::driver::connect(runtime, &destination, Some(deadline)).await {
-        Ok(stream) => Ok((destination, stream)),
-        Err(e) => Err(OpenError::Connect(msn_http_core::error::NetworkError::ConnectFailed {
-            kind: e.kind(),
-            address: destination,
-        })),
     }
 }

@@ -14,9 +14,9 @@ use msn_http_core::client::{
 };
 use msn_http_core::error::{NetworkError, SendError, SessionError};
 
-use crate::client::OpenError;
 use crate::driver::Driver;
 use crate::events::{Notice, SessionEnd, Taken};
+use crate::open::{self, OpenError};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
@@ -197,7 +197,7 @@ impl ByteStream {
         config: ClientConfig,
         target: Target,
     ) -> Result<(Self, Driver), OpenError> {
-        let first = crate::shared::connect_first(&runtime, &config).await?;
+        let first = open::connect_first(&runtime, &config).await?;
         Self::start(runtime, config, target, Some(first))
     }
 
@@ -210,7 +210,7 @@ impl ByteStream {
         if config.ping == PingPolicy::Refuse {
             config.ping = DEFAULT_PING_ANSWER;
         }
-        let (shared, driver) = Shared::open(runtime, config, target, OutputMode::Bytes, 2, first)?;
+        let (shared, driver) = open::open(runtime, config, target, OutputMode::Bytes, 2, first)?;
         let reader = ByteReader {
             shared: Arc::clone(&shared),
             unread: Vec::new(),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use msn_http_core::client::{
-    ClientConfig, Closed, Connection, Event, RequestKind, Session, Target,
+    ClientConfig, Closed, Connection, Event, Notice, RequestKind, Session, Target,
 };
 
 use crate::gateway::{FakeGateway, Plan, Script};
@@ -16,8 +16,8 @@ use crate::request::{Parsed, parse_request};
 pub enum Report {
     /// A whole command arrived.
     Command(Vec<u8>),
-    /// Any other event, as its `Debug` text.
-    Event(String),
+    /// A notice.
+    Notice(Notice),
     /// The session ended.
     Closed(Closed),
 }
@@ -197,7 +197,8 @@ impl Sim {
             let report = match event {
                 Event::Command(cmd) => Report::Command(cmd.as_bytes().to_vec()),
                 Event::Closed(closed) => Report::Closed(closed),
-                other => Report::Event(format!("{other:?}")),
+                Event::Notice(notice) => Report::Notice(notice),
+                other => panic!("an event the world does not know: {other:?}"),
             };
             self.reports.push((self.now, report));
         }

@@ -22,7 +22,8 @@ use futures_core::Stream;
 use msn_http_core::client::{ClientConfig, Target};
 use msn_http_core::error::SendError;
 use msn_http_core::msnp::OwnedCommand;
-pub use msn_http_driver::client::{ClientReceiver, ClientSender, MAX_UNREAD_BYTES, OpenError};
+pub use msn_http_driver::OpenError;
+pub use msn_http_driver::client::{ClientReceiver, ClientSender, MAX_UNREAD_BYTES};
 pub use msn_http_driver::events::{ClientEvent, Notice, RecvError, SessionEnd};
 
 use crate::runtime::{self, Tokio};

@@ -2,6 +2,8 @@
 //! killed on every path, bounded line reads, a raw MSNP client and raw HTTP, all on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fake_gateway;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

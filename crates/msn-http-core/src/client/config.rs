@@ -99,7 +99,7 @@ impl Default for PollPolicy {
 /// response, or a 5xx answer).
 ///
 /// Whatever the policy, the caller is told with
-/// [`Event::RequestFailed`](crate::client::Event::RequestFailed). A request that never reached
+/// [`Notice::RequestFailed`](crate::client::Notice::RequestFailed). A request that never reached
 /// the gateway (connect failure) is always resent; so is a poll, which carries no commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnconfirmedPolicy {
@@ -364,6 +364,33 @@ impl ClientConfig {
     pub fn with_moves(mut self, moves: MovePolicy) -> Self {
         self.moves = moves;
         self
+    }
+}
+
+impl ClientConfig {
+    /// Refuses settings that cannot work: zero limits and durations, an empty poll policy.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let checks = [
+            (self.request_timeout.is_zero(), "request_timeout"),
+            (self.max_request_body_bytes == 0, "max_request_body_bytes"),
+            (self.max_queued_bytes == 0, "max_queued_bytes"),
+            (self.max_inbound_bytes == 0, "max_inbound_bytes"),
+            (self.max_consecutive_failures == 0, "max_consecutive_failures"),
+            (self.http_limits.max_head_bytes < 32, "http_limits.max_head_bytes"),
+            (self.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
+            (
+                match self.poll_policy {
+                    PollPolicy::Official { interval } => interval.is_zero(),
+                    PollPolicy::Adaptive { min, max } => max.is_zero() || min > max,
+                    PollPolicy::LongPoll { lifespan_secs } => lifespan_secs == 0,
+                },
+                "poll_policy",
+            ),
+        ];
+        match checks.iter().find(|(bad, _)| *bad) {
+            Some((_, name)) => Err(ConfigError::InvalidLimit(name)),
+            None => Ok(()),
+        }
     }
 }
 

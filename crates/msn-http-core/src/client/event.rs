@@ -233,20 +233,16 @@ impl fmt::Display for Closed {
     }
 }
 
-/// Something the session reports. Drain with
-/// [`Session::poll_event`](crate::client::Session::poll_event) after every input.
-#[derive(Debug, PartialEq, Eq)]
+/// A milestone of a session, or an error it survives: everything it reports besides the MSNP
+/// it received and its end. The adapters hand these to their callers as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event<'a> {
-    /// The first response arrived: the gateway gave us a session.
+pub enum Notice {
+    /// The first response arrived: the gateway gave the session an ID.
     Established {
         /// The first session ID.
-        session_id: &'a str,
+        session_id: String,
     },
-    /// A whole MSNP command arrived ([`OutputMode::Commands`](crate::client::OutputMode)).
-    Command(Command<'a>),
-    /// MSNP bytes arrived ([`OutputMode::Bytes`](crate::client::OutputMode)).
-    Data(&'a [u8]),
     /// The gateway asked (`GW-IP` or `X-MSN-Host`) for later requests to go elsewhere.
     GatewayMoved {
         /// The previous gateway.
@@ -254,10 +250,10 @@ pub enum Event<'a> {
         /// The new gateway.
         to: Endpoint,
     },
-    /// The gateway named by `GW-IP` could not be reached; requests go to the configured
-    /// gateway again.
+    /// The host a `GW-IP` moved the session to could not be reached or did not answer like a
+    /// gateway: requests go to the configured gateway again.
     GatewayFallback {
-        /// The unreachable gateway.
+        /// The host given up.
         unreachable: Endpoint,
         /// Where requests go now.
         to: Endpoint,
@@ -278,7 +274,9 @@ pub enum Event<'a> {
         /// Whether polls are held now.
         held: bool,
     },
-    /// A request failed; the session goes on as `recovery` says.
+    /// A request failed; the session goes on as `recovery` says. With
+    /// [`Recovery::AwaitingDecision`] no command is sent (polling goes on) until the caller
+    /// decides.
     RequestFailed {
         /// The kind of request.
         kind: RequestKind,
@@ -287,8 +285,44 @@ pub enum Event<'a> {
         /// What happens next.
         recovery: Recovery,
     },
-    /// The peer misbehaved in a way the session survives.
+    /// The gateway misbehaved in a way the session survives.
     Warning(SessionError),
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Established { session_id } => {
+                write!(f, "the gateway opened the session (ID {session_id})")
+            }
+            Self::GatewayMoved { from, to } => write!(f, "the gateway moved from {from} to {to}"),
+            Self::GatewayFallback { unreachable, to } => {
+                write!(f, "{unreachable} is not a working gateway; back to {to}")
+            }
+            Self::MoveRefused { to, reason } => write!(f, "not moving to {to}: {reason}"),
+            Self::PollsHeld { held: true } => f.write_str("the gateway holds long polls"),
+            Self::PollsHeld { held: false } => {
+                f.write_str("the gateway does not hold long polls; polling adaptively")
+            }
+            Self::RequestFailed { kind, error, recovery } => {
+                write!(f, "a {kind} request failed ({error}); {recovery}")
+            }
+            Self::Warning(error) => write!(f, "the gateway misbehaved: {error}"),
+        }
+    }
+}
+
+/// Something the session reports. Drain with
+/// [`Session::poll_event`](crate::client::Session::poll_event) after every input.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A whole MSNP command arrived ([`OutputMode::Commands`](crate::client::OutputMode)).
+    Command(Command<'a>),
+    /// MSNP bytes arrived ([`OutputMode::Bytes`](crate::client::OutputMode)).
+    Data(&'a [u8]),
+    /// A milestone, or an error the session survives.
+    Notice(Notice),
     /// The session ended. This is the last event.
     Closed(Closed),
 }
@@ -296,12 +330,6 @@ pub enum Event<'a> {
 /// An event waiting in the queue, before it borrows anything from the session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
-    Established,
-    GatewayMoved { from: Endpoint, to: Endpoint },
-    GatewayFallback { unreachable: Endpoint, to: Endpoint },
-    MoveRefused { to: Endpoint, reason: MoveRefusal },
-    PollsHeld { held: bool },
-    RequestFailed { kind: RequestKind, error: SessionError, recovery: Recovery },
-    Warning(SessionError),
+    Notice(Notice),
     Closed(CloseReason),
 }

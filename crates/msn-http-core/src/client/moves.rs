@@ -27,7 +27,7 @@ use super::event::MoveRefusal;
 ///
 /// Host names are judged by name (the core resolves nothing): a name that resolves into a
 /// private network is not caught here. A refused move is reported
-/// ([`Event::MoveRefused`](crate::client::Event::MoveRefused), once per value) and the session
+/// ([`Notice::MoveRefused`](crate::client::Notice::MoveRefused), once per value) and the session
 /// stays where it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -254,11 +254,14 @@ mod tests {
             push(&mut q, &[b'a'; 100]),
             Err(SendError::QueueFull { queued: 13, limit: 100 })
         );
-        assert_eq!(push(&mut q, &[b'a'; 40]), Err(SendError::LineTooLong { limit: 32 }));
-        assert_eq!(push(&mut q, b"\r\n"), Err(SendError::InvalidCommand));
+        assert_eq!(
+            push(&mut q, &[b'a'; 40]),
+            Err(SendError::Malformed(FrameError::LineTooLong { limit: 32 }))
+        );
+        assert_eq!(push(&mut q, b"\r\n"), Err(SendError::Malformed(FrameError::InvalidCommand)));
         assert_eq!(
             push(&mut q, b"X\r\nMSG 1 N 65\r\n"),
-            Err(SendError::PayloadTooLarge { len: 65, limit: 64 })
+            Err(SendError::Malformed(FrameError::PayloadTooLarge { len: 65, limit: 64 }))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPN");
     }
@@ -276,7 +279,7 @@ mod tests {
         assert_eq!(q.push(b"PN", &rules, limits, true, true), Ok(0));
         assert_eq!(
             q.push(b"G\r\nG 1\r\n", &rules, limits, true, true),
-            Err(SendError::InvalidCommand)
+            Err(SendError::Malformed(FrameError::InvalidCommand))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");
     }

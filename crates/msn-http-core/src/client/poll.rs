@@ -120,6 +120,17 @@ impl PollSchedule {
         }
     }
 
+    /// The shortest wait before a poll this schedule can set after a response (`None` when it
+    /// may poll at once).
+    pub(crate) fn shortest_wait(&self) -> Option<Duration> {
+        match self.effective() {
+            PollPolicy::Official { interval } => Some(interval),
+            PollPolicy::Adaptive { min, .. } => Some(min),
+            PollPolicy::LongPoll { .. } => None,
+        }
+        .filter(|wait| !wait.is_zero())
+    }
+
     /// `Lifespan=` for polls under [`PollPolicy::LongPoll`].
     pub(crate) fn lifespan(&self) -> Option<u32> {
         match self.policy {

@@ -27,7 +27,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::Endpoint;
 use crate::client::{
-    ClientConfig, CloseReason, Connection, Event, OutputMode, PollPolicy, Proxy, Recovery,
+    ClientConfig, CloseReason, Connection, Event, Notice, OutputMode, PollPolicy, Proxy, Recovery,
     RequestKind, Session, Target, UnconfirmedPolicy,
 };
 use crate::error::{HttpError, NetworkError, RemoteError, SendError, SessionError};
@@ -1161,10 +1161,12 @@ enum Owned {
 
 fn owned(event: Event<'_>) -> Owned {
     match event {
-        Event::Established { session_id } => Owned::Established(session_id.to_owned()),
+        Event::Notice(Notice::Established { session_id }) => Owned::Established(session_id),
         Event::Command(cmd) => Owned::Inbound(cmd.as_bytes().to_vec()),
         Event::Data(bytes) => Owned::Inbound(bytes.to_vec()),
-        Event::RequestFailed { kind, error, recovery } => Owned::Failed(kind, error, recovery),
+        Event::Notice(Notice::RequestFailed { kind, error, recovery }) => {
+            Owned::Failed(kind, error, recovery)
+        }
         Event::Closed(closed) => Owned::Closed(closed.reason, closed.unsent_bytes),
         other => Owned::Note(format!("{other:?}")),
     }

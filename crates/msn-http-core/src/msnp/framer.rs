@@ -139,11 +139,13 @@ impl CommandFramer {
     }
 
     /// Whether the bytes buffered from stream offset `from` (or from the first not taken)
-    /// contain `needle`.
+    /// contain `needle`. For the short needles it is used with, a scan for the first byte
+    /// beats building a substring searcher on every call.
     pub(crate) fn contains_from(&self, from: u64, needle: &[u8]) -> bool {
         let skip = from.saturating_sub(self.position()).min(self.buffered() as u64) as usize;
         let data = &self.buf[self.start + self.pending + skip..];
-        memchr::memmem::find(data, needle).is_some()
+        let Some((&first, _)) = needle.split_first() else { return true };
+        memchr::memchr_iter(first, data).any(|at| data[at..].starts_with(needle))
     }
 
     /// Whether a whole command is waiting (or the stream cannot be framed, which the next

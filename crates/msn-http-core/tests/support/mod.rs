@@ -1,12 +1,15 @@
 //! Shared test harness: a fake clock, a parser for the requests the client writes, gateway
 //! response builders, and events copied out of the session so they can be compared.
 #![allow(dead_code, unreachable_pub)]
+// The harness's clock starts at the real time; the session under test never reads it.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{
-    ClientConfig, Closed, Connection, Event, MoveRefusal, Recovery, RequestKind, Session, Target,
+    ClientConfig, Closed, Connection, Event, MoveRefusal, Notice, Recovery, RequestKind, Session,
+    Target,
 };
 use msn_http_core::error::SessionError;
 
@@ -99,17 +102,23 @@ impl Ev {
 
 pub fn owned(event: Event<'_>) -> Ev {
     match event {
-        Event::Established { session_id } => Ev::Established(session_id.to_owned()),
+        Event::Notice(Notice::Established { session_id }) => Ev::Established(session_id),
         Event::Command(cmd) => Ev::Command(cmd.as_bytes().to_vec()),
         Event::Data(bytes) => Ev::Data(bytes.to_vec()),
-        Event::GatewayMoved { from, to } => Ev::Moved(from.to_string(), to.to_string()),
-        Event::GatewayFallback { unreachable, to } => {
+        Event::Notice(Notice::GatewayMoved { from, to }) => {
+            Ev::Moved(from.to_string(), to.to_string())
+        }
+        Event::Notice(Notice::GatewayFallback { unreachable, to }) => {
             Ev::Fallback(unreachable.to_string(), to.to_string())
         }
-        Event::MoveRefused { to, reason } => Ev::MoveRefused(to.to_string(), reason),
-        Event::PollsHeld { held } => Ev::PollsHeld(held),
-        Event::RequestFailed { kind, error, recovery } => Ev::Failed(kind, error, recovery),
-        Event::Warning(error) => Ev::Warning(error),
+        Event::Notice(Notice::MoveRefused { to, reason }) => {
+            Ev::MoveRefused(to.to_string(), reason)
+        }
+        Event::Notice(Notice::PollsHeld { held }) => Ev::PollsHeld(held),
+        Event::Notice(Notice::RequestFailed { kind, error, recovery }) => {
+            Ev::Failed(kind, error, recovery)
+        }
+        Event::Notice(Notice::Warning(error)) => Ev::Warning(error),
         Event::Closed(closed) => Ev::Closed(closed),
         other => panic!("unexpected event {other:?}"),
     }

@@ -112,12 +112,20 @@ impl Clock {
     /// Whatever completes `fut` is reported before the driver next sleeps, so the clock
     /// stops at the step that completed it: the time then is exact.
     pub async fn advance_until<T>(&self, fut: impl Future<Output = T>) -> T {
+        self.advance_by(fut, || self.next_deadline()).await
+    }
+
+    /// [`advance_until`](Self::advance_until), moving the clock to where `next` says, each
+    /// time: a deadline it found safe to move to.
+    pub async fn advance_by<T, N: Future<Output = Instant>>(
+        &self,
+        fut: impl Future<Output = T>,
+        mut next: impl FnMut() -> N,
+    ) -> T {
         let mut fut = pin!(fut);
         for _ in 0..MAX_STEPS {
-            let next = future::or(async { Err(fut.as_mut().await) }, async {
-                Ok(self.next_deadline().await)
-            })
-            .await;
+            let next =
+                future::or(async { Err(fut.as_mut().await) }, async { Ok(next().await) }).await;
             match next {
                 Err(out) => return out,
                 Ok(at) => {

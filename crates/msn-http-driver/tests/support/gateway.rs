@@ -6,6 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::CloseReason;
@@ -60,6 +61,50 @@ pub async fn take(receiver: &mut ClientReceiver, n: usize) -> Vec<Ev> {
         }
     }
     events
+}
+
+/// The events up to and including the `n`th command (fewer if the session ends first).
+pub async fn take_commands(receiver: &mut ClientReceiver, n: usize) -> Vec<Ev> {
+    let mut events = Vec::new();
+    let mut commands = 0;
+    while commands < n {
+        match receiver.recv_event().await {
+            Some(event) => {
+                let event = ev(event);
+                commands += usize::from(matches!(event, Ev::Cmd(_)));
+                events.push(event);
+            }
+            None => break,
+        }
+    }
+    events
+}
+
+/// The commands among `events`, in order.
+pub fn commands(events: &[Ev]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Cmd(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The notices among `events`, in order.
+pub fn notices(events: &[Ev]) -> Vec<Notice> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Notice(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many of `requests` arrived in `[from, to)`.
+pub fn requests_between(requests: &[Seen], from: Instant, to: Instant) -> usize {
+    requests.iter().filter(|r| r.at >= from && r.at < to).count()
 }
 
 pub fn established(id: &str) -> Ev {

@@ -14,11 +14,14 @@
 //! still passes only on the fake clock; nothing sleeps for real.
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../../msn-http-driver/tests/support/field.rs"]
+pub mod field;
 #[path = "../../../msn-http-driver/tests/support/gateway.rs"]
 mod gateway;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,12 +36,26 @@ use tokio::task::JoinHandle;
 const TICK: Duration = Duration::from_millis(1);
 /// How long (fake time) a test may run before it fails instead of hanging.
 const TEST_LIMIT: Duration = Duration::from_secs(300);
+/// The step of [`run_idling`]'s ticker.
+pub const IDLE_TICK: Duration = Duration::from_millis(10);
+
 /// Runs a test body on the paused clock with the ticker, failing it after [`TEST_LIMIT`].
 pub async fn run<F: Future>(body: F) -> F::Output {
-    let ticks = (TEST_LIMIT.as_millis() / TICK.as_millis()) as usize + 1_000;
+    run_ticking(TICK, body).await
+}
+
+/// [`run`] with the ticker stepping [`IDLE_TICK`], for tests that idle for virtual minutes,
+/// where 1 ms steps would cost seconds of real time. A peer that answers at once still does
+/// so within a few steps, far inside every request deadline; timers still fire on time.
+pub async fn run_idling<F: Future>(body: F) -> F::Output {
+    run_ticking(IDLE_TICK, body).await
+}
+
+async fn run_ticking<F: Future>(tick: Duration, body: F) -> F::Output {
+    let ticks = (TEST_LIMIT.as_millis() / tick.as_millis()) as usize + 1_000;
     let ticker = Abort(tokio::spawn(async move {
         for _ in 0..ticks {
-            tokio::time::sleep(TICK).await;
+            tokio::time::sleep(tick).await;
         }
     }));
     let out = tokio::time::timeout(TEST_LIMIT, body)
@@ -238,6 +255,59 @@ pub async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<R
         buf.extend_from_slice(&chunk[..n]);
     }
     None
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw MSNP server
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP listener that accepts connections and never answers, as a raw MSNP switchboard
+/// treats HTTP: it counts the connections and the bytes it was sent.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
+    _task: Abort,
+}
+
+impl RawServer {
+    /// Listens on `addr` (a loopback address; port 0 for any).
+    pub async fn start(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let local = listener.local_addr().expect("local address");
+        let (accepted, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (count, sink) = (Arc::clone(&accepted), Arc::clone(&bytes));
+        let task = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            for _ in 0..MAX_CONNECTIONS {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    break;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let sink = Arc::clone(&sink);
+                conns.push(Abort(tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    for _ in 0..MAX_READS_PER_MESSAGE {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => sink.fetch_add(n, Ordering::SeqCst),
+                        };
+                    }
+                })));
+            }
+        });
+        Self { addr: local, accepted, bytes, _task: Abort(task) }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Bytes received so far, all connections together.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::SeqCst)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,14 @@ use crate::wire::{
     parse_messenger_header,
 };
 
-use super::event::Pending;
+mod failure;
+mod request;
+mod response;
+
+use request::{InFlight, Request};
+use response::OutWatch;
+
+use super::event::{Notice, Pending};
 use super::moves::{GatewayRoute, Named};
 use super::outgoing::OutgoingQueue;
 use super::poll::PollSchedule;
@@ -84,15 +91,6 @@ enum Phase {
     Closed,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    kind: RequestKind,
-    /// Queued bytes the request carries.
-    len: usize,
-    sent_at: Instant,
-    deadline: Instant,
-}
-
 /// What the head of the response being decoded decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Disposition {
@@ -157,7 +155,9 @@ struct Settings {
 /// use std::net::TcpStream;
 /// use std::time::{Duration, Instant};
 ///
-/// use msn_http_core::client::{ClientConfig, Connection, Event, Recovery, Session, Target};
+/// use msn_http_core::client::{
+///     ClientConfig, Connection, Event, Notice, Recovery, Session, Target,
+/// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let target = Target::notification("messenger.hotmail.com");
@@ -191,7 +191,9 @@ struct Settings {
 ///             Event::Command(cmd) => println!("<< {}", String::from_utf8_lossy(cmd.line())),
 ///             // The gateway may or may not have the commands; this program would rather
 ///             // see one twice than lose it.
-///             Event::RequestFailed { recovery: Recovery::AwaitingDecision, error, .. } => {
+///             Event::Notice(Notice::RequestFailed {
+///                 recovery: Recovery::AwaitingDecision, error, ..
+///             }) => {
 ///                 println!("request failed ({error}); sending it again");
 ///                 resend = true;
 ///             }
@@ -199,6 +201,7 @@ struct Settings {
 ///                 println!("{closed}");
 ///                 return Ok(());
 ///             }
+///             Event::Notice(notice) => println!("** {notice}"),
 ///             other => println!("{other:?}"),
 ///         }
 ///     }
@@ -253,19 +256,19 @@ pub struct Session {
     target: Target,
     phase: Phase,
     session_id: String,
-    first_session_id: String,
+    /// The gateway gave the session an ID (and `Established` was reported).
+    established: bool,
     /// The last `X-MSN-Messenger` value taken in full (empty when it must be read again).
     last_messenger: Vec<u8>,
     route: GatewayRoute,
     fresh_connection: bool,
-    in_flight: Option<InFlight>,
+    request: Request,
     decoder: ResponseDecoder,
     disposition: Option<Disposition>,
     outgoing: OutgoingQueue,
     inbound: CommandFramer,
     events: VecDeque<(u64, Pending)>,
     poll: PollSchedule,
-    retry_at: Option<Instant>,
     failures: u32,
     awaiting_decision: Option<usize>,
     /// `PNG`s stripped from the outgoing bytes and not yet answered with a local `QNG`.
@@ -282,7 +285,7 @@ impl Session {
     /// A session that will open `target` through the gateway in `config`. Nothing is sent until
     /// the first command is queued with [`send`](Self::send).
     pub fn new(config: ClientConfig, target: Target, now: Instant) -> Result<Self, ConfigError> {
-        check_config(&config)?;
+        config.check()?;
         Endpoint::parse(&target.ip, 1863).map_err(ConfigError::InvalidTarget)?;
         let route = GatewayRoute::new(config.gateway.clone(), &target.ip, config.moves);
         let credentials = config.proxy.as_ref().and_then(|p| p.credentials.as_ref());
@@ -309,18 +312,17 @@ impl Session {
             target,
             phase: Phase::Opening,
             session_id: String::new(),
-            first_session_id: String::new(),
+            established: false,
             last_messenger: Vec::new(),
             route,
             fresh_connection: true,
-            in_flight: None,
+            request: Request::Idle,
             decoder: ResponseDecoder::new(config.http_limits),
             disposition: None,
             outgoing: OutgoingQueue::new(config.max_queued_bytes),
             inbound: CommandFramer::new(config.payload_commands, config.framer_limits),
             events: VecDeque::new(),
             poll: PollSchedule::new(config.poll_policy),
-            retry_at: None,
             failures: 0,
             awaiting_decision: None,
             unanswered_pings: 0,
@@ -380,7 +382,7 @@ impl Session {
             return;
         }
         self.outgoing.drop_partial_command();
-        let nothing_sent = self.in_flight.is_none() && self.outgoing.len() == 0;
+        let nothing_sent = self.request.in_flight().is_none() && self.outgoing.len() == 0;
         if self.phase == Phase::Opening && nothing_sent {
             return self.close_session(CloseReason::LocalClose);
         }
@@ -429,10 +431,13 @@ impl Session {
     /// Appends the next request to `out`, if one is due at `now`, and returns where it goes.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit<'_>> {
         self.now = now;
-        if self.phase == Phase::Closed || self.in_flight.is_some() || self.server_out().is_some() {
+        if self.phase == Phase::Closed
+            || self.request.in_flight().is_some()
+            || self.server_out().is_some()
+        {
             return None;
         }
-        if self.retry_at.is_some_and(|at| now < at) || self.backpressured() {
+        if self.request.retry_at().is_some_and(|at| now < at) || self.backpressured() {
             return None;
         }
         // While a decision is pending the unconfirmed commands hold the head of the queue:
@@ -444,7 +449,7 @@ impl Session {
         // A due retry with nothing to send is a poll: the failed request was one, or its
         // commands were discarded or wait for a decision, and either way the poll timer was
         // stopped when it went out.
-        let retry_due = self.retry_at.is_some();
+        let retry_due = self.request.retry_at().is_some();
         let kind = match self.phase {
             Phase::Opening if body_len > 0 => RequestKind::Open,
             Phase::Open if body_len > 0 => RequestKind::Send,
@@ -474,8 +479,7 @@ impl Session {
         if let (RequestKind::Poll, Some(secs)) = (kind, self.poll.lifespan()) {
             deadline += Duration::from_secs(u64::from(secs));
         }
-        self.in_flight = Some(InFlight { kind, len: body_len, sent_at: now, deadline });
-        self.retry_at = None;
+        self.request = Request::InFlight(InFlight { kind, len: body_len, sent_at: now, deadline });
         self.poll.request_sent();
         self.decoder.reset();
         self.disposition = None;
@@ -495,144 +499,6 @@ impl Session {
         self.settings.proxy.as_ref().unwrap_or(self.route.current())
     }
 
-    /// Feeds bytes read from the connection.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        self.read_input(now, bytes);
-        if self.unanswered_pings > 0 {
-            self.answer_pings();
-        }
-    }
-
-    fn read_input(&mut self, now: Instant, bytes: &[u8]) {
-        self.now = now;
-        if self.phase == Phase::Closed {
-            return;
-        }
-        let mut input = bytes;
-        loop {
-            if self.in_flight.is_none() {
-                if !input.is_empty() {
-                    self.unsolicited(input.len());
-                }
-                return;
-            }
-            match self.decoder.decode(&mut input) {
-                Err(e) => return self.bad_response(now, SessionError::from(e)),
-                Ok(ResponseStep::NeedMore) => return,
-                Ok(ResponseStep::Head) => {
-                    self.on_head(now);
-                    if self.phase == Phase::Closed {
-                        return;
-                    }
-                }
-                Ok(ResponseStep::Body(data)) => {
-                    if let Some(Disposition::Success { .. }) = self.disposition {
-                        self.inbound.push(data);
-                        self.stats.msnp_bytes_received += data.len() as u64;
-                        self.watch_for_out();
-                    }
-                }
-                Ok(ResponseStep::Complete) => self.on_complete(now),
-            }
-        }
-    }
-
-    /// The response in progress broke the protocol. From a host the session was moved to and
-    /// that never answered, before any head: it is not a gateway, and the request fails there
-    /// (back to the configured gateway). Otherwise the session ends with the error.
-    fn bad_response(&mut self, now: Instant, error: SessionError) {
-        if self.disposition.is_none() && self.route.unproven() {
-            self.fresh_connection = true;
-            return self.request_failed(now, error, false);
-        }
-        self.fail(error);
-    }
-
-    /// The connection reached end of stream (or broke).
-    pub fn handle_eof(&mut self, now: Instant) {
-        self.now = now;
-        if self.phase == Phase::Closed {
-            return;
-        }
-        self.fresh_connection = true;
-        if self.in_flight.is_none() {
-            return;
-        }
-        match self.decoder.finish() {
-            EofOutcome::Complete => {
-                self.on_complete(now);
-                self.answer_pings();
-            }
-            EofOutcome::Truncated { started } => {
-                let error = NetworkError::ConnectionClosed { response_started: started };
-                self.request_failed(now, error.into(), self.response_data_lost());
-            }
-        }
-    }
-
-    /// Connecting to the destination of the request in flight failed with `kind`: nothing
-    /// reached the gateway.
-    ///
-    /// On the session's first request this ends the session at once with
-    /// [`NetworkError::ConnectFailed`] (nothing was ever reachable; retrying would only delay
-    /// the error). Later the request is made again; when the destination was a host a
-    /// `GW-IP` moved the session to, the session first falls back to the configured gateway
-    /// ([`Event::GatewayFallback`]).
-    pub fn handle_connect_failed(&mut self, now: Instant, kind: io::ErrorKind) {
-        self.now = now;
-        if self.phase == Phase::Closed {
-            return;
-        }
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        self.decoder.reset();
-        self.fresh_connection = true;
-        self.stats.failed_requests += 1;
-        let address = self.destination().clone();
-        let error = SessionError::from(NetworkError::ConnectFailed { kind, address });
-        if self.phase == Phase::Opening {
-            return self.fail(error);
-        }
-        let mut retry_at = now + self.backoff(self.failures + 1);
-        if self.settings.proxy.is_none() && self.fall_back() {
-            retry_at = now;
-        }
-        if !self.count_failure(&error) {
-            return;
-        }
-        self.retry_at = Some(retry_at);
-        self.push_event(Pending::RequestFailed {
-            kind: flight.kind,
-            error,
-            recovery: Recovery::Resending,
-        });
-    }
-
-    /// Goes back to the configured gateway if the session was elsewhere; whether it was.
-    fn fall_back(&mut self) -> bool {
-        let Some((unreachable, to)) = self.route.fall_back() else {
-            return false;
-        };
-        self.stats.fallbacks += 1;
-        self.fresh_connection = true;
-        self.push_event(Pending::GatewayFallback { unreachable, to });
-        true
-    }
-
-    /// Time passed: fails a request that has waited past its deadline. Other calls are no-ops.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if self.in_flight.is_some_and(|f| now >= f.deadline) {
-            self.fresh_connection = true;
-            let error = NetworkError::Timeout { response_started: self.decoder.started() };
-            self.request_failed(now, error.into(), self.response_data_lost());
-        }
-    }
-
     /// The next instant the session wants [`handle_timeout`](Self::handle_timeout) (or
     /// [`poll_transmit`](Self::poll_transmit)) called: the request deadline while a request is
     /// in flight, else the retry or poll time.
@@ -645,7 +511,7 @@ impl Session {
         if self.phase == Phase::Closed {
             return None;
         }
-        if let Some(flight) = self.in_flight {
+        if let Request::InFlight(flight) = self.request {
             return Some(flight.deadline);
         }
         if self.backpressured() {
@@ -654,8 +520,8 @@ impl Session {
         let sendable =
             self.awaiting_decision.is_none() && self.outgoing.next_request_len(usize::MAX) > 0;
         // Before the session opened there is nothing to retry without a queued command.
-        if self.retry_at.is_some() && (self.phase == Phase::Open || sendable) {
-            return self.retry_at;
+        if self.request.retry_at().is_some() && (self.phase == Phase::Open || sendable) {
+            return self.request.retry_at();
         }
         if sendable {
             return Some(self.now);
@@ -709,17 +575,7 @@ impl Session {
         }
         let (_, pending) = self.events.pop_front()?;
         Some(match pending {
-            Pending::Established => Event::Established { session_id: &self.first_session_id },
-            Pending::GatewayMoved { from, to } => Event::GatewayMoved { from, to },
-            Pending::GatewayFallback { unreachable, to } => {
-                Event::GatewayFallback { unreachable, to }
-            }
-            Pending::MoveRefused { to, reason } => Event::MoveRefused { to, reason },
-            Pending::PollsHeld { held } => Event::PollsHeld { held },
-            Pending::RequestFailed { kind, error, recovery } => {
-                Event::RequestFailed { kind, error, recovery }
-            }
-            Pending::Warning(error) => Event::Warning(error),
+            Pending::Notice(notice) => Event::Notice(notice),
             Pending::Closed(reason) => {
                 self.finished = true;
                 self.events.clear();
@@ -751,7 +607,7 @@ impl Session {
 
     /// The kind of the request in flight.
     pub fn in_flight(&self) -> Option<RequestKind> {
-        self.in_flight.map(|f| f.kind)
+        self.request.in_flight().map(|f| f.kind)
     }
 
     /// Whether the session has ended (the `Closed` event may still be waiting).
@@ -785,241 +641,13 @@ impl Session {
         self.poll.policy()
     }
 
-    fn on_head(&mut self, now: Instant) {
-        let status = self.decoder.head().status();
-        let disposition = match status {
-            200..=299 => match self.read_messenger_header() {
-                Ok(disposition) => disposition,
-                Err(e) => return self.bad_response(now, e.into()),
-            },
-            400 => Disposition::Rejected,
-            407 => return self.fail(RemoteError::ProxyAuthenticationRequired.into()),
-            500..=599 => Disposition::ServerError(status),
-            _ => return self.fail(RemoteError::UnexpectedStatus(status).into()),
-        };
-        self.disposition = Some(disposition);
-    }
-
-    /// Takes the SessionID and the next gateway from a successful response's head.
-    fn read_messenger_header(&mut self) -> Result<Disposition, RemoteError> {
-        let head = self.decoder.head();
-        let raw = head.messenger().ok_or(RemoteError::MissingMessengerHeader)?;
-        // Revival gateways repeat the same value (a constant SessionID and GW-IP): it would
-        // change nothing, so it is not parsed again.
-        if head.msn_host().is_none()
-            && !self.last_messenger.is_empty()
-            && raw == self.last_messenger
-        {
-            self.route.forget_pending();
-            return Ok(Disposition::Success { session_close: false });
-        }
-        self.last_messenger.clear();
-        let header = parse_messenger_header(raw).map_err(RemoteError::MessengerHeader)?;
-        if head.msn_host().is_none() && !header.session_close {
-            self.last_messenger.extend_from_slice(raw);
-        }
-        if let Some(id) = header.session_id {
-            self.session_id.clear();
-            self.session_id.push_str(id);
-            if self.first_session_id.is_empty() {
-                self.first_session_id.push_str(id);
-                self.events.push_back((self.inbound.end(), Pending::Established));
-            }
-        }
-        // `X-MSN-Host` takes precedence over `GW-IP`; empty values keep the current host.
-        let named =
-            match head.msn_host().map(<[u8]>::trim_ascii) {
-                Some(host) if !host.is_empty() => Some(std::str::from_utf8(host).map_err(|_| {
-                    RemoteError::InvalidGatewayAddress(crate::AddressError::InvalidHost)
-                })),
-                _ => header.gateway.filter(|gw| !gw.is_empty()).map(Ok),
-            };
-        let session_close = header.session_close;
-        self.route.forget_pending();
-        let decided = match named {
-            None => Ok(Named::Stay),
-            Some(Ok(text)) => self.route.named(text).map_err(RemoteError::InvalidGatewayAddress),
-            Some(Err(e)) => Err(e),
-        };
-        match decided {
-            Ok(Named::Stay | Named::Move) => {}
-            Ok(Named::Refused(to, reason)) => {
-                self.stats.refused_moves += 1;
-                self.push_event(Pending::MoveRefused { to, reason });
-            }
-            Err(e) => {
-                // Warn again if it comes again.
-                self.last_messenger.clear();
-                self.warn(e.into());
-            }
-        }
-        Ok(Disposition::Success { session_close })
-    }
-
-    fn on_complete(&mut self, now: Instant) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        if !self.decoder.head().keep_alive() {
-            self.fresh_connection = true;
-        }
-        let carried_data = self.decoder.body_received() > 0;
-        match self.disposition.take() {
-            Some(Disposition::Success { session_close }) => {
-                self.outgoing.confirm(flight.len);
-                self.failures = 0;
-                let was_poll = flight.kind == RequestKind::Poll;
-                if was_poll && !carried_data {
-                    self.stats.empty_polls += 1;
-                }
-                if let Some((from, to)) = self.route.response_complete() {
-                    self.fresh_connection = true;
-                    self.push_event(Pending::GatewayMoved { from, to });
-                }
-                if self.phase == Phase::Opening {
-                    self.phase = Phase::Open;
-                }
-                let closed_here =
-                    self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end);
-                if let Some(reason) = self.server_out().filter(|_| !closed_here) {
-                    self.close_session(CloseReason::ServerOut(reason));
-                } else if session_close {
-                    self.close_session(CloseReason::ServerClosed);
-                } else if closed_here {
-                    self.close_session(CloseReason::LocalClose);
-                } else {
-                    let held = self.poll.response(now, flight.sent_at, carried_data, was_poll);
-                    if self.poll.lifespan().is_some() && was_poll && !carried_data {
-                        self.stats.unheld_polls += u64::from(!self.poll.holding());
-                    }
-                    if let Some(held) = held {
-                        self.push_event(Pending::PollsHeld { held });
-                    }
-                }
-            }
-            Some(Disposition::Rejected) => self.close_session(CloseReason::SessionRejected),
-            Some(Disposition::ServerError(status)) => {
-                self.in_flight = Some(flight);
-                self.request_failed(now, RemoteError::ServerError(status).into(), false);
-            }
-            // Every head sets a disposition or ends the session; nothing is left to do.
-            None => {}
-        }
-    }
-
-    /// The server's `OUT`, once it has arrived.
-    fn server_out(&self) -> Option<OutReason> {
-        self.out_watch.found.clone()
-    }
-
-    /// Looks at newly received bytes for the server's `OUT`.
-    fn watch_for_out(&mut self) {
-        let watch = &mut self.out_watch;
-        if watch.off || watch.found.is_some() {
-            return;
-        }
-        // Back two bytes: an `OUT` may straddle two pieces.
-        let from = watch.searched_to.saturating_sub(2);
-        watch.suspect |= self.inbound.contains_from(from, b"OUT");
-        watch.searched_to = self.inbound.end();
-        if !watch.suspect {
-            return;
-        }
-        let mut found = None;
-        let framed = self.inbound.scan_whole(watch.framed_to, |_, cmd| {
-            if cmd.name() != "OUT" {
-                return Visit::Continue;
-            }
-            found = Some(OutReason::from_argument(cmd.arg_bytes().next()));
-            Visit::StopAfter
-        });
-        match framed {
-            Ok(end) => {
-                watch.framed_to = end;
-                // Everything received is framed and clean: the `OUT` seen was inside a payload.
-                watch.suspect = found.is_none() && end < self.inbound.end();
-                watch.found = found;
-            }
-            Err(_) => watch.off = true,
-        }
-    }
-
-    /// Whether MSNP bytes may have been lost with the response in progress: some of it arrived,
-    /// and it was (or may have been) a successful one.
-    fn response_data_lost(&self) -> bool {
-        self.decoder.started()
-            && !matches!(
-                self.disposition,
-                Some(Disposition::Rejected | Disposition::ServerError(_))
-            )
-    }
-
-    /// The request in flight failed; retry, ask, or give up as the policy says.
-    fn request_failed(&mut self, now: Instant, error: SessionError, data_lost: bool) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        self.decoder.reset();
-        // The head already told: a 400 ends the session however its body ends.
-        if self.disposition.take() == Some(Disposition::Rejected) {
-            return self.close_session(CloseReason::SessionRejected);
-        }
-        self.route.forget_pending();
-        self.stats.failed_requests += 1;
-        if let Some(reason) = self.server_out() {
-            return self.close_session(CloseReason::ServerOut(reason));
-        }
-        if data_lost {
-            return self.close_session(CloseReason::Failed(error));
-        }
-        // A host the session moved to that fails before answering anything is not taken for
-        // a gateway: the next request goes to the configured one, at once.
-        let fell_back = self.route.unproven() && self.settings.proxy.is_none() && self.fall_back();
-        if !self.count_failure(&error) {
-            return;
-        }
-        let delay = if fell_back { Duration::ZERO } else { self.backoff(self.failures) };
-        self.retry_at = Some(now + delay);
-        let recovery = match (flight.kind, self.settings.unconfirmed) {
-            (RequestKind::Poll, _) | (_, UnconfirmedPolicy::Resend) => Recovery::Resending,
-            (_, UnconfirmedPolicy::Discard) => {
-                self.outgoing.confirm(flight.len);
-                Recovery::Discarded { bytes: flight.len }
-            }
-            (_, UnconfirmedPolicy::Ask) => {
-                self.awaiting_decision = Some(flight.len);
-                Recovery::AwaitingDecision
-            }
-        };
-        self.push_event(Pending::RequestFailed { kind: flight.kind, error, recovery });
-        if matches!(recovery, Recovery::Discarded { .. })
-            && self.close_after.is_some_and(|end| self.outgoing.confirmed() >= end)
-        {
-            self.close_session(CloseReason::Aborted);
-        }
-    }
-
-    /// Counts a failed request; past the limit, closes the session with `last` as the cause
-    /// and returns false.
-    fn count_failure(&mut self, last: &SessionError) -> bool {
-        self.failures += 1;
-        if self.failures > self.settings.max_consecutive_failures {
-            let error = NetworkError::TooManyFailures {
-                failures: self.failures,
-                last: Box::new(last.clone()),
-            };
-            self.close_session(CloseReason::Failed(error.into()));
-            return false;
-        }
-        true
-    }
-
-    /// The wait before retry number `failures`: none for the first, then doubling.
-    fn backoff(&self, failures: u32) -> Duration {
-        match failures {
-            0 | 1 => Duration::ZERO,
-            n => self.settings.retry_delay * 2u32.pow((n - 2).min(MAX_BACKOFF_DOUBLINGS)),
-        }
+    /// The shortest time the session waits after a response before it polls (`None` when it
+    /// may poll at once). A driver whose timers cost more to move earlier than later (tokio
+    /// wakes its parked reactor for an earlier timer) can wake no later than this while a
+    /// response is awaited, so that the poll timer set after the response is never earlier
+    /// than the one armed; waking early is harmless.
+    pub fn poll_wait_hint(&self) -> Option<Duration> {
+        self.poll.shortest_wait()
     }
 
     /// Whether undelivered input should hold back further requests.
@@ -1033,100 +661,5 @@ impl Session {
         // A partial command must be allowed to complete, or the session would stall (both
         // modes deliver whole commands only).
         self.inbound.has_whole_command()
-    }
-
-    fn unsolicited(&mut self, len: usize) {
-        self.fresh_connection = true;
-        if let Some((
-            _,
-            Pending::Warning(SessionError::Remote(RemoteError::UnsolicitedData { len: total })),
-        )) = self.events.back_mut()
-        {
-            *total = total.saturating_add(len);
-            return;
-        }
-        self.warn(RemoteError::UnsolicitedData { len }.into());
-    }
-
-    fn warn(&mut self, error: SessionError) {
-        if self.events.len() < MAX_PENDING_EVENTS {
-            self.push_event(Pending::Warning(error));
-        }
-    }
-
-    fn push_event(&mut self, event: Pending) {
-        self.events.push_back((self.inbound.end(), event));
-    }
-
-    fn fail(&mut self, error: SessionError) {
-        self.close_session(CloseReason::Failed(error));
-    }
-
-    fn on_frame_error(&mut self, error: FrameError) {
-        // The rest of the stream cannot be framed: end now, ahead of anything still queued.
-        self.shut_down();
-        self.events.clear();
-        let reason = CloseReason::Failed(RemoteError::Msnp(error).into());
-        self.events.push_back((0, Pending::Closed(reason)));
-    }
-
-    fn close_session(&mut self, reason: CloseReason) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        self.shut_down();
-        self.push_event(Pending::Closed(reason));
-    }
-
-    fn shut_down(&mut self) {
-        self.phase = Phase::Closed;
-        self.in_flight = None;
-        self.retry_at = None;
-        self.awaiting_decision = None;
-        self.route.forget_pending();
-    }
-}
-
-/// Watches the received stream for the MSNP server's `OUT`, which ends the session: the
-/// moment it arrives, not when the caller takes it, so no request follows it.
-///
-/// Framing every response twice would cost every session; instead a byte search for `OUT`
-/// over each new piece flags a suspect, and only then are the whole commands not yet looked at
-/// framed to see whether one of them is `OUT`.
-#[derive(Clone, Debug, Default)]
-struct OutWatch {
-    /// The stream offset up to which the byte search has looked.
-    searched_to: u64,
-    /// A byte search found `OUT` in commands not yet framed.
-    suspect: bool,
-    /// The stream offset up to which whole commands were framed and are not `OUT`.
-    framed_to: u64,
-    /// The `OUT` found.
-    found: Option<OutReason>,
-    /// The stream cannot be framed: nothing more is looked at.
-    off: bool,
-}
-
-fn check_config(config: &ClientConfig) -> Result<(), ConfigError> {
-    let checks = [
-        (config.request_timeout.is_zero(), "request_timeout"),
-        (config.max_request_body_bytes == 0, "max_request_body_bytes"),
-        (config.max_queued_bytes == 0, "max_queued_bytes"),
-        (config.max_inbound_bytes == 0, "max_inbound_bytes"),
-        (config.max_consecutive_failures == 0, "max_consecutive_failures"),
-        (config.http_limits.max_head_bytes < 32, "http_limits.max_head_bytes"),
-        (config.framer_limits.max_line_bytes < 8, "framer_limits.max_line_bytes"),
-        (
-            match config.poll_policy {
-                PollPolicy::Official { interval } => interval.is_zero(),
-                PollPolicy::Adaptive { min, max } => max.is_zero() || min > max,
-                PollPolicy::LongPoll { lifespan_secs } => lifespan_secs == 0,
-            },
-            "poll_policy",
-        ),
-    ];
-    match checks.iter().find(|(bad, _)| *bad) {
-        Some((_, name)) => Err(ConfigError::InvalidLimit(name)),
-        None => Ok(()),
     }
 }
