@@ -1,0 +1,47 @@
+//! The examples run against the built-in MSNP server behind the gateway server (loopback,
+//! bounded), so they never rot: the byte-stream client talks to the echo bot and gets its own
+//! words back.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use msn_http_core::gateway::GatewayConfig;
+use msn_http_server::BuiltinServer;
+use msn_http_tokio::GatewayServer;
+
+#[path = "../examples/byte_stream.rs"]
+#[allow(dead_code)] // its `main`
+mod byte_stream;
+#[path = "../examples/echo_bot.rs"]
+#[allow(dead_code)] // its `main`
+mod echo_bot;
+
+/// Real time after which a hung example fails the test instead of hanging it.
+const HANG_LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_stream_client_gets_its_words_back_from_the_echo_bot() {
+    let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = GatewayConfig::new(addr.to_string(), [7; 32]).with_backends(server.backends());
+    let gateway = GatewayServer::from_listener(listener, config).unwrap().spawn();
+    let url = format!("http://{addr}");
+
+    let bot_url = url.clone();
+    let bot = tokio::spawn(async move {
+        echo_bot::run(&bot_url, "bob@example.com", "bobpass", 1).await.map_err(|e| e.to_string())
+    });
+    let answer = tokio::time::timeout(
+        HANG_LIMIT,
+        byte_stream::say(&url, "alice@example.com", "alicepass", "bob@example.com", "Hello, bot"),
+    )
+    .await
+    .expect("the byte-stream client hung")
+    .unwrap();
+    assert_eq!(answer, "Hello, bot");
+    // One message echoed: the bot signs out by itself.
+    let bot_result = tokio::time::timeout(HANG_LIMIT, bot).await.expect("the bot hung").unwrap();
+    assert_eq!(bot_result, Ok(()));
+    gateway.shutdown().await.unwrap();
+}
