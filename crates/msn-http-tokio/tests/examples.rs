@@ -45,3 +45,26 @@ async fn the_byte_stream_client_gets_its_words_back_from_the_echo_bot() {
     assert_eq!(bot_result, Ok(()));
     gateway.shutdown().await.unwrap();
 }
+
+#[path = "../../msn-http-core/examples/blocking.rs"]
+#[allow(dead_code)] // its `main`
+mod blocking;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_driver_signs_in_and_reads_the_friendly_name() {
+    let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = GatewayConfig::new(addr.to_string(), [7; 32]).with_backends(server.backends());
+    let gateway = GatewayServer::from_listener(listener, config).unwrap().spawn();
+    let url = format!("http://{addr}");
+
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let name = blocking::friendly_name(&url, "carol@example.com", "carolpass");
+        let _ = done.send(name.map_err(|e| e.to_string()));
+    });
+    let name = tokio::task::spawn_blocking(move || result.recv_timeout(HANG_LIMIT));
+    assert_eq!(name.await.unwrap().expect("the blocking driver hung"), Ok("Carol".to_owned()));
+    gateway.shutdown().await.unwrap();
+}
