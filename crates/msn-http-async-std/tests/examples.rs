@@ -14,7 +14,7 @@ use msn_http_tokio::GatewayServer;
 #[path = "../../msn-http-tokio/examples/byte_stream.rs"]
 #[allow(dead_code)] // its `main`
 mod byte_stream;
-#[path = "../examples/echo_bot.rs"]
+#[path = "../examples/smol_echo_bot.rs"]
 #[allow(dead_code)] // its `main`
 mod echo_bot;
 

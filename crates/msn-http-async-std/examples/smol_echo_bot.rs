@@ -4,7 +4,7 @@
 //! Against the built-in server (`msn-http gateway --listen 127.0.0.1:8080 --builtin`):
 //!
 //! ```text
-//! cargo run -p msn-http-async-std --example echo_bot -- http://127.0.0.1:8080 bob@example.com bobpass
+//! cargo run -p msn-http-async-std --example smol_echo_bot -- http://127.0.0.1:8080 bob@example.com bobpass
 //! ```
 //!
 //! then talk to bob@example.com, for example with msn-http-tokio's `byte_stream` example. The fourth
