@@ -2,14 +2,12 @@
 //! a tokio runtime, loopback, bounded), so it never rots: msn-http-tokio's byte-stream example
 //! talks to it and gets its own words back.
 
-use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use msn_http_core::gateway::GatewayConfig;
-use msn_http_server::BuiltinServer;
-use msn_http_tokio::GatewayServer;
+#[path = "../../msn-http-tokio/tests/support/builtin_gateway.rs"]
+mod builtin_gateway;
 
 #[path = "../../msn-http-tokio/examples/byte_stream.rs"]
 #[allow(dead_code)] // its `main`
@@ -26,12 +24,8 @@ fn the_smol_echo_bot_answers_a_byte_stream_client_with_its_own_words() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = GatewayConfig::new(addr.to_string(), [7; 32]).with_backends(server.backends());
-        let gateway = GatewayServer::from_listener(listener, config).unwrap().spawn();
-        let url = format!("http://{addr}");
+        let builtin_gateway::BuiltinGateway { url, gateway, _server } =
+            builtin_gateway::start().await;
 
         let (bot_done, bot_result) = mpsc::channel();
         let bot_url = url.clone();

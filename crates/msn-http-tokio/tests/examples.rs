@@ -2,12 +2,10 @@
 //! bounded), so they never rot: the byte-stream client talks to the echo bot and gets its own
 //! words back.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use msn_http_core::gateway::GatewayConfig;
-use msn_http_server::BuiltinServer;
-use msn_http_tokio::GatewayServer;
+#[path = "support/builtin_gateway.rs"]
+mod builtin_gateway;
 
 #[path = "../examples/byte_stream.rs"]
 #[allow(dead_code)] // its `main`
@@ -21,12 +19,7 @@ const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_byte_stream_client_gets_its_words_back_from_the_echo_bot() {
-    let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = GatewayConfig::new(addr.to_string(), [7; 32]).with_backends(server.backends());
-    let gateway = GatewayServer::from_listener(listener, config).unwrap().spawn();
-    let url = format!("http://{addr}");
+    let builtin_gateway::BuiltinGateway { url, gateway, _server } = builtin_gateway::start().await;
 
     let bot_url = url.clone();
     let bot = tokio::spawn(async move {
@@ -52,12 +45,7 @@ mod blocking;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blocking_driver_signs_in_and_reads_the_friendly_name() {
-    let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = GatewayConfig::new(addr.to_string(), [7; 32]).with_backends(server.backends());
-    let gateway = GatewayServer::from_listener(listener, config).unwrap().spawn();
-    let url = format!("http://{addr}");
+    let builtin_gateway::BuiltinGateway { url, gateway, _server } = builtin_gateway::start().await;
 
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
