@@ -47,7 +47,7 @@
 //!     let (mut client, driver) =
 //!         Client::open(config, Target::notification("messenger.hotmail.com"))?;
 //!     smol::spawn(driver).detach();
-//!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     // `recv` fails once the session has ended (or a request's delivery is uncertain).
 //!     while client.recv().await?.name() != "VER" {}
 //!     let end = client.close().await;
@@ -72,7 +72,7 @@
 //!         ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
 //!     async_std::task::spawn(driver);
 //!     let mut stream = BufReader::new(stream);
-//!     stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     let mut line = String::new();
 //!     stream.read_line(&mut line).await?;
 //!     stream.close().await?;

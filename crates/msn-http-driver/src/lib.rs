@@ -35,7 +35,7 @@
 //!     let target = Target::notification("messenger.hotmail.com");
 //!     let (mut client, driver) = Client::open(runtime, config, target)?;
 //!     spawn(driver);
-//!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     let ver = client.recv().await?;
 //!     assert_eq!(ver.name(), "VER");
 //!     let end = client.close().await;

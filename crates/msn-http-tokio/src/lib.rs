@@ -30,7 +30,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
 //! let mut client = Client::open(config, Target::notification("messenger.hotmail.com"))?;
-//! client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! // `recv` fails once the session has ended (or a request's delivery is uncertain).
 //! while client.recv().await?.name() != "VER" {}
 //! let end = client.close().await;
@@ -51,7 +51,7 @@
 //! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
 //! let stream = ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
 //! let mut stream = BufReader::new(stream);
-//! stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! let mut line = String::new();
 //! stream.read_line(&mut line).await?;
 //! stream.shutdown().await?;

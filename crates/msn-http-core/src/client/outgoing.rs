@@ -50,6 +50,17 @@ impl OutgoingQueue {
         self.base + self.buf.len() as u64
     }
 
+    /// Whether the queue ends with a whole `OUT` command of the caller's, not yet confirmed:
+    /// the logout a TCP client writes before it closes.
+    pub(crate) fn ends_with_out(&self) -> bool {
+        let end = self.end();
+        if self.boundaries.back() != Some(&end) {
+            return false;
+        }
+        let start = self.boundaries.iter().rev().nth(1).copied().unwrap_or(self.confirmed);
+        &self.buf[(start - self.base) as usize..] == b"OUT\r\n"
+    }
+
     /// Stream offset of the first unconfirmed byte.
     pub(crate) fn confirmed(&self) -> u64 {
         self.confirmed

@@ -369,7 +369,8 @@ impl Session {
         }
     }
 
-    /// Ends the session cleanly: queues `OUT`, and the session closes with
+    /// Ends the session cleanly: queues `OUT` (unless the last command queued is the caller's
+    /// own `OUT`), and the session closes with
     /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it
     /// (commands queued before go first, as they would over TCP). A session with nothing to
     /// tell the gateway (no request made, no command queued) closes at once. A partial command
@@ -391,15 +392,14 @@ impl Session {
         if self.awaiting_decision.is_some() {
             return self.close_session(CloseReason::Aborted);
         }
-        let rules = &self.settings.payload_commands;
-        // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(
-            b"OUT\r\n",
-            rules,
-            self.settings.framer_limits,
-            false,
-            PingPolicy::Refuse,
-        );
+        // The caller's own `OUT` (written as over TCP) is the logout; a second would follow it.
+        if !self.outgoing.ends_with_out() {
+            let rules = &self.settings.payload_commands;
+            // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
+            let out = b"OUT\r\n";
+            let limits = self.settings.framer_limits;
+            let _ = self.outgoing.push(out, rules, limits, false, PingPolicy::Refuse);
+        }
         self.close_after = Some(self.outgoing.end());
     }
 
