@@ -27,8 +27,12 @@ fn check_command(cmd: &Command<'_>, rules: &PayloadCommands, limits: FramerLimit
             assert_eq!(p, payload);
             assert!(p.len() <= limits.max_payload_bytes);
             assert!(rules.rules().iter().any(|r| r.name.as_slice() == cmd.name().as_bytes()));
-            let last = line.trim_ascii_end().rsplit(|&b| b == b' ').next().unwrap_or_default();
-            let announced: usize = std::str::from_utf8(last).unwrap_or("x").parse().unwrap_or(0);
+            // `rsplit` yields at least one piece, even of an empty line.
+            let last = line.trim_ascii_end().rsplit(|&b| b == b' ').next().expect("one piece");
+            let announced: usize = std::str::from_utf8(last)
+                .ok()
+                .and_then(|digits| digits.parse().ok())
+                .expect("a line with a payload ends in its length");
             assert_eq!(announced, p.len(), "payload length differs from the line's");
         }
         None => assert!(payload.is_empty()),
