@@ -3,13 +3,13 @@
 
 use std::collections::VecDeque;
 
-use crate::error::{FrameError, SendError};
-use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+use crate::error::SendError;
+use crate::msnp::{Framing, Scanned, scan_command};
 
 /// Where the scan of queued bytes stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Scan {
-    /// Stream offset scanned up to.
+    /// Stream offset scanned up to (a line end is searched from here).
     pos: u64,
     /// Stream offset where the command being scanned starts.
     command_start: u64,
@@ -70,8 +70,7 @@ impl OutgoingQueue {
     pub(crate) fn push(
         &mut self,
         bytes: &[u8],
-        rules: &PayloadCommands,
-        limits: FramerLimits,
+        framing: Framing<'_>,
         check_limit: bool,
         strip_pings: bool,
     ) -> Result<usize, SendError> {
@@ -84,7 +83,7 @@ impl OutgoingQueue {
         // A stripped `PNG` may have begun in an earlier call: keep its start to restore it.
         let earlier_part = self.buf[(old_scan.command_start - self.base) as usize..].to_vec();
         self.buf.extend_from_slice(bytes);
-        match self.scan(rules, limits, strip_pings) {
+        match self.scan(framing, strip_pings) {
             Ok(stripped) => Ok(stripped),
             Err(e) => {
                 self.buf.truncate((old_scan.command_start - self.base) as usize);
@@ -98,12 +97,7 @@ impl OutgoingQueue {
     }
 
     /// Finds the command boundaries in the newly queued bytes; returns the `PNG`s stripped.
-    fn scan(
-        &mut self,
-        rules: &PayloadCommands,
-        limits: FramerLimits,
-        strip_pings: bool,
-    ) -> Result<usize, SendError> {
+    fn scan(&mut self, framing: Framing<'_>, strip_pings: bool) -> Result<usize, SendError> {
         let mut stripped = 0;
         let mut end = self.end();
         while self.scan.pos < end {
@@ -116,36 +110,28 @@ impl OutgoingQueue {
                 }
                 continue;
             }
-            let from = (self.scan.pos - self.base) as usize;
             let line_start = (self.scan.command_start - self.base) as usize;
-            let max_line = limits.max_line_bytes;
-            let Some(nl) = memchr::memchr(b'\n', &self.buf[from..]) else {
-                if self.buf.len() - line_start > max_line + 1 {
-                    return Err(FrameError::LineTooLong { limit: max_line }.into());
+            let searched = (self.scan.pos - self.scan.command_start) as usize;
+            let command = match scan_command(&self.buf[line_start..], searched, framing)? {
+                Scanned::NoLineEnd => {
+                    self.scan.pos = end;
+                    break;
                 }
-                self.scan.pos = end;
-                break;
+                Scanned::Partial(command) | Scanned::Whole(command) => command,
             };
-            let nl = from + nl;
-            let text = &self.buf[line_start..nl];
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.len() > max_line {
-                return Err(FrameError::LineTooLong { limit: max_line }.into());
-            }
-            let info = parse_line(text, rules, limits.max_payload_bytes)?;
-            if info.name == b"PNG" {
+            if command.name == *b"PNG" {
                 if !strip_pings {
                     return Err(SendError::PingNotAllowed);
                 }
-                self.buf.drain(line_start..=nl);
+                self.buf.drain(line_start..line_start + command.head_len);
                 end = self.end();
                 self.scan.pos = self.scan.command_start;
                 stripped += 1;
                 continue;
             }
-            self.scan.pos = self.base + nl as u64 + 1;
-            match info.payload_len {
-                Some(len) if len > 0 => self.scan.payload_left = len,
+            self.scan.pos = self.scan.command_start + command.head_len as u64;
+            match command.payload_len {
+                Some(len) if len > 0 => self.scan.payload_left = len as u64,
                 _ => self.finish_command(),
             }
         }
@@ -204,14 +190,18 @@ impl OutgoingQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::FrameError;
+    use crate::msnp::{FramerLimits, PayloadCommands};
 
     fn queue() -> OutgoingQueue {
         OutgoingQueue::new(100)
     }
 
+    const LIMITS: FramerLimits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
-        q.push(bytes, &PayloadCommands::default(), limits, true, false).map(|_| ())
+        let rules = PayloadCommands::default();
+        q.push(bytes, Framing { rules: &rules, limits: LIMITS }, true, false).map(|_| ())
     }
 
     #[test]
@@ -257,17 +247,17 @@ mod tests {
 
     #[test]
     fn stripped_pings_leave_the_other_commands_whole() {
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         let rules = PayloadCommands::default();
+        let framing = Framing { rules: &rules, limits: LIMITS };
         let mut q = queue();
-        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", &rules, limits, true, true), Ok(0));
-        assert_eq!(q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", &rules, limits, true, true), Ok(2));
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", framing, true, true), Ok(0));
+        assert_eq!(q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", framing, true, true), Ok(2));
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n");
         assert_eq!(q.next_request_len(1000), q.len());
         // A refused push after a partial ping restores the partial ping exactly.
-        assert_eq!(q.push(b"PN", &rules, limits, true, true), Ok(0));
+        assert_eq!(q.push(b"PN", framing, true, true), Ok(0));
         assert_eq!(
-            q.push(b"G\r\nG 1\r\n", &rules, limits, true, true),
+            q.push(b"G\r\nG 1\r\n", framing, true, true),
             Err(SendError::Malformed(FrameError::InvalidCommand))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");

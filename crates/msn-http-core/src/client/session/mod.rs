@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
-use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands, Visit};
+use crate::msnp::{CommandFramer, FramerLimits, Framing, PayloadCommands, Visit};
 use crate::wire::{
     EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
     parse_messenger_header,
@@ -113,6 +113,13 @@ struct Settings {
     ping: PingPolicy,
     payload_commands: PayloadCommands,
     framer_limits: FramerLimits,
+}
+
+impl Settings {
+    /// How the commands sent are framed.
+    fn framing(&self) -> Framing<'_> {
+        Framing { rules: &self.payload_commands, limits: self.framer_limits }
+    }
 }
 
 /// One MSNP connection (an NS or an SB) tunnelled through the HTTP gateway, as a pure state
@@ -344,10 +351,8 @@ impl Session {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return Err(SendError::Closed);
         }
-        let rules = &self.settings.payload_commands;
         let strip_pings = matches!(self.settings.ping, PingPolicy::AnswerLocally { .. });
-        let pings =
-            self.outgoing.push(msnp, rules, self.settings.framer_limits, true, strip_pings)?;
+        let pings = self.outgoing.push(msnp, self.settings.framing(), true, strip_pings)?;
         self.unanswered_pings += pings;
         self.answer_pings();
         self.poll.caller_sent();
@@ -388,9 +393,8 @@ impl Session {
         if self.awaiting_decision.is_some() {
             return self.close_session(CloseReason::Aborted);
         }
-        let rules = &self.settings.payload_commands;
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(b"OUT\r\n", rules, self.settings.framer_limits, false, false);
+        let _ = self.outgoing.push(b"OUT\r\n", self.settings.framing(), false, false);
         self.close_after = Some(self.outgoing.end());
     }
 
