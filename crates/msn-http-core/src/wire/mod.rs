@@ -9,25 +9,21 @@ mod body;
 mod framing;
 mod head;
 mod messenger;
-mod query;
-mod request_decoder;
+pub(crate) mod query;
+pub(crate) mod request_decoder;
 mod request_encoder;
 mod response_decoder;
 mod response_encoder;
 
 pub use body::BodyKind;
 pub use messenger::{MAX_SESSION_ID_LEN, MessengerHeader, parse_messenger_header};
-pub use query::{GatewayQuery, MAX_IP_PARAM_LEN, QueryAction, QueryError};
-pub use request_decoder::{
-    MAX_ORIGIN_LEN, Method, RequestDecoder, RequestError, RequestHead, RequestStep,
-};
+pub use query::{GatewayQuery, MAX_IP_PARAM_LEN, QueryAction};
+pub use request_decoder::{MAX_ORIGIN_LEN, Method, RequestDecoder, RequestHead, RequestStep};
 pub use request_encoder::{
     DEFAULT_GATEWAY_PATH, Header, HeaderSet, RequestEncoder, RequestLine, ServerKind, TargetForm,
 };
 pub use response_decoder::{EofOutcome, ResponseDecoder, ResponseHead, ResponseStep};
-pub use response_encoder::{
-    ConnectionHeader, MESSENGER_CONTENT_TYPE, ResponseEncoder, SessionResponse, reason_phrase,
-};
+pub use response_encoder::{ConnectionHeader, ResponseEncoder, SessionResponse};
 
 pub(crate) use body::{BodyDecoder, BodyStep};
 pub(crate) use framing::{FramingHeaders, head_fault};

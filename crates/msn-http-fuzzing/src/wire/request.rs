@@ -1,9 +1,10 @@
 //! The gateway's request decoder fed whole and in pieces: the same requests, limits held,
 //! statuses from the documented set, errors sticky.
 
+use msn_http_core::error::{QueryError, RequestError};
 use msn_http_core::wire::{
     BodyKind, HttpLimits, HttpVersion, MAX_IP_PARAM_LEN, MAX_SESSION_ID_LEN, Method, QueryAction,
-    QueryError, RequestDecoder, RequestError, RequestStep, ServerKind, TargetForm,
+    RequestDecoder, RequestStep, ServerKind, TargetForm,
 };
 
 use super::limits_and_pieces;

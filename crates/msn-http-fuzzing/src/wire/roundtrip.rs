@@ -3,12 +3,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use msn_http_core::Endpoint;
-use msn_http_core::error::MessengerHeaderError;
+use msn_http_core::error::{MessengerHeaderError, QueryError};
 use msn_http_core::wire::{
     BodyKind, ConnectionHeader, EofOutcome, Header, HeaderSet, HttpLimits, HttpVersion,
-    MAX_IP_PARAM_LEN, MAX_SESSION_ID_LEN, MessengerHeader, Method, QueryAction, QueryError,
-    RequestEncoder, RequestLine, ResponseEncoder, ServerKind, SessionResponse, TargetForm,
-    parse_messenger_header,
+    MAX_IP_PARAM_LEN, MAX_SESSION_ID_LEN, MessengerHeader, Method, QueryAction, RequestEncoder,
+    RequestLine, ResponseEncoder, ServerKind, SessionResponse, TargetForm, parse_messenger_header,
 };
 
 use super::request::{QueryView, ReqEvent, decode_requests, same_requests};
