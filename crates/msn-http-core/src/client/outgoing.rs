@@ -123,14 +123,14 @@ impl OutgoingQueue {
                 if !strip_pings {
                     return Err(SendError::PingNotAllowed);
                 }
-                self.buf.drain(line_start..line_start + command.head_len);
+                self.buf.drain(line_start..line_start + command.head_len());
                 end = self.end();
                 self.scan.pos = self.scan.command_start;
                 stripped += 1;
                 continue;
             }
-            self.scan.pos = self.scan.command_start + command.head_len as u64;
-            match command.payload_len {
+            self.scan.pos = self.scan.command_start + command.head_len() as u64;
+            match command.payload_len() {
                 Some(len) if len > 0 => self.scan.payload_left = len as u64,
                 _ => self.finish_command(),
             }

@@ -213,7 +213,7 @@ impl Upstream {
                             continue;
                         }
                     };
-                    let end = pos + command.head_len;
+                    let end = pos + command.head_len();
                     match (&command.name, ping) {
                         (b"PNG", PingHandling::Refuse) => {
                             self.abort();
@@ -233,7 +233,7 @@ impl Upstream {
                         _ => {}
                     }
                     pos = end;
-                    if let Some(left @ 1..) = command.payload_len {
+                    if let Some(left @ 1..) = command.payload_len() {
                         self.scan = UpScan::Payload { left: left as u64 };
                     }
                 }
