@@ -558,7 +558,7 @@ fn png_is_refused_and_nothing_is_queued() {
 #[test]
 fn pings_can_be_answered_locally_at_a_command_boundary() {
     let mut cfg = config();
-    cfg.ping = msn_http_core::client::PingPolicy::AnswerLocally { next_ping_secs: 50 };
+    cfg.ping = msn_http_core::client::PingPolicy::answer();
     let mut h = Harness::ns(cfg);
     h.open("s");
     h.take_events();
@@ -655,8 +655,15 @@ fn a_bad_target_or_limit_is_a_config_error() {
 #[test]
 fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
     type Failure = fn(&mut support::Harness);
-    let failures: [(&str, Failure); 3] = [
+    let failures: [(&str, Failure); 5] = [
+        ("a redirect, as a web server answers", |h| {
+            h.feed(b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n")
+        }),
         ("an MSNP error instead of HTTP", |h| h.feed(b"911 3\r\n")),
+        // Its body in the same read is not unsolicited data: the connection is given up.
+        ("a 200 without X-MSN-Messenger", |h| {
+            h.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nerr")
+        }),
         ("the connection closed before any response", |h| h.eof()),
         ("no response within the request timeout", |h| h.advance(21 * SECOND)),
     ];
@@ -681,6 +688,7 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
             "{what}: {events:?}"
         );
         assert!(matches!(events[1], Ev::Failed(RequestKind::Poll, _, Recovery::Resending)));
+        assert_eq!(events.len(), 2, "{what}: {events:?}");
         let (poll, dest, conn) = h.transmit().expect("retried at once");
         assert_eq!(
             (poll.kind(), dest.to_string(), conn),

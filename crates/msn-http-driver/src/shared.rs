@@ -165,7 +165,9 @@ impl Shared {
             }
             // Room comes back when the gateway confirms queued bytes (unless the bytes are
             // larger than the whole queue: then they never fit).
-            Err(SendError::QueueFull { queued, limit }) if queued > 0 && bytes.len() <= limit => {
+            Err(SendError::QueueFull { queued, .. })
+                if queued > 0 && state.session.fits_when_empty(bytes.len()) =>
+            {
                 state.park(cx.waker());
                 Poll::Pending
             }

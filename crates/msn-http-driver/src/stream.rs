@@ -100,7 +100,7 @@ impl StreamError {
 
 /// How the byte stream answers `PNG` unless configured otherwise: `QNG 50`, the official
 /// server's usual answer.
-pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::AnswerLocally { next_ping_secs: 50 };
+pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::answer();
 
 /// An MSNP connection through the HTTP gateway, as a byte stream, with the `poll_*` methods
 /// of `AsyncRead` and `AsyncWrite` over plain slices: the adapters' `ClientStream` types wrap
@@ -110,7 +110,7 @@ pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::AnswerLocally { next_pin
 ///   is full, and accepts the prefix that fits. `PNG` never goes on the wire (over the gateway,
 ///   polling keeps the session alive and the official server disconnects clients that ping):
 ///   the stream answers it itself with `QNG 50`, read back at the next command boundary, as
-///   a TCP client expects ([`PingPolicy::AnswerLocally`]; set `config.ping` to choose another
+///   a TCP client expects ([`PingPolicy::Answer`]; set `config.ping` to choose another
 ///   number).
 /// - Reads return the MSNP bytes the gateway delivered, in order; end of stream (`Ok(0)`)
 ///   after a clean end (`Session=close`, the server's `OUT`, or the answer to ours), an error

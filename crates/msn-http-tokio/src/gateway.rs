@@ -43,6 +43,7 @@
 mod descriptors;
 mod driver;
 mod socket;
+mod tasks;
 
 use std::future::Future;
 use std::io;

@@ -477,8 +477,9 @@ async fn send_waits_while_the_queue_is_full_and_a_cancelled_send_queues_nothing(
         let cancelled =
             tokio::time::timeout(Duration::from_millis(200), tx.send(syn.as_bytes())).await;
         assert!(cancelled.is_err(), "the queue is still full");
-        // Larger than the whole queue: refused at once rather than waiting forever.
-        assert!(matches!(tx.send(&[b'x'; 33]).await, Err(SendError::QueueFull { .. })));
+        // Larger than the queue can ever take (its limit, or one command as large as the framer
+        // allows): refused at once rather than waiting forever.
+        assert!(matches!(tx.send(&vec![b'x'; 2 << 20]).await, Err(SendError::QueueFull { .. })));
         let start = tokio::time::Instant::now();
         tx.send(syn.as_bytes()).await.unwrap();
         let waited = since(start);

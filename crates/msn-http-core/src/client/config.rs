@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::msnp::{FramerLimits, PayloadCommands};
+use crate::ping::PingPolicy;
 use crate::{Endpoint, GatewayUrl, Scheme, UrlError};
 
 use super::MovePolicy;
@@ -114,23 +115,6 @@ pub enum UnconfirmedPolicy {
     Discard,
 }
 
-/// What the session does with `PNG` given to [`send`](crate::client::Session::send). Over the
-/// gateway, polling keeps the session alive and the official server disconnects clients that
-/// ping, so `PNG` never goes on the wire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PingPolicy {
-    /// Refuse it with [`SendError::PingNotAllowed`](crate::error::SendError::PingNotAllowed).
-    #[default]
-    Refuse,
-    /// Drop it from the outgoing bytes and answer it locally with `QNG <next_ping_secs>`,
-    /// delivered at the next command boundary of the received stream: for MSNP clients written
-    /// for TCP, which ping and expect an answer.
-    AnswerLocally {
-        /// The value of the `QNG` answer: seconds until the client should ping again.
-        next_ping_secs: u32,
-    },
-}
-
 /// How received MSNP arrives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OutputMode {
@@ -172,7 +156,11 @@ pub struct ClientConfig {
     /// larger command still goes whole). Default 16 KiB.
     pub max_request_body_bytes: usize,
     /// The most bytes queued for sending, the request in flight included; more is
-    /// [`SendError::QueueFull`](crate::error::SendError::QueueFull). Default 1 MiB.
+    /// [`SendError::QueueFull`](crate::error::SendError::QueueFull). Default 1 MiB. While the
+    /// queue holds no whole command it takes one command of up to
+    /// [`FramerLimits::max_command_bytes`] even when that is more, so every command the
+    /// framer allows can be sent: the queue stays below `max(max_queued_bytes,
+    /// framer_limits.max_command_bytes())`.
     pub max_queued_bytes: usize,
     /// When this many received bytes wait undelivered, no request is made until the caller
     /// drains events (backpressure: the gateway keeps the rest). Default 1 MiB.
@@ -190,7 +178,7 @@ pub struct ClientConfig {
     pub unconfirmed: UnconfirmedPolicy,
     /// Commands or raw bytes.
     pub output: OutputMode,
-    /// Refuse `PNG`, or answer it locally.
+    /// Refuse `PNG`, answer it locally, or pass it to the gateway. Default: refuse.
     pub ping: PingPolicy,
     /// Which `GW-IP`/`X-MSN-Host` moves to follow. Default: the safe ones (see
     /// [`MovePolicy`]).

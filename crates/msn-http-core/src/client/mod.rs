@@ -117,9 +117,9 @@ mod outgoing;
 mod poll;
 mod session;
 
+pub use crate::ping::PingPolicy;
 pub use config::{
-    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PingPolicy, PollPolicy, Proxy, Target,
-    UnconfirmedPolicy,
+    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PollPolicy, Proxy, Target, UnconfirmedPolicy,
 };
 pub use event::{
     CloseReason, Closed, Event, MoveRefusal, Notice, OutReason, Recovery, RequestKind,

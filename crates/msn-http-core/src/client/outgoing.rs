@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 
 use crate::error::SendError;
-use crate::msnp::{Framing, Scanned, scan_command};
+use crate::msnp::{FramerLimits, Framing, Scanned, scan_command};
+use crate::ping::{PingPolicy, PingStep};
 
 /// Where the scan of queued bytes stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,18 +65,34 @@ impl OutgoingQueue {
         &self.buf[(self.confirmed - self.base) as usize..]
     }
 
+    /// How many bytes the queue may hold now: its limit, or while it holds no whole command,
+    /// at least one command as large as the framer allows (else a command longer than the
+    /// limit could never be sent, and a writer that queued its start would wait forever).
+    fn room(&self, limits: FramerLimits) -> usize {
+        if self.boundaries.is_empty() {
+            self.limit.max(limits.max_command_bytes())
+        } else {
+            self.limit
+        }
+    }
+
+    /// Whether `len` bytes can be queued at all, once everything before them is confirmed.
+    pub(crate) fn fits_when_empty(&self, len: usize, limits: FramerLimits) -> bool {
+        len <= self.limit.max(limits.max_command_bytes())
+    }
+
     /// Queues `bytes`, all or nothing, and returns how many `PNG` commands were stripped
-    /// (with `strip_pings`; otherwise `PNG` is refused). `check_limit` is false only for the
+    /// (refused, stripped or kept as `ping` says). `check_limit` is false only for the
     /// session's own `OUT`.
     pub(crate) fn push(
         &mut self,
         bytes: &[u8],
         framing: Framing<'_>,
         check_limit: bool,
-        strip_pings: bool,
+        ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let queued = self.len();
-        if check_limit && queued + bytes.len() > self.limit {
+        if check_limit && queued + bytes.len() > self.room(framing.limits) {
             return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
@@ -83,7 +100,7 @@ impl OutgoingQueue {
         // A stripped `PNG` may have begun in an earlier call: keep its start to restore it.
         let earlier_part = self.buf[(old_scan.command_start - self.base) as usize..].to_vec();
         self.buf.extend_from_slice(bytes);
-        match self.scan(framing, strip_pings) {
+        match self.scan(framing, ping) {
             Ok(stripped) => Ok(stripped),
             Err(e) => {
                 self.buf.truncate((old_scan.command_start - self.base) as usize);
@@ -97,7 +114,7 @@ impl OutgoingQueue {
     }
 
     /// Finds the command boundaries in the newly queued bytes; returns the `PNG`s stripped.
-    fn scan(&mut self, framing: Framing<'_>, strip_pings: bool) -> Result<usize, SendError> {
+    fn scan(&mut self, framing: Framing<'_>, ping: PingPolicy) -> Result<usize, SendError> {
         let mut stripped = 0;
         let mut end = self.end();
         while self.scan.pos < end {
@@ -119,15 +136,16 @@ impl OutgoingQueue {
                 }
                 Scanned::Partial(command) | Scanned::Whole(command) => command,
             };
-            if command.name == *b"PNG" {
-                if !strip_pings {
-                    return Err(SendError::PingNotAllowed);
+            match ping.step(&command.name) {
+                PingStep::Refuse => return Err(SendError::PingNotAllowed),
+                PingStep::Keep => {}
+                PingStep::Strip => {
+                    self.buf.drain(line_start..line_start + command.head_len());
+                    end = self.end();
+                    self.scan.pos = self.scan.command_start;
+                    stripped += 1;
+                    continue;
                 }
-                self.buf.drain(line_start..line_start + command.head_len());
-                end = self.end();
-                self.scan.pos = self.scan.command_start;
-                stripped += 1;
-                continue;
             }
             self.scan.pos = self.scan.command_start + command.head_len() as u64;
             match command.payload_len() {
@@ -191,7 +209,7 @@ impl OutgoingQueue {
 mod tests {
     use super::*;
     use crate::error::FrameError;
-    use crate::msnp::{FramerLimits, PayloadCommands};
+    use crate::msnp::PayloadCommands;
 
     fn queue() -> OutgoingQueue {
         OutgoingQueue::new(100)
@@ -201,7 +219,8 @@ mod tests {
 
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
         let rules = PayloadCommands::default();
-        q.push(bytes, Framing { rules: &rules, limits: LIMITS }, true, false).map(|_| ())
+        q.push(bytes, Framing { rules: &rules, limits: LIMITS }, true, PingPolicy::Refuse)
+            .map(|_| ())
     }
 
     #[test]
@@ -246,21 +265,61 @@ mod tests {
     }
 
     #[test]
+    fn a_command_longer_than_the_queue_limit_still_gets_in_alone() {
+        // A 32-byte queue and a 52-byte MSG the framer allows: refused forever before, so a
+        // byte-stream writer that had queued its first 32 bytes waited for room forever.
+        let mut q = OutgoingQueue::new(32);
+        let msg = [&b"MSG 1 N 40\r\n"[..], &[b'x'; 40]].concat();
+        push(&mut q, b"CHG 1 NLN\r\n").unwrap();
+        assert_eq!(push(&mut q, &msg), Err(SendError::QueueFull { queued: 11, limit: 32 }));
+        q.confirm(11);
+        let (start, rest) = msg.split_at(32);
+        push(&mut q, start).unwrap();
+        push(&mut q, rest).unwrap();
+        assert_eq!(q.unconfirmed(), &msg[..]);
+        assert_eq!(
+            push(&mut q, b"CHG 2 NLN\r\n"),
+            Err(SendError::QueueFull { queued: 52, limit: 32 })
+        );
+        assert!(q.fits_when_empty(98, LIMITS) && !q.fits_when_empty(99, LIMITS));
+    }
+
+    #[test]
     fn stripped_pings_leave_the_other_commands_whole() {
         let rules = PayloadCommands::default();
         let framing = Framing { rules: &rules, limits: LIMITS };
         let mut q = queue();
-        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", framing, true, true), Ok(0));
-        assert_eq!(q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", framing, true, true), Ok(2));
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", framing, true, PingPolicy::answer()), Ok(0));
+        assert_eq!(
+            q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", framing, true, PingPolicy::answer()),
+            Ok(2)
+        );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n");
         assert_eq!(q.next_request_len(1000), q.len());
         // A refused push after a partial ping restores the partial ping exactly.
-        assert_eq!(q.push(b"PN", framing, true, true), Ok(0));
+        assert_eq!(q.push(b"PN", framing, true, PingPolicy::answer()), Ok(0));
         assert_eq!(
-            q.push(b"G\r\nG 1\r\n", framing, true, true),
+            q.push(b"G\r\nG 1\r\n", framing, true, PingPolicy::answer()),
             Err(SendError::Malformed(FrameError::InvalidCommand))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");
+    }
+
+    #[test]
+    fn forwarded_pings_stay_and_refused_ones_refuse_the_push() {
+        let rules = PayloadCommands::default();
+        let framing = Framing { rules: &rules, limits: LIMITS };
+        let mut q = queue();
+        let forward = PingPolicy::Forward;
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPNG\r\n", framing, true, forward), Ok(0));
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n");
+        assert_eq!(q.next_request_len(1000), q.len(), "a forwarded PNG is a whole command");
+        let refuse = PingPolicy::Refuse;
+        assert_eq!(
+            q.push(b"MSG 2 N 0\r\nPNG\r\n", framing, true, refuse),
+            Err(SendError::PingNotAllowed)
+        );
+        assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n", "all or nothing");
     }
 
     #[test]

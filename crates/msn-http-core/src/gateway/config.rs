@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::msnp::{FramerLimits, PayloadCommands};
+use crate::ping::PingPolicy;
 use crate::wire::{DEFAULT_GATEWAY_PATH, HttpLimits, ServerKind};
 use crate::{AddressError, Endpoint};
 
@@ -154,31 +155,6 @@ impl BackendAllowlist {
     ) -> Option<Endpoint> {
         let rule = self.rules.iter().find(|rule| rule.matches(requested, server, ports))?;
         Some(rule.connect_to.clone().unwrap_or_else(|| requested.clone()))
-    }
-}
-
-/// What the gateway does when a client sends `PNG` (which the official gateway forbade: in HTTP
-/// mode the polling keeps the session alive).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PingPolicy {
-    /// The official behaviour: the request gets `400 Bad Request` and the session ends. The
-    /// whole request is dropped, commands before the `PNG` included.
-    #[default]
-    Refuse,
-    /// Drop the `PNG` and answer it from the gateway with `QNG <next_ping_secs>`, delivered in
-    /// the next response at a command boundary.
-    Answer {
-        /// The seconds `QNG` tells the client to wait before the next ping.
-        next_ping_secs: u32,
-    },
-    /// Pass it to the backend, which answers as it would over TCP.
-    Forward,
-}
-
-impl PingPolicy {
-    /// Answering with `QNG 50`.
-    pub const fn answer() -> Self {
-        Self::Answer { next_ping_secs: 50 }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) use crate::msnp::Framing;
 use crate::msnp::{Scanned, scan_command};
+use crate::ping::{PingPolicy, PingStep};
 
 /// Buffers whose capacity grew past this are released once empty, so idle sessions hold
 /// almost no memory.
@@ -104,17 +105,6 @@ impl Downstream {
     }
 }
 
-/// What the gateway does with a `PNG` from the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PingHandling {
-    /// Pass it to the backend.
-    Forward,
-    /// Drop it; the gateway answers it.
-    Answer,
-    /// Refuse the request.
-    Refuse,
-}
-
 /// What committing a request body found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Commit {
@@ -125,7 +115,7 @@ pub(crate) enum Commit {
         /// `PNG`s removed for the gateway to answer.
         pings: u32,
     },
-    /// A `PNG` under [`PingHandling::Refuse`]: the body was dropped.
+    /// A `PNG` under [`PingPolicy::Refuse`]: the body was dropped.
     PingRefused,
 }
 
@@ -183,7 +173,7 @@ impl Upstream {
     }
 
     /// The request is complete: scan its body and queue it.
-    pub(crate) fn commit(&mut self, framing: Framing<'_>, ping: PingHandling) -> Commit {
+    pub(crate) fn commit(&mut self, framing: Framing<'_>, ping: PingPolicy) -> Commit {
         let mut pos = self.ready;
         let mut pings = 0u32;
         let mut out = false;
@@ -214,23 +204,23 @@ impl Upstream {
                         }
                     };
                     let end = pos + command.head_len();
-                    match (&command.name, ping) {
-                        (b"PNG", PingHandling::Refuse) => {
+                    match ping.step(&command.name) {
+                        PingStep::Refuse => {
                             self.abort();
                             return Commit::PingRefused;
                         }
-                        (b"PNG", PingHandling::Answer) => {
+                        PingStep::Strip => {
                             self.buf.drain(pos..end);
                             pings = pings.saturating_add(1);
                             continue;
                         }
-                        (b"OUT", _) => {
-                            self.buf.truncate(end);
-                            pos = end;
-                            out = true;
-                            break;
-                        }
-                        _ => {}
+                        PingStep::Keep => {}
+                    }
+                    if &command.name == b"OUT" {
+                        self.buf.truncate(end);
+                        pos = end;
+                        out = true;
+                        break;
                     }
                     pos = end;
                     if let Some(left @ 1..) = command.payload_len() {
@@ -334,7 +324,7 @@ mod tests {
         assert_eq!(responses(&mut down, 100, false).concat(), [b'A'; 70]);
     }
 
-    fn commit(up: &mut Upstream, body: &[u8], ping: PingHandling) -> Commit {
+    fn commit(up: &mut Upstream, body: &[u8], ping: PingPolicy) -> Commit {
         let rules = PayloadCommands::default();
         up.stage(body);
         up.commit(framing(&rules), ping)
@@ -344,20 +334,20 @@ mod tests {
     fn bodies_are_scanned_for_png_and_out() {
         let mut up = Upstream::default();
         let got =
-            commit(&mut up, b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n", PingHandling::Answer);
+            commit(&mut up, b"CHG 1 NLN\r\nPNG\r\nMSG 2 N 5\r\nPNG\r\n", PingPolicy::answer());
         assert_eq!(got, Commit::Queued { out: false, pings: 1 });
         assert_eq!(up.ready(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n", "a payload is not a command");
         up.take_ready();
         assert_eq!(
-            commit(&mut up, b"PN", PingHandling::Refuse),
+            commit(&mut up, b"PN", PingPolicy::Refuse),
             Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"", "a partial line waits for its end");
-        assert_eq!(commit(&mut up, b"G\r\n", PingHandling::Refuse), Commit::PingRefused);
+        assert_eq!(commit(&mut up, b"G\r\n", PingPolicy::Refuse), Commit::PingRefused);
         assert_eq!(up.staged(), 0, "the refused body is gone");
         let mut up = Upstream::default();
         assert_eq!(
-            commit(&mut up, b"OUT\r\nVER 9\r\n", PingHandling::Refuse),
+            commit(&mut up, b"OUT\r\nVER 9\r\n", PingPolicy::Refuse),
             Commit::Queued { out: true, pings: 0 }
         );
         assert_eq!(up.ready(), b"OUT\r\n", "nothing after OUT is kept");
@@ -366,7 +356,7 @@ mod tests {
     #[test]
     fn abandoned_bodies_are_dropped() {
         let mut up = Upstream::default();
-        commit(&mut up, b"VER 1\r\nCV", PingHandling::Forward);
+        commit(&mut up, b"VER 1\r\nCV", PingPolicy::Forward);
         up.stage(b"R 2\r\n");
         assert_eq!(up.staged(), 5);
         up.abort();
@@ -374,12 +364,12 @@ mod tests {
         assert_eq!(up.ready(), b"VER 1\r\n");
         up.take_ready();
         assert_eq!(
-            commit(&mut up, b"R 2\r\nPNG\r\n", PingHandling::Forward),
+            commit(&mut up, b"R 2\r\nPNG\r\n", PingPolicy::Forward),
             Commit::Queued { out: false, pings: 0 }
         );
         assert_eq!(up.ready(), b"CVR 2\r\nPNG\r\n");
         up.take_ready();
-        commit(&mut up, b"\x01\x02\r\nPNG\r\n", PingHandling::Refuse);
+        commit(&mut up, b"\x01\x02\r\nPNG\r\n", PingPolicy::Refuse);
         assert_eq!(up.ready(), b"\x01\x02\r\nPNG\r\n", "unframable: passed as it is");
     }
 }

@@ -15,6 +15,13 @@ pub struct FramerLimits {
     pub max_payload_bytes: usize,
 }
 
+impl FramerLimits {
+    /// The most bytes one command may take: its line, the line ending and its payload.
+    pub const fn max_command_bytes(&self) -> usize {
+        self.max_line_bytes + 2 + self.max_payload_bytes
+    }
+}
+
 impl Default for FramerLimits {
     fn default() -> Self {
         Self { max_line_bytes: 16 * 1024, max_payload_bytes: 1024 * 1024 }

@@ -44,6 +44,8 @@ use world::World;
 
 const MAX_LINE: usize = 64;
 const MAX_PAYLOAD: usize = 128;
+/// The largest command the session's framer allows: its line, the ending and the payload.
+const MAX_COMMAND: usize = MAX_LINE + 2 + MAX_PAYLOAD;
 const TARGET_IP: &str = "messenger.test";
 /// Operations one fuzz input may run.
 const MAX_OPS: usize = 512;

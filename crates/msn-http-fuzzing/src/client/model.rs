@@ -211,6 +211,7 @@ impl World {
         self.confirmed += f.len;
         self.failures = 0;
         self.opened = true;
+        self.unproven = false;
         self.latest_id = Some(r.id.clone());
         let mut body = r.sent_after - r.sent_before;
         if r.close_delimited {
@@ -352,6 +353,12 @@ impl World {
                     self.must_fresh = true;
                 }
                 self.fail(f, RemoteError::ServerError(status).into());
+            }
+            // A moved-to host that never answered is taken for no gateway: the request fails
+            // there (and goes to the configured gateway unless through a proxy).
+            // (A 407 is the proxy's answer, not the host's: it ends the session anywhere.)
+            Outcome::Fatal(e) if self.unproven && e != RemoteError::ProxyAuthenticationRequired => {
+                self.fail(f, e.into())
             }
             Outcome::Fatal(e) => self.close_with(CloseReason::Failed(e.into())),
         }

@@ -15,8 +15,8 @@ use msn_http_core::msnp::FramerLimits;
 use msn_http_core::wire::HttpLimits;
 
 use super::{
-    MAX_LINE, MAX_PAYLOAD, Op, Owned, Params, TARGET_IP, caller_command, command_lengths,
-    gateway_endpoint, owned, proxy_endpoint,
+    MAX_COMMAND, MAX_LINE, MAX_PAYLOAD, Op, Owned, Params, TARGET_IP, caller_command,
+    command_lengths, gateway_endpoint, owned, proxy_endpoint,
 };
 
 /// How a gateway answer will end the request once all of it has arrived.
@@ -128,6 +128,9 @@ pub(super) struct World {
     pub(super) closed_event: bool,
     /// Where the events say requests go.
     pub(super) announced: Endpoint,
+    /// The session was moved to `announced` and no answer from there has completed yet: a
+    /// broken head there is a failed request (no gateway), not the end of the session.
+    pub(super) unproven: bool,
     pub(super) inbound_tainted: bool,
     pub(super) out: Vec<u8>,
     /// Body length and `Lifespan=` of the request just checked.
@@ -188,6 +191,7 @@ impl World {
             established: false,
             closed_event: false,
             announced: gateway_endpoint(),
+            unproven: false,
             inbound_tainted: false,
             out: Vec::new(),
             last_body_len: 0,
@@ -267,12 +271,20 @@ impl World {
         match result {
             Ok(()) => {
                 assert!(!self.closed && self.close_end.is_none(), "send accepted after close");
-                assert!(queued + piece.len() <= self.p.max_queued_bytes, "queue limit broken");
+                // Past the limit only while no whole command waits, by at most one command.
+                let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
+                assert!(
+                    queued + piece.len() <= self.p.max_queued_bytes
+                        || (alone && queued + piece.len() <= MAX_COMMAND),
+                    "queue limit broken"
+                );
                 self.stream.extend_from_slice(piece);
             }
             Err(SendError::QueueFull { queued: q, limit }) => {
                 assert_eq!((q, limit), (queued, self.p.max_queued_bytes));
-                assert!(q + piece.len() > limit, "refused though it fits");
+                let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
+                let room = if alone { limit.max(MAX_COMMAND) } else { limit };
+                assert!(q + piece.len() > room, "refused though it fits");
             }
             Err(SendError::Closed) => {
                 assert!(self.closed || self.close_end.is_some(), "refused as closed while open")
@@ -433,11 +445,13 @@ impl World {
                 assert_eq!(from, self.announced, "a move from elsewhere");
                 assert!(!trusted || self.named.contains(&to), "moved to {to}, never named");
                 self.announced = to;
+                self.unproven = true;
             }
             Notice::GatewayFallback { unreachable, to } => {
                 assert_eq!(unreachable, self.announced, "a fallback from elsewhere");
                 assert_eq!(to, gateway_endpoint(), "a fallback to another than the configured");
                 self.announced = to;
+                self.unproven = false;
             }
             Notice::MoveRefused { to, .. } => {
                 assert!(!trusted || self.named.contains(&to), "refused {to}, never named");

@@ -35,8 +35,9 @@ impl World {
                 break;
             };
             match t {
-                Transmit::Client { connection, len, close } => {
+                Transmit::Client { connection, len, close, interim } => {
                     assert_eq!(len, self.out.len());
+                    assert_eq!(interim, self.out == b"HTTP/1.1 100 Continue\r\n\r\n");
                     let bytes = std::mem::take(&mut self.out);
                     self.on_answer(connection, &bytes, close);
                     self.out = bytes;

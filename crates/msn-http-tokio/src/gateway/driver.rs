@@ -7,32 +7,23 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use msn_http_core::Endpoint;
 use msn_http_core::gateway::{Action, BackendId, ConnectFailure, ConnectionId, Gateway, Transmit};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::ServerOptions;
 use super::ServerStats;
 use super::descriptors::out_of_resources;
-use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, WANT_WRITE, watch as watch_socket};
+use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, flush, write_or_queue};
+use super::tasks::{DRAINING, RUNNING, STOPPED, accept_loop, connect};
 
 /// Notices taken from the channel per wake-up, at most.
 const BATCH: usize = 512;
 /// Reads from one socket per notice, at most, so that one busy peer cannot starve the rest.
 const READS_PER_NOTICE: usize = 4;
-/// Pause after a failed `accept` (out of descriptors, say) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Output buffers larger than this are released once written, so idle sockets hold nothing.
-const RETAINED_CAPACITY: usize = 4096;
 /// Room for a `100 Continue` ahead of an answer in a client's write buffer.
 const CONTINUE_BYTES: usize = 64;
-
-/// What the accept loop and the connecting tasks are told: go on, stop accepting, stop all.
-const RUNNING: u8 = 0;
-const DRAINING: u8 = 1;
-const STOPPED: u8 = 2;
 
 /// The clock the core runs on: tokio's, so a paused test clock drives it too.
 pub(super) fn now() -> Instant {
@@ -46,8 +37,6 @@ struct ClientConn {
     pending: Vec<u8>,
     /// Its watcher waits for readability, or a `Readable` notice is on its way.
     armed: bool,
-    /// Bytes came in since the last final answer went out: a request is in flight.
-    awaiting: bool,
     /// The core forgot the connection: close it once `pending` is written.
     closing: bool,
 }
@@ -184,9 +173,8 @@ impl Driver {
                 }
             }
             if let Some(deadline) = self.draining {
-                let now = now();
-                self.close_idle_clients(now);
-                if self.clients.is_empty() || now >= deadline {
+                // The core closes each connection once it has no request in flight.
+                if self.clients.is_empty() || now() >= deadline {
                     break;
                 }
             }
@@ -224,13 +212,7 @@ impl Driver {
             Ok(()) => {
                 self.clients.insert(
                     id,
-                    ClientConn {
-                        socket,
-                        pending: Vec::new(),
-                        armed: true,
-                        awaiting: false,
-                        closing: false,
-                    },
+                    ClientConn { socket, pending: Vec::new(), armed: true, closing: false },
                 );
             }
             Err(error) => {
@@ -296,7 +278,6 @@ impl Driver {
             match conn.socket.read(&mut self.buf[..budget]) {
                 Ok(0) => return self.client_gone(now, id),
                 Ok(n) => {
-                    conn.awaiting = true;
                     self.stats.client_bytes_in += n as u64;
                     self.gw.handle_client_input(now, ConnectionId(id), &self.buf[..n]);
                     self.drain(now);
@@ -471,10 +452,6 @@ impl Driver {
         let Some(conn) = self.clients.get_mut(&id) else {
             return;
         };
-        // `100 Continue` is not the answer.
-        if !self.out.starts_with(b"HTTP/1.1 1") {
-            conn.awaiting = false;
-        }
         self.stats.client_bytes_out += self.out.len() as u64;
         let before = conn.pending.len();
         let written = write_or_queue(&conn.socket, &mut conn.pending, &self.out);
@@ -607,23 +584,7 @@ impl Driver {
         self.draining = Some(now + self.options.shutdown_grace);
         self.stats.shutting_down = true;
         self.control.send_replace(DRAINING);
-        self.close_idle_clients(now);
-    }
-
-    /// While shutting down: closes client connections that have no request in flight.
-    fn close_idle_clients(&mut self, now: Instant) {
-        let idle: Vec<u64> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| !c.awaiting && !c.closing && c.pending.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in idle {
-            if let Some(conn) = self.take_client(id) {
-                self.gw.handle_client_eof(now, ConnectionId(id));
-                conn.socket.close(true);
-            }
-        }
+        self.gw.begin_shutdown(now);
         self.drain(now);
     }
 
@@ -678,178 +639,5 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // Connecting tasks and the accept loop stop with the driver, however it ends.
         self.control.send_replace(STOPPED);
-    }
-}
-
-/// Writes `bytes` after whatever is already waiting; what the socket does not take waits for
-/// its watcher's `Writable` notice.
-fn write_or_queue(socket: &Socket, pending: &mut Vec<u8>, bytes: &[u8]) -> io::Result<()> {
-    if !pending.is_empty() {
-        pending.extend_from_slice(bytes);
-        return Ok(());
-    }
-    let mut written = 0;
-    while written < bytes.len() {
-        match socket.write(&bytes[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                pending.extend_from_slice(&bytes[written..]);
-                socket.want(WANT_WRITE);
-                return Ok(());
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes waiting bytes; `true` once none are left.
-fn flush(socket: &Socket, pending: &mut Vec<u8>) -> io::Result<bool> {
-    let mut written = 0;
-    let result = loop {
-        if written == pending.len() {
-            break Ok(true);
-        }
-        match socket.write(&pending[written..]) {
-            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                socket.want(WANT_WRITE);
-                break Ok(false);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
-    pending.drain(..written);
-    if pending.is_empty() && pending.capacity() > RETAINED_CAPACITY {
-        *pending = Vec::new();
-    }
-    result
-}
-
-/// Accepts client connections until told to stop; each gets a watcher.
-async fn accept_loop(
-    listener: TcpListener,
-    events: mpsc::UnboundedSender<Event>,
-    mut control: watch::Receiver<u8>,
-    linger: Duration,
-    warning_interval: Duration,
-    tasks: Arc<Tasks>,
-) {
-    let _guard = tasks.guard();
-    let mut next_id = 0u64;
-    let mut warnings = Warnings::new(warning_interval);
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = control.wait_for(|state| *state >= DRAINING) => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                next_id += 1;
-                tracing::trace!(connection = next_id, %addr, "accepted");
-                let socket = Socket::new(stream);
-                // The notice goes first, so the driver knows the connection before any
-                // `Readable` from its watcher.
-                if events.send(Event::Accepted(next_id, Arc::clone(&socket))).is_err() {
-                    return;
-                }
-                tokio::spawn(watch_socket(
-                    socket,
-                    Peer::Client(next_id),
-                    events.clone(),
-                    linger,
-                    tasks.guard(),
-                ));
-            }
-            Err(error) => {
-                let _ = events.send(Event::AcceptFailed);
-                // Out of descriptors, it fails again at once: say so now and then, not each time.
-                if let Some(unsaid) = warnings.due(now()) {
-                    tracing::warn!(%error, since_last_warning = unsaid, "accept failed");
-                }
-                tokio::select! {
-                    _ = control.wait_for(|state| *state >= DRAINING) => return,
-                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-                }
-            }
-        }
-    }
-}
-
-/// At most one warning per interval, counting the failures in between.
-#[derive(Debug)]
-struct Warnings {
-    interval: Duration,
-    last: Option<Instant>,
-    unsaid: u64,
-}
-
-impl Warnings {
-    fn new(interval: Duration) -> Self {
-        Self { interval, last: None, unsaid: 0 }
-    }
-
-    /// A failure at `now`: `Some(failures not warned of since the last warning)` if a
-    /// warning is due.
-    fn due(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|last| now < last + self.interval) {
-            self.unsaid += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unsaid))
-    }
-}
-
-/// Connects a backend (bounded by the core's connect timeout), reports it, then watches it.
-async fn connect(
-    backend: BackendId,
-    endpoint: Endpoint,
-    timeout: Duration,
-    events: mpsc::UnboundedSender<Event>,
-    mut control: watch::Receiver<u8>,
-    linger: Duration,
-    guard: super::socket::TaskGuard,
-) {
-    let attempt =
-        tokio::time::timeout(timeout, TcpStream::connect((endpoint.host(), endpoint.port())));
-    let result = tokio::select! {
-        biased;
-        _ = control.wait_for(|state| *state >= STOPPED) => return,
-        result = attempt => match result {
-            Ok(result) => result,
-            Err(_) => Err(io::ErrorKind::TimedOut.into()),
-        },
-    };
-    let result = result.map(Socket::new);
-    let socket = result.as_ref().ok().map(Arc::clone);
-    if events.send(Event::Connected(backend, result)).is_err() {
-        return;
-    }
-    if let Some(socket) = socket {
-        watch_socket(socket, Peer::Backend(backend), events, linger, guard).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_come_at_most_once_per_interval_with_the_count_in_between() {
-        let start = Instant::now();
-        let mut warnings = Warnings::new(Duration::from_secs(10));
-        let ms = |n: u64| start + Duration::from_millis(n);
-        assert_eq!(warnings.due(ms(0)), Some(0));
-        let said: Vec<Option<u64>> = (1..=250).map(|i| warnings.due(ms(i * 50))).collect();
-        // 250 failures 50 ms apart over 12.5 s: one more warning, at 10 s, telling of 199.
-        assert_eq!(said.iter().flatten().collect::<Vec<_>>(), [&199]);
-        assert_eq!(said.iter().position(Option::is_some), Some(199));
-        assert_eq!(warnings.due(ms(20_000)), Some(50));
     }
 }

@@ -1,5 +1,6 @@
 //! Sockets shared by the driver and their watcher tasks. A watcher only waits for readiness
-//! the driver asked for and reports it; the driver alone reads, writes and closes.
+//! the driver asked for and reports it; the driver alone reads, writes (with the non-blocking
+//! helpers at the end) and closes.
 
 use std::io;
 use std::sync::Arc;
@@ -244,4 +245,60 @@ fn shutdown_write(stream: &TcpStream) {
     }
     #[cfg(not(any(unix, windows)))]
     let _ = stream;
+}
+
+/// Output buffers larger than this are released once written, so idle sockets hold nothing.
+const RETAINED_CAPACITY: usize = 4096;
+
+/// Writes `bytes` after whatever is already waiting; what the socket does not take waits for
+/// its watcher's `Writable` notice.
+pub(super) fn write_or_queue(
+    socket: &Socket,
+    pending: &mut Vec<u8>,
+    bytes: &[u8],
+) -> io::Result<()> {
+    if !pending.is_empty() {
+        pending.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pending.extend_from_slice(&bytes[written..]);
+                socket.want(WANT_WRITE);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes waiting bytes; `true` once none are left.
+pub(super) fn flush(socket: &Socket, pending: &mut Vec<u8>) -> io::Result<bool> {
+    let mut written = 0;
+    let result = loop {
+        if written == pending.len() {
+            break Ok(true);
+        }
+        match socket.write(&pending[written..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                socket.want(WANT_WRITE);
+                break Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    pending.drain(..written);
+    if pending.is_empty() && pending.capacity() > RETAINED_CAPACITY {
+        *pending = Vec::new();
+    }
+    result
 }

@@ -351,22 +351,25 @@ impl Session {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return Err(SendError::Closed);
         }
-        let strip_pings = matches!(self.settings.ping, PingPolicy::AnswerLocally { .. });
-        let pings = self.outgoing.push(msnp, self.settings.framing(), true, strip_pings)?;
+        let pings = self.outgoing.push(msnp, self.settings.framing(), true, self.settings.ping)?;
         self.unanswered_pings += pings;
         self.answer_pings();
         self.poll.caller_sent();
         Ok(())
     }
 
+    /// Whether a [`send`](Self::send) of `len` bytes can succeed once the queue is empty: a
+    /// caller refused with [`SendError::QueueFull`] may wait for room only then.
+    pub fn fits_when_empty(&self, len: usize) -> bool {
+        self.outgoing.fits_when_empty(len, self.settings.framer_limits)
+    }
+
     /// Delivers local `QNG` answers to stripped pings, at a command boundary of the received
     /// stream so no command is cut.
     fn answer_pings(&mut self) {
-        let PingPolicy::AnswerLocally { next_ping_secs } = self.settings.ping else { return };
+        let Some(qng) = self.settings.ping.qng() else { return };
         while self.unanswered_pings > 0 && self.inbound.ends_on_boundary() {
-            self.inbound.push(b"QNG ");
-            self.inbound.push(itoa::Buffer::new().format(next_ping_secs).as_bytes());
-            self.inbound.push(b"\r\n");
+            self.inbound.push(qng.as_bytes());
             self.unanswered_pings -= 1;
         }
     }
@@ -394,7 +397,8 @@ impl Session {
             return self.close_session(CloseReason::Aborted);
         }
         // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(b"OUT\r\n", self.settings.framing(), false, false);
+        let framing = self.settings.framing();
+        let _ = self.outgoing.push(b"OUT\r\n", framing, false, PingPolicy::Refuse);
         self.close_after = Some(self.outgoing.end());
     }
 

@@ -30,7 +30,9 @@ impl Session {
                 Ok(ResponseStep::NeedMore) => return,
                 Ok(ResponseStep::Head) => {
                     self.on_head(now);
-                    if self.phase == Phase::Closed {
+                    // A head that failed the request condemned the connection: the rest of
+                    // this read is its body, not unsolicited data.
+                    if self.phase == Phase::Closed || self.request.in_flight().is_none() {
                         return;
                     }
                 }
@@ -89,7 +91,9 @@ impl Session {
             400 => Disposition::Rejected,
             407 => return self.fail(RemoteError::ProxyAuthenticationRequired.into()),
             500..=599 => Disposition::ServerError(status),
-            _ => return self.fail(RemoteError::UnexpectedStatus(status).into()),
+            // A redirect or another status no gateway answers: from a moved-to host that
+            // never answered, that host is no gateway (see `bad_response`).
+            _ => return self.bad_response(now, RemoteError::UnexpectedStatus(status).into()),
         };
         self.disposition = Some(disposition);
     }
