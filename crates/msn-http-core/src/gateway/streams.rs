@@ -2,8 +2,7 @@
 //! next response (cut at command boundaries), and request bodies waiting for the backend
 //! (scanned for `PNG` and `OUT`).
 
-pub(crate) use crate::msnp::Framing;
-use crate::msnp::{Scanned, scan_command};
+use crate::msnp::{Framing, Scanned, scan_command};
 use crate::ping::{PingPolicy, PingStep};
 
 /// Buffers whose capacity grew past this are released once empty, so idle sessions hold
