@@ -18,7 +18,8 @@ mod response_encoder;
 pub use body::BodyKind;
 pub use messenger::{MAX_SESSION_ID_LEN, MessengerHeader, parse_messenger_header};
 pub use query::{GatewayQuery, MAX_IP_PARAM_LEN, QueryAction};
-pub use request_decoder::{MAX_ORIGIN_LEN, Method, RequestDecoder, RequestHead, RequestStep};
+pub(crate) use request_decoder::MAX_ORIGIN_LEN;
+pub use request_decoder::{Method, RequestDecoder, RequestHead, RequestStep};
 pub use request_encoder::{
     DEFAULT_GATEWAY_PATH, Header, HeaderSet, RequestEncoder, RequestLine, ServerKind, TargetForm,
 };

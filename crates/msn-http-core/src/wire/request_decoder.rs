@@ -13,7 +13,7 @@ use super::{
 };
 
 /// The longest `Origin` header value kept for CORS.
-pub const MAX_ORIGIN_LEN: usize = 512;
+pub(crate) const MAX_ORIGIN_LEN: usize = 512;
 
 /// What one call to [`RequestDecoder::decode`] produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -189,7 +189,8 @@ impl RequestHead {
         }
     }
 
-    /// The `Origin` header (browsers send it; CORS answers depend on it).
+    /// The `Origin` header (browsers send it; CORS answers depend on it). A value longer than
+    /// 512 bytes, or with bytes other than visible ASCII, is not kept.
     pub fn origin(&self) -> Option<&str> {
         self.origin.get()
     }
