@@ -8,14 +8,14 @@
 
 mod command;
 mod framer;
+mod scan;
 mod writer;
 
 pub use command::{Command, OwnedCommand};
 pub(crate) use framer::Visit;
 pub use framer::{CommandFramer, FramerLimits};
+pub(crate) use scan::{Framing, Scanned, scan_command};
 pub use writer::{CommandWriter, md5_login_response, message_text, text_message, with_payload};
-
-pub(crate) use command::parse_line;
 
 /// A command that carries a payload: its name, and how many space-separated tokens (name
 /// included) its line must have for the last one to be the payload length.

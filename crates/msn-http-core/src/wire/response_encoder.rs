@@ -5,7 +5,7 @@
 use crate::{AddressError, Endpoint};
 
 /// The content type of every gateway body.
-pub const MESSENGER_CONTENT_TYPE: &str = "application/x-msn-messenger";
+const MESSENGER_CONTENT_TYPE: &str = "application/x-msn-messenger";
 
 /// What the `Connection` header of a response says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl ResponseEncoder {
 }
 
 /// The reason phrase the gateway sends with `status`.
-pub fn reason_phrase(status: u16) -> &'static str {
+fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

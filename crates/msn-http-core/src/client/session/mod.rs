@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
-use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands, Visit};
+use crate::msnp::{CommandFramer, FramerLimits, Framing, PayloadCommands, Visit};
 use crate::wire::{
     EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
     parse_messenger_header,
@@ -113,6 +113,13 @@ struct Settings {
     ping: PingPolicy,
     payload_commands: PayloadCommands,
     framer_limits: FramerLimits,
+}
+
+impl Settings {
+    /// How the commands sent are framed.
+    fn framing(&self) -> Framing<'_> {
+        Framing { rules: &self.payload_commands, limits: self.framer_limits }
+    }
 }
 
 /// One MSNP connection (an NS or an SB) tunnelled through the HTTP gateway, as a pure state
@@ -344,9 +351,7 @@ impl Session {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return Err(SendError::Closed);
         }
-        let rules = &self.settings.payload_commands;
-        let ping = self.settings.ping;
-        let pings = self.outgoing.push(msnp, rules, self.settings.framer_limits, true, ping)?;
+        let pings = self.outgoing.push(msnp, self.settings.framing(), true, self.settings.ping)?;
         self.unanswered_pings += pings;
         self.answer_pings();
         self.poll.caller_sent();
@@ -394,11 +399,9 @@ impl Session {
         }
         // The caller's own `OUT` (written as over TCP) is the logout; a second would follow it.
         if !self.outgoing.ends_with_out() {
-            let rules = &self.settings.payload_commands;
             // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-            let out = b"OUT\r\n";
-            let limits = self.settings.framer_limits;
-            let _ = self.outgoing.push(out, rules, limits, false, PingPolicy::Refuse);
+            let framing = self.settings.framing();
+            let _ = self.outgoing.push(b"OUT\r\n", framing, false, PingPolicy::Refuse);
         }
         self.close_after = Some(self.outgoing.end());
     }
