@@ -72,4 +72,5 @@ pub use client::{
 pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
 pub use msn_http_driver::api::*;
+pub use runtime::Tokio;
 pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};
