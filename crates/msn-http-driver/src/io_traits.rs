@@ -14,12 +14,31 @@ use std::{
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 use crate::stream::{ByteReader, ByteStream, ByteWriter};
 
-/// Implements a runtime's read trait (`$trait`, with its buffer type and how it fills it)
-/// and write trait (`$write`, with its shutdown method) for a reader and a writer type.
+/// Implements a runtime's read trait for each `[generics] type`: `poll_read` takes `$buf`
+/// and runs `$body` with `$this` (the stream) and `$cx`.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+macro_rules! read_impl {
+    ($read:path, $buf:ident: $buf_ty:ty => $out:ty, |$this:ident, $cx:ident| $body:block,
+     $([$($generics:tt)*] $ty:ty),+) => {
+        $(impl<$($generics)*> $read for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                $cx: &mut Context<'_>,
+                $buf: $buf_ty,
+            ) -> Poll<io::Result<$out>> {
+                let $this = self.get_mut();
+                $body
+            }
+        })+
+    };
+}
+
+/// Implements a runtime's write trait (`$shutdown` names its shutdown method) for each
+/// `[generics] type`.
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 macro_rules! write_impl {
-    ($write:path, $shutdown:ident, [$($generics:tt)*] $ty:ty) => {
-        impl<$($generics)*> $write for $ty {
+    ($write:path, $shutdown:ident, $([$($generics:tt)*] $ty:ty),+) => {
+        $(impl<$($generics)*> $write for $ty {
             fn poll_write(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -35,60 +54,24 @@ macro_rules! write_impl {
             fn $shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.get_mut().poll_shutdown(cx)
             }
-        }
+        })+
     };
 }
 
 #[cfg(feature = "tokio")]
-mod tokio_traits {
-    use super::*;
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+read_impl!(tokio::io::AsyncRead, buf: &mut tokio::io::ReadBuf<'_> => (), |this, cx| {
+    let n = std::task::ready!(this.poll_read(cx, buf.initialize_unfilled()))?;
+    buf.advance(n);
+    Poll::Ready(Ok(()))
+}, [L] ByteStream<L>, [] ByteReader);
 
-    macro_rules! read_impl {
-        ([$($generics:tt)*] $ty:ty) => {
-            impl<$($generics)*> AsyncRead for $ty {
-                fn poll_read(
-                    self: Pin<&mut Self>,
-                    cx: &mut Context<'_>,
-                    buf: &mut ReadBuf<'_>,
-                ) -> Poll<io::Result<()>> {
-                    let n = std::task::ready!(
-                        self.get_mut().poll_read(cx, buf.initialize_unfilled())
-                    )?;
-                    buf.advance(n);
-                    Poll::Ready(Ok(()))
-                }
-            }
-        };
-    }
-
-    read_impl!([L] ByteStream<L>);
-    read_impl!([] ByteReader);
-    write_impl!(AsyncWrite, poll_shutdown, [L] ByteStream<L>);
-    write_impl!(AsyncWrite, poll_shutdown, [] ByteWriter);
-}
+#[cfg(feature = "tokio")]
+write_impl!(tokio::io::AsyncWrite, poll_shutdown, [L] ByteStream<L>, [] ByteWriter);
 
 #[cfg(feature = "futures-io")]
-mod futures_io_traits {
-    use super::*;
-    use futures_io::{AsyncRead, AsyncWrite};
+read_impl!(futures_io::AsyncRead, buf: &mut [u8] => usize, |this, cx| {
+    this.poll_read(cx, buf)
+}, [L] ByteStream<L>, [] ByteReader);
 
-    macro_rules! read_impl {
-        ([$($generics:tt)*] $ty:ty) => {
-            impl<$($generics)*> AsyncRead for $ty {
-                fn poll_read(
-                    self: Pin<&mut Self>,
-                    cx: &mut Context<'_>,
-                    buf: &mut [u8],
-                ) -> Poll<io::Result<usize>> {
-                    self.get_mut().poll_read(cx, buf)
-                }
-            }
-        };
-    }
-
-    read_impl!([L] ByteStream<L>);
-    read_impl!([] ByteReader);
-    write_impl!(AsyncWrite, poll_close, [L] ByteStream<L>);
-    write_impl!(AsyncWrite, poll_close, [] ByteWriter);
-}
+#[cfg(feature = "futures-io")]
+write_impl!(futures_io::AsyncWrite, poll_close, [L] ByteStream<L>, [] ByteWriter);
