@@ -5,9 +5,10 @@
 //! requests. All protocol logic lives in the sans-IO [`msn_http_core`]; the loop around it
 //! (connect, reuse or replace the connection, write each request, read with a deadline, sleep
 //! until the core's next deadline) lives in `msn-http-driver`, shared with `msn-http-tokio`.
-//! This crate adds [`AsyncIo`] — `async-io`'s `Async<TcpStream>` and `Timer`, the reactor both
-//! async-std and smol run on — and `futures-io`'s traits for the byte stream. It depends on
-//! neither async-std nor smol.
+//! This crate adds [`AsyncIo`]: `async-io`'s `Async<TcpStream>` and `Timer`, the reactor both
+//! async-std and smol run on. [`Client`] and [`ClientStream`] are the driver's types with
+//! [`AsyncIo`] filled in (`futures-io`'s traits come with the driver's `futures-io` feature).
+//! It depends on neither async-std nor smol.
 //!
 //! Two faces:
 //!

@@ -6,8 +6,9 @@
 //! keeps it alive, replaced when the core asks for a fresh one), connects to the gateway or the
 //! configured HTTP proxy, and sleeps until the core's next deadline. That loop, the handles and
 //! the byte-stream logic are runtime-agnostic and live in `msn-http-driver` (shared with
-//! `msn-http-async-std`); this crate supplies tokio's sockets, clock and timers, spawns the
-//! driver task, and implements tokio's I/O traits for the stream.
+//! `msn-http-async-std`); this crate supplies tokio's sockets, clock and timers ([`Tokio`]) and
+//! spawns the driver task. [`Client`] and [`ClientStream`] are the driver's types with
+//! [`Tokio`] filled in (tokio's I/O traits come with the driver's `tokio` feature).
 //!
 //! Two faces:
 //!
@@ -72,4 +73,5 @@ pub use client::{
 pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
 pub use msn_http_driver::api::*;
+pub use runtime::Tokio;
 pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};
