@@ -38,15 +38,13 @@
 //! On smol:
 //!
 //! ```no_run
-//! use msn_http_async_std::Client;
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_async_std::{Client, Target};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
-//!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//!     let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
 //!     let (mut client, driver) =
-//!         Client::open(config, Target::notification("messenger.hotmail.com"))?;
+//!         Client::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //!     smol::spawn(driver).detach();
 //!     client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     // `recv` fails once the session has ended (or a request's delivery is uncertain).
@@ -62,15 +60,13 @@
 //!
 //! ```no_run
 //! use futures_lite::{AsyncBufReadExt, AsyncWriteExt, io::BufReader};
-//! use msn_http_async_std::ClientStream;
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_async_std::{ClientStream, Target};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! async_std::task::block_on(async {
-//!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//!     let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
 //!     let (stream, driver) =
-//!         ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
+//!         ClientStream::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //!     async_std::task::spawn(driver);
 //!     let mut stream = BufReader::new(stream);
 //!     stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;

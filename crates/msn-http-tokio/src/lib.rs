@@ -24,13 +24,11 @@
 //! # Example
 //!
 //! ```no_run
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
-//! use msn_http_tokio::Client;
+//! use msn_http_tokio::{Client, Target};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
-//! let mut client = Client::open(config, Target::notification("messenger.hotmail.com"))?;
+//! let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
+//! let mut client = Client::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //! client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! // `recv` fails once the session has ended (or a request's delivery is uncertain).
 //! while client.recv().await?.name() != "VER" {}
@@ -43,14 +41,12 @@
 //! The same session as a byte stream:
 //!
 //! ```no_run
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
-//! use msn_http_tokio::ClientStream;
+//! use msn_http_tokio::{ClientStream, Target};
 //! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
-//! let stream = ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
+//! let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
+//! let stream = ClientStream::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //! let mut stream = BufReader::new(stream);
 //! stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! let mut line = String::new();
