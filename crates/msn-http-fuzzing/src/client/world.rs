@@ -131,6 +131,8 @@ pub(super) struct World {
     /// The session was moved to `announced` and no answer from there has completed yet: a
     /// broken head there is a failed request (no gateway), not the end of the session.
     pub(super) unproven: bool,
+    /// How many moves and fallbacks the events have told.
+    pub(super) route_changes: usize,
     pub(super) inbound_tainted: bool,
     pub(super) out: Vec<u8>,
     /// Body length and `Lifespan=` of the request just checked.
@@ -192,6 +194,7 @@ impl World {
             closed_event: false,
             announced: gateway_endpoint(),
             unproven: false,
+            route_changes: 0,
             inbound_tainted: false,
             out: Vec::new(),
             last_body_len: 0,
@@ -446,12 +449,14 @@ impl World {
                 assert!(!trusted || self.named.contains(&to), "moved to {to}, never named");
                 self.announced = to;
                 self.unproven = true;
+                self.route_changes += 1;
             }
             Notice::GatewayFallback { unreachable, to } => {
                 assert_eq!(unreachable, self.announced, "a fallback from elsewhere");
                 assert_eq!(to, gateway_endpoint(), "a fallback to another than the configured");
                 self.announced = to;
                 self.unproven = false;
+                self.route_changes += 1;
             }
             Notice::MoveRefused { to, .. } => {
                 assert!(!trusted || self.named.contains(&to), "refused {to}, never named");
