@@ -59,7 +59,9 @@ impl World {
             if self.must_fresh || gateway != self.gateway_at_last_request {
                 assert_eq!(connection, Connection::Fresh, "a dead connection reused");
             }
-            self.gateway_at_last_request = gateway;
+            let first = self.first_after_success.get_or_insert_with(|| gateway.clone());
+            let unproven = gateway != self.answered_at && *first == gateway;
+            self.gateway_at_last_request = gateway.clone();
             self.check_request(kind);
             let lifespan = Duration::from_secs(self.last_lifespan.map_or(0, u64::from));
             let deadline = self.now + self.p.request_timeout + lifespan;
@@ -72,6 +74,8 @@ impl World {
                 tainted: false,
                 reply: None,
                 delivered: 0,
+                gateway,
+                unproven,
             });
             self.wire.clear();
             self.must_fresh = false;

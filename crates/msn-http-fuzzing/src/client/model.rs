@@ -211,7 +211,8 @@ impl World {
         self.confirmed += f.len;
         self.failures = 0;
         self.opened = true;
-        self.unproven = false;
+        self.answered_at = f.gateway.clone();
+        self.first_after_success = None;
         self.latest_id = Some(r.id.clone());
         let mut body = r.sent_after - r.sent_before;
         if r.close_delimited {
@@ -357,7 +358,7 @@ impl World {
             // A moved-to host that never answered is taken for no gateway: the request fails
             // there (and goes to the configured gateway unless through a proxy).
             // (A 407 is the proxy's answer, not the host's: it ends the session anywhere.)
-            Outcome::Fatal(e) if self.unproven && e != RemoteError::ProxyAuthenticationRequired => {
+            Outcome::Fatal(e) if f.unproven && e != RemoteError::ProxyAuthenticationRequired => {
                 self.fail(f, e.into())
             }
             Outcome::Fatal(e) => self.close_with(CloseReason::Failed(e.into())),
@@ -370,7 +371,6 @@ impl World {
         self.must_fresh = false;
         self.expected.push_back(Expect::Any(f.kind));
         self.learned_len = Some(f.len);
-        let route_changes = self.route_changes;
         while let Some(event) = self.session.poll_event() {
             let event = owned(event);
             self.on_event(event);
@@ -384,10 +384,8 @@ impl World {
             self.confirmed += f.len;
             self.failures = 0;
             self.opened = true;
-            // It proved the host it came from, unless it moved the session on.
-            if self.route_changes == route_changes {
-                self.unproven = false;
-            }
+            self.answered_at = f.gateway.clone();
+            self.first_after_success = None;
             self.latest_id = self.session.session_id().map(str::to_owned);
         }
     }

@@ -57,6 +57,11 @@ pub(super) struct Flight {
     pub(super) reply: Option<Reply>,
     /// Bytes of the reply delivered.
     pub(super) delivered: usize,
+    /// Where it went.
+    pub(super) gateway: Endpoint,
+    /// It went to a host a move led to, where nothing has answered yet: a broken head there
+    /// is a failed request (no gateway), not the end of the session.
+    pub(super) unproven: bool,
 }
 
 /// A request failure or close the session must report next.
@@ -128,11 +133,11 @@ pub(super) struct World {
     pub(super) closed_event: bool,
     /// Where the events say requests go.
     pub(super) announced: Endpoint,
-    /// The session was moved to `announced` and no answer from there has completed yet: a
-    /// broken head there is a failed request (no gateway), not the end of the session.
-    pub(super) unproven: bool,
-    /// How many moves and fallbacks the events have told.
-    pub(super) route_changes: usize,
+    /// The host whose answer last completed as a success (the configured gateway at first).
+    pub(super) answered_at: Endpoint,
+    /// Where the first request after that success went: a move took effect then, and only a
+    /// fallback changes the host again before the next success.
+    pub(super) first_after_success: Option<Endpoint>,
     pub(super) inbound_tainted: bool,
     pub(super) out: Vec<u8>,
     /// Body length and `Lifespan=` of the request just checked.
@@ -193,8 +198,8 @@ impl World {
             established: false,
             closed_event: false,
             announced: gateway_endpoint(),
-            unproven: false,
-            route_changes: 0,
+            answered_at: gateway_endpoint(),
+            first_after_success: None,
             inbound_tainted: false,
             out: Vec::new(),
             last_body_len: 0,
@@ -448,15 +453,11 @@ impl World {
                 assert_eq!(from, self.announced, "a move from elsewhere");
                 assert!(!trusted || self.named.contains(&to), "moved to {to}, never named");
                 self.announced = to;
-                self.unproven = true;
-                self.route_changes += 1;
             }
             Notice::GatewayFallback { unreachable, to } => {
                 assert_eq!(unreachable, self.announced, "a fallback from elsewhere");
                 assert_eq!(to, gateway_endpoint(), "a fallback to another than the configured");
                 self.announced = to;
-                self.unproven = false;
-                self.route_changes += 1;
             }
             Notice::MoveRefused { to, .. } => {
                 assert!(!trusted || self.named.contains(&to), "refused {to}, never named");
