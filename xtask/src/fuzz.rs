@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [--time SECS] [TARGET]`: builds the cargo-fuzz targets with nightly, runs
+//! `cargo xtask fuzz [--time SECS] [--seed N] [TARGET]`: builds the cargo-fuzz targets with nightly, runs
 //! each (or one) for a while, and prints executions and coverage per target from libFuzzer's
 //! final `#N DONE cov: C ft: F corp: K/...` line.
 
@@ -78,6 +78,7 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
 
 pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
     let mut secs = DEFAULT_SECS;
+    let mut seed = None;
     let mut only = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -85,6 +86,11 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
             "--time" => {
                 let value = rest.next().ok_or("--time needs a number of seconds")?;
                 secs = value.parse().map_err(|_| format!("--time {value}: not a number"))?;
+            }
+            "--seed" => {
+                let value = rest.next().ok_or("--seed needs a number")?;
+                let n: u32 = value.parse().map_err(|_| format!("--seed {value}: not a number"))?;
+                seed = Some(n);
             }
             name if !name.starts_with('-') && only.is_none() => only = Some(name.to_owned()),
             other => return Err(format!("unknown argument {other}")),
@@ -120,6 +126,11 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
             command.arg(&seeds);
         }
         command.args(["--", &format!("-max_total_time={secs}")]);
+        // A fixed seed makes a short run repeat the same mutations, so a smoke run is the
+        // same run everywhere (only a faster machine gets further along it).
+        if let Some(seed) = seed {
+            command.arg(format!("-seed={seed}"));
+        }
         println!("fuzzing {name} for {secs} s");
         let output = command.output().map_err(|e| format!("could not run cargo fuzz: {e}"))?;
         let text = String::from_utf8_lossy(&output.stderr);

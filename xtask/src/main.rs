@@ -13,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench         run the benchmarks and print figure, floor, ratio, target and verdict,
                 allocation counts, and instruction counts under callgrind (when valgrind exists)
   bench --quick the same with shorter criterion runs
-  fuzz [--time SECS] [TARGET]  run the fuzz targets (all, SECS each, default 60; nightly)
+  fuzz [--time SECS] [--seed N] [TARGET]  run the fuzz targets (all, SECS each, default 60; nightly)
   demo          run `msn-http demo`";
 
 fn main() -> ExitCode {
