@@ -53,6 +53,7 @@ pub mod api;
 pub mod client;
 mod driver;
 pub mod events;
+pub mod gateway;
 mod open;
 pub mod runtime;
 mod shared;
