@@ -28,7 +28,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use msn_http_core::gateway::{Gateway, GatewayConfig, GatewayStats};
 use tracing::Instrument;
@@ -160,11 +160,10 @@ impl SharedStats {
     }
 }
 
-/// A gateway server on a runtime `R`, bound to its listener, ready to
+/// A gateway server for a runtime `R`, bound to its listener, ready to
 /// [`run`](Self::run): what the adapters' `GatewayServer` wraps.
 #[derive(Debug)]
 pub struct Server<R: GatewayRuntime> {
-    runtime: R,
     listener: R::Listener,
     local_addr: SocketAddr,
     gateway: Gateway,
@@ -173,22 +172,22 @@ pub struct Server<R: GatewayRuntime> {
 }
 
 impl<R: GatewayRuntime> Server<R> {
-    /// Serves on `listener` (bound to `local_addr`) after checking `config`. An invalid
-    /// configuration is an [`io::ErrorKind::InvalidInput`] error.
+    /// Serves on `listener` (bound to `local_addr`) after checking `config`; `now` is the
+    /// runtime's [`now`](GatewayRuntime::now). An invalid configuration is an
+    /// [`io::ErrorKind::InvalidInput`] error.
     pub fn new(
-        runtime: R,
         listener: R::Listener,
         local_addr: SocketAddr,
         config: GatewayConfig,
+        now: Instant,
     ) -> io::Result<Self> {
         if config.seed == [0; 32] {
             tracing::warn!("the session ID seed is all zeros: session IDs are predictable");
         }
         let connect_timeout = config.connect_timeout;
-        let gateway = Gateway::new(config, runtime.now())
+        let gateway = Gateway::new(config, now)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Self {
-            runtime,
             listener,
             local_addr,
             gateway,
@@ -213,21 +212,16 @@ impl<R: GatewayRuntime> Server<R> {
         self.gateway.gw_ip()
     }
 
-    /// The runtime the server runs on.
-    pub fn runtime(&self) -> &R {
-        &self.runtime
-    }
-
-    /// Runs the server until `shutdown` completes, then shuts down gracefully: stops
+    /// Runs the server on `runtime` until `shutdown` completes, then shuts down gracefully: stops
     /// accepting, lets requests in flight be answered (up to
     /// [`ServerOptions::shutdown_grace`]), closes idle connections and every backend. Returns
     /// the final counters, which it also publishes to `stats` as it goes.
-    pub async fn run<F>(self, shutdown: F, stats: SharedStats) -> ServerStats
+    pub async fn run<F>(self, runtime: R, shutdown: F, stats: SharedStats) -> ServerStats
     where
         F: Future<Output = ()>,
     {
         let span = tracing::info_span!("msn_http_gateway", listen = %self.local_addr);
-        let Self { runtime, listener, gateway, connect_timeout, options, .. } = self;
+        let Self { listener, gateway, connect_timeout, options, .. } = self;
         async move {
             tracing::info!(gw_ip = gateway.gw_ip(), "gateway listening");
             let driver = Driver::new(runtime, gateway, options, connect_timeout, stats);

@@ -36,7 +36,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use msn_http_core::gateway::GatewayConfig;
-use msn_http_driver::gateway::{Server, SharedStats};
+use msn_http_driver::gateway::{GatewayRuntime, Server, SharedStats};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -105,7 +105,8 @@ impl GatewayServer {
     /// ```
     pub fn from_listener(listener: TcpListener, config: GatewayConfig) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
-        Ok(Self { server: Server::new(Tokio, listener, local_addr, config)? })
+        let now = GatewayRuntime::now(&Tokio);
+        Ok(Self { server: Server::new(listener, local_addr, config, now)? })
     }
 
     /// Replaces the server options.
@@ -160,7 +161,7 @@ impl GatewayServer {
     where
         F: Future<Output = ()>,
     {
-        self.server.run(shutdown, SharedStats::default()).await
+        self.server.run(Tokio, shutdown, SharedStats::default()).await
     }
 
     /// Runs the server on a task of its own.
@@ -177,6 +178,7 @@ impl GatewayServer {
         let stats = SharedStats::default();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.server.run(
+            Tokio,
             async move {
                 // A dropped handle stops the server too.
                 let _ = stopped.await;
