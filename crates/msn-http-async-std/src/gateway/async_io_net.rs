@@ -70,11 +70,11 @@ pub(super) struct Stream(Async<TcpStream>);
 impl GatewayStream for Stream {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // `Async` made the socket non-blocking: this never waits.
-        (&*self.0.get_ref()).read(buf)
+        self.0.get_ref().read(buf)
     }
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0.get_ref()).write(buf)
+        self.0.get_ref().write(buf)
     }
 
     async fn ready(&self, interest: Interest) -> io::Result<Interest> {
