@@ -20,7 +20,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use msn_http_async_std::gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 use msn_http_core::Endpoint;
 use msn_http_core::gateway::{BackendAllowlist, GatewayConfig};
-use msn_http_testkit::complete_response_len;
+use msn_http_testkit::{
+    Answers, assert_rotated as rotated, gateway_post, ok_answer as ok, session_id,
+};
 use support::exec::Exec;
 
 /// Bounds on every loop that waits for the other side.
@@ -127,24 +129,18 @@ fn setup(exec: &Exec, tweak: impl FnOnce(&mut GatewayConfig, &mut ServerOptions)
 /// A raw HTTP/1.1 connection to the gateway.
 struct Http {
     stream: Async<TcpStream>,
-    buf: Vec<u8>,
+    answers: Answers,
     host: String,
 }
 
 impl Http {
     async fn connect(gw: &str) -> Http {
         let stream = Async::<TcpStream>::connect(gw.parse::<SocketAddr>().unwrap()).await.unwrap();
-        Http { stream, buf: Vec::new(), host: gw.to_owned() }
+        Http { stream, answers: Answers::default(), host: gw.to_owned() }
     }
 
     fn request(&self, query: &str, body: &str) -> Vec<u8> {
-        format!(
-            "POST /gateway/gateway.dll?{query} HTTP/1.1\r\nHost: {}\r\n\
-             Content-Type: application/x-msn-messenger\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        )
-        .into_bytes()
+        gateway_post(&self.host, query, body)
     }
 
     async fn send(&mut self, query: &str, body: &str) {
@@ -155,14 +151,13 @@ impl Http {
     /// The next whole response, as it came off the wire.
     async fn response(&mut self) -> String {
         for _ in 0..MAX_READS {
-            if let Some(len) = complete_response_len(&self.buf).unwrap() {
-                let raw: Vec<u8> = self.buf.drain(..len).collect();
-                return String::from_utf8(raw).unwrap();
+            if let Some(answer) = self.answers.next_answer() {
+                return answer;
             }
             let mut chunk = [0u8; 4096];
             let n = self.stream.read(&mut chunk).await.unwrap();
             assert!(n > 0, "connection closed before a whole response");
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.answers.extend(&chunk[..n]);
         }
         panic!("no whole response");
     }
@@ -175,36 +170,8 @@ impl Http {
     /// Whether the gateway closed the connection, with nothing more to read.
     async fn closed(&mut self) -> bool {
         let mut chunk = [0u8; 64];
-        matches!(self.stream.read(&mut chunk).await, Ok(0) | Err(_)) && self.buf.is_empty()
+        matches!(self.stream.read(&mut chunk).await, Ok(0) | Err(_)) && self.answers.is_empty()
     }
-}
-
-/// A `200` as the gateway writes it.
-fn ok(id: &str, gw: &str, body: &str, close: bool) -> String {
-    let close = if close { "; Session=close" } else { "" };
-    format!(
-        "HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID={id}; GW-IP={gw}{close}\r\n\
-         Content-Type: application/x-msn-messenger\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// The session ID of a `200`, checked for the `stable.suffix` shape.
-fn session_id(response: &str) -> String {
-    let id = response
-        .split("SessionID=")
-        .nth(1)
-        .and_then(|rest| rest.split([';', '\r']).next())
-        .unwrap_or_else(|| panic!("no SessionID in {response:?}"));
-    let (stable, suffix) = id.split_once('.').expect("a dot in the ID");
-    assert!(stable.parse::<u64>().is_ok() && suffix.parse::<u32>().is_ok(), "{id}");
-    id.to_owned()
-}
-
-/// Checks that `next` is the same session as `previous` with a new suffix.
-fn rotated(previous: &str, next: &str) {
-    assert_ne!(previous, next, "the ID changes with every response");
-    assert_eq!(previous.split('.').next(), next.split('.').next(), "the stable part stays");
 }
 
 /// Waits until the server has received `n` whole requests (so the last one is being held).

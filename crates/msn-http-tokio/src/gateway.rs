@@ -1,4 +1,5 @@
-//! The gateway server: accepts HTTP connections, drives the sans-IO [`Gateway`] over tokio
+//! The gateway server: accepts HTTP connections, drives the sans-IO
+//! [`Gateway`](msn_http_core::gateway::Gateway) over tokio
 //! TCP, and opens the backend connections to the MSNP servers its allowlist names.
 //!
 //! The loop around the core is runtime-agnostic and lives in [`msn_http_driver::gateway`]
