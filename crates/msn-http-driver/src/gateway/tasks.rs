@@ -151,7 +151,8 @@ impl Warnings {
     }
 }
 
-/// Connects a backend (bounded by the core's connect timeout), reports it, then watches it.
+/// Connects a backend (bounded by the core's connect timeout), reports it, and spawns its
+/// watcher.
 pub(super) async fn connect<R: GatewayRuntime>(
     watching: Watching<R>,
     backend: BackendId,
@@ -183,8 +184,11 @@ pub(super) async fn connect<R: GatewayRuntime>(
     if watching.events.try_send(Event::Connected(backend, result)).is_err() {
         return;
     }
+    // On a task of its own: the connecting future is larger than a watcher, and would
+    // otherwise be held as long as the backend connection.
     if let Some(socket) = socket {
-        watch_socket(watching, socket, Peer::Backend(backend), guard).await;
+        let runtime = watching.runtime.clone();
+        runtime.spawn(watch_socket(watching, socket, Peer::Backend(backend), guard));
     }
 }
 
