@@ -52,7 +52,9 @@ pub(super) struct Tasks(Sender<()>);
 
 /// Held by a counted task; dropping it ends the count.
 #[derive(Debug)]
-pub(super) struct TaskGuard(#[allow(dead_code)] Sender<()>);
+pub(super) struct TaskGuard {
+    _counted: Sender<()>,
+}
 
 impl Tasks {
     /// The count, and what completes once no counted task (and no `Tasks`) is left.
@@ -62,7 +64,7 @@ impl Tasks {
     }
 
     pub(super) fn guard(&self) -> TaskGuard {
-        TaskGuard(self.0.clone())
+        TaskGuard { _counted: self.0.clone() }
     }
 }
 
