@@ -203,14 +203,64 @@ pub fn decode_and_frame(
     commands
 }
 
-/// The floor: `httparse` over the head and `memchr` over the body, nothing else.
+/// The floor: the least work that frames the body correctly. `httparse` over the head; then
+/// per command one `memchr` for its line end, a look at its name and, for a payload command,
+/// its length read off the end of the line and the payload skipped. Returns the number of
+/// commands. It knows only the default payload commands and leaves out what no fixture
+/// needs: limits, partial commands, and the token count that tells `QRY 12` (no payload) from
+/// `QRY 12 id 32`.
 pub fn floor_parse(wire: &[u8]) -> usize {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let Ok(httparse::Status::Complete(head)) = response.parse(wire) else {
         panic!("fixture head must parse");
     };
-    memchr::memchr_iter(b'\n', &wire[head..]).count()
+    let body = &wire[head..];
+    let (mut at, mut commands) = (0, 0);
+    while let Some(nl) = memchr::memchr(b'\n', &body[at..]) {
+        let line = &body[at..at + nl];
+        at += nl + 1;
+        if line.get(..3).is_some_and(is_payload_command) {
+            at += floor_payload_len(line);
+        }
+        commands += 1;
+    }
+    commands
+}
+
+/// Whether `name` is one of [`PayloadCommands::default`]'s.
+fn is_payload_command(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"MSG"
+            | b"NOT"
+            | b"UBX"
+            | b"UUX"
+            | b"GCF"
+            | b"ADL"
+            | b"RML"
+            | b"FQY"
+            | b"UBN"
+            | b"UUN"
+            | b"IPG"
+            | b"PAG"
+            | b"QRY"
+            | b"SDG"
+            | b"NFY"
+            | b"PUT"
+            | b"DEL"
+            | b"UBM"
+            | b"UUM"
+            | b"241"
+            | b"509"
+    )
+}
+
+/// The number a payload command's line ends with (0 when it ends otherwise).
+fn floor_payload_len(line: &[u8]) -> usize {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    line[line.len() - digits..].iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0'))
 }
 
 /// A decoder and framer with the client's default limits.
@@ -237,6 +287,17 @@ mod tests {
     }
 
     #[test]
+    fn the_decoding_floor_frames_what_we_frame() {
+        // Presence lines end in a number that is no payload length; payloads hold lines.
+        let body = "NLN NLN a@b.c A 268435492\r\nMSG a A 9\r\nPNG\r\nabcdQNG 50\r\n";
+        let wire = format!("{}{body}", official_head(body.len()));
+        assert_eq!(floor_parse(wire.as_bytes()), 3);
+        let defaults = PayloadCommands::default();
+        assert!(defaults.rules().iter().all(|rule| is_payload_command(&rule.name)));
+        assert!(!["NLN", "CHG", "QNG", "OUT"].iter().any(|n| is_payload_command(n.as_bytes())));
+    }
+
+    #[test]
     fn a_session_cycle_delivers_the_reply() {
         let mut cycle = SessionCycle::new(response(300));
         assert!(cycle.run() >= 2);
@@ -250,6 +311,7 @@ mod tests {
             let (mut decoder, mut framer) = decoder_and_framer();
             let whole = decode_and_frame(&mut decoder, &mut framer, &wire, wire.len());
             assert_eq!(framer.buffered(), 0, "{size}: no partial command left");
+            assert_eq!(floor_parse(&wire), whole, "{size}: the floor frames what we frame");
             for piece in [1, 64, 1500] {
                 assert_eq!(decode_and_frame(&mut decoder, &mut framer, &wire, piece), whole);
             }

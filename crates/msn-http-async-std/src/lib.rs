@@ -5,9 +5,10 @@
 //! requests. All protocol logic lives in the sans-IO [`msn_http_core`]; the loop around it
 //! (connect, reuse or replace the connection, write each request, read with a deadline, sleep
 //! until the core's next deadline) lives in `msn-http-driver`, shared with `msn-http-tokio`.
-//! This crate adds [`AsyncIo`] — `async-io`'s `Async<TcpStream>` and `Timer`, the reactor both
-//! async-std and smol run on — and `futures-io`'s traits for the byte stream. It depends on
-//! neither async-std nor smol.
+//! This crate adds [`AsyncIo`]: `async-io`'s `Async<TcpStream>` and `Timer`, the reactor both
+//! async-std and smol run on. [`Client`] and [`ClientStream`] are the driver's types with
+//! [`AsyncIo`] filled in (`futures-io`'s traits come with the driver's `futures-io` feature).
+//! It depends on neither async-std nor smol.
 //!
 //! Two faces:
 //!
@@ -37,17 +38,15 @@
 //! On smol:
 //!
 //! ```no_run
-//! use msn_http_async_std::Client;
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_async_std::{Client, Target};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
-//!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//!     let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
 //!     let (mut client, driver) =
-//!         Client::open(config, Target::notification("messenger.hotmail.com"))?;
+//!         Client::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //!     smol::spawn(driver).detach();
-//!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     // `recv` fails once the session has ended (or a request's delivery is uncertain).
 //!     while client.recv().await?.name() != "VER" {}
 //!     let end = client.close().await;
@@ -61,18 +60,16 @@
 //!
 //! ```no_run
 //! use futures_lite::{AsyncBufReadExt, AsyncWriteExt, io::BufReader};
-//! use msn_http_async_std::ClientStream;
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
+//! use msn_http_async_std::{ClientStream, Target};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! async_std::task::block_on(async {
-//!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
+//!     let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
 //!     let (stream, driver) =
-//!         ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
+//!         ClientStream::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //!     async_std::task::spawn(driver);
 //!     let mut stream = BufReader::new(stream);
-//!     stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     let mut line = String::new();
 //!     stream.read_line(&mut line).await?;
 //!     stream.close().await?;

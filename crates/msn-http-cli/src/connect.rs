@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use msn_http_core::client::Target;
-use msn_http_core::msnp::OwnedCommand;
+use msn_http_core::msnp::{OwnedCommand, with_payload};
 use msn_http_tokio::{Client, ClientEvent, ClientSender, SessionEnd};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
-use crate::msnp::{is_payload_command, line_text, payload_lines, with_payload};
+use crate::msnp::{is_payload_command, payload_lines};
 use crate::script::{Numbered, Pattern, Step, Vars, expand};
 
 /// Unmatched received commands kept for later `expect`s; older ones are dropped.
@@ -275,10 +275,9 @@ impl Live {
         let mut vars = self.vars.clone();
         let hit = |cmd: &OwnedCommand, vars: &mut Vars| {
             let mut trial = vars.clone();
-            let command = cmd.as_command();
-            let line_ok = pattern.matches(&line_text(&command), &mut trial);
+            let line_ok = pattern.matches(&cmd.to_string(), &mut trial);
             let payload_ok = payload.is_none_or(|p| {
-                let text = String::from_utf8_lossy(command.payload().unwrap_or_default());
+                let text = String::from_utf8_lossy(cmd.payload().unwrap_or_default());
                 p.matches(&text, &mut trial)
             });
             let ok = line_ok && payload_ok;
@@ -301,7 +300,7 @@ impl Live {
                     return Ok(());
                 }
                 Ok(Some(cmd)) => {
-                    seen.push(line_text(&cmd.as_command()));
+                    seen.push(cmd.to_string());
                     if self.backlog.len() == MAX_BACKLOG {
                         self.backlog.remove(0);
                     }
@@ -366,9 +365,8 @@ fn meanwhile(seen: &[String]) -> String {
 }
 
 fn print_received(cmd: &OwnedCommand) {
-    let command = cmd.as_command();
-    crate::out(&format!("<< {}", line_text(&command)));
-    if let Some(payload) = command.payload() {
+    crate::out(&format!("<< {cmd}"));
+    if let Some(payload) = cmd.payload() {
         for line in payload_lines(payload) {
             crate::out(&format!("   | {line}"));
         }

@@ -5,8 +5,10 @@
 //! One process holds it all: the built-in NS and SB, a [`GatewayServer`] in front of them,
 //! one observing proxy per user, and four client sessions (each user's NS and SB). Every wait
 //! is for a command the scenario needs, bounded by the step timeout; the gateway answers a
-//! request that carries commands with their replies (it holds it up to 500 ms), so only the
-//! steps where one user waits for the other depend on the poll policy.
+//! request that carries commands with their replies (it holds the request up to `reply_wait`,
+//! 500 ms, for the server to answer, then until the server has been quiet for
+//! `reply_quiet_gap`, 20 ms: at most 520 ms), so only the steps where one user waits for the
+//! other depend on the poll policy.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,17 +17,20 @@ use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, Proxy, Stats, Target};
-use msn_http_core::gateway::{BackendAllowlist, GatewayConfig};
-use msn_http_core::msnp::OwnedCommand;
+use msn_http_core::gateway::GatewayConfig;
+use msn_http_core::msnp::{
+    CommandWriter, OwnedCommand, md5_login_response, message_text, text_message,
+};
 use msn_http_tokio::gateway::{GatewayServer, random_seed};
 use msn_http_tokio::{Client, ClientEvent, ClientSender, SessionEnd};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use msn_http_server::{BuiltinServer, NS_NAME, USERS, User};
+
 use crate::common::{Policy, PolicyArgs, ms, secs};
-use crate::msnp::{md5_hex, payload_lines, with_payload};
+use crate::msnp::payload_lines;
 use crate::observer::{Action, Exchange, Log, Observer, Transcript};
-use crate::server::{BuiltinServer, NS_NAME, USERS, User};
 
 const ALICE: &User = &USERS[0];
 const BOB: &User = &USERS[1];
@@ -45,11 +50,9 @@ pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<()
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let gateway_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let backends = BackendAllowlist::new()
-        .route(NS_NAME, None, endpoint(&server.ns_addr().to_string())?)
-        .allow(server.sb_addr().ip().to_string(), Some(server.sb_addr().port()));
     let seed = random_seed().map_err(|e| format!("no random seed: {e}"))?;
-    let config = GatewayConfig::new(gateway_addr.to_string(), seed).with_backends(backends);
+    let config =
+        GatewayConfig::new(gateway_addr.to_string(), seed).with_backends(server.backends());
     let gateway = GatewayServer::from_listener(listener, config)
         .map_err(|e| format!("cannot start the gateway: {e}"))?
         .spawn();
@@ -180,6 +183,8 @@ impl Ctx {
 struct Conn<'a> {
     ctx: &'a Ctx,
     who: String,
+    /// Numbers the transaction IDs of this connection's commands.
+    msnp: CommandWriter,
     sender: ClientSender,
     incoming: mpsc::UnboundedReceiver<OwnedCommand>,
     backlog: Vec<OwnedCommand>,
@@ -202,7 +207,7 @@ impl<'a> Conn<'a> {
             while let Some(event) = receiver.recv_event().await {
                 match event {
                     ClientEvent::Command(cmd) => {
-                        printer.say(&label, &format!("<< {}", cmd_line(&cmd)), &message_text(&cmd));
+                        printer.say(&label, &format!("<< {cmd}"), &shown_text(&cmd));
                         let _ = tx.send(cmd);
                     }
                     ClientEvent::Notice(notice) => {
@@ -217,7 +222,8 @@ impl<'a> Conn<'a> {
             }
             receiver.end().cloned()
         });
-        Ok(Self { ctx, who, sender, incoming, backlog: Vec::new(), reader })
+        let msnp = CommandWriter::new();
+        Ok(Self { ctx, who, msnp, sender, incoming, backlog: Vec::new(), reader })
     }
 
     async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
@@ -228,25 +234,36 @@ impl<'a> Conn<'a> {
         self.sender.send(&bytes).await.map_err(|e| format!("{}: cannot send {line}: {e}", self.who))
     }
 
-    /// Sends a command line and waits for its reply.
+    /// Sends `name args...` with the next transaction ID and waits for its reply: the
+    /// command of the same name and ID.
     async fn request(
         &mut self,
-        line: &str,
+        name: &str,
+        args: &[&str],
         what: &str,
-        is_reply: impl Fn(&OwnedCommand) -> bool,
     ) -> Result<OwnedCommand, String> {
-        self.request_bytes(format!("{line}\r\n").into_bytes(), what, is_reply).await
+        let bytes = self.msnp.command(name, args).map_err(|e| format!("{}: {e}", self.who))?;
+        self.await_reply(bytes, name, what).await
     }
 
-    async fn request_bytes(
+    /// Sends a text message and waits for its `ACK`.
+    async fn say(&mut self, text: &str) -> Result<OwnedCommand, String> {
+        let msg = self.msnp.payload_command("MSG", &["A"], &text_message(text));
+        let msg = msg.map_err(|e| format!("{}: {e}", self.who))?;
+        self.await_reply(msg, "ACK", "ACK").await
+    }
+
+    /// Sends the command just written and waits for the `reply` with its transaction ID.
+    async fn await_reply(
         &mut self,
         bytes: Vec<u8>,
+        reply: &str,
         what: &str,
-        is_reply: impl Fn(&OwnedCommand) -> bool,
     ) -> Result<OwnedCommand, String> {
+        let trid = self.msnp.last_trid();
         let sent = Instant::now();
         self.send(bytes).await?;
-        let reply = self.expect(what, is_reply).await?;
+        let reply = self.expect(what, |c| c.name() == reply && c.trid() == trid).await?;
         self.ctx.reply_times.lock().unwrap_or_else(PoisonError::into_inner).push(sent.elapsed());
         Ok(reply)
     }
@@ -265,11 +282,10 @@ impl<'a> Conn<'a> {
         loop {
             match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
                 Ok(Some(cmd)) if matches(&cmd) => return Ok(cmd),
-                Ok(Some(cmd)) if cmd.as_command().is_error() => {
+                Ok(Some(cmd)) if cmd.is_error() => {
                     return Err(format!(
-                        "{}: the server answered `{}` while we waited for {what}",
+                        "{}: the server answered `{cmd}` while we waited for {what}",
                         self.who,
-                        cmd_line(&cmd)
                     ));
                 }
                 Ok(Some(cmd)) => self.backlog.push(cmd),
@@ -313,57 +329,40 @@ impl Drop for Conn<'_> {
     }
 }
 
-fn cmd_line(cmd: &OwnedCommand) -> String {
-    crate::msnp::line_text(&cmd.as_command())
-}
-
 fn arg(cmd: &OwnedCommand, i: usize) -> String {
-    crate::msnp::args(&cmd.as_command()).get(i).cloned().unwrap_or_default()
+    cmd.arg(i).map(|a| a.into_owned()).unwrap_or_default()
 }
 
 /// `name` with argument `i` equal to `value`.
 fn is(cmd: &OwnedCommand, name: &str, i: usize, value: &str) -> bool {
-    cmd.name() == name && arg(cmd, i) == value
+    cmd.name() == name && cmd.arg(i).as_deref() == Some(value)
 }
 
 /// The text of a message payload (after its MIME headers), for the transcript.
-fn message_text(cmd: &OwnedCommand) -> Vec<String> {
-    cmd.as_command().payload().map(body_text).unwrap_or_default()
+fn shown_text(cmd: &OwnedCommand) -> Vec<String> {
+    cmd.payload().map(body_text).unwrap_or_default()
 }
 
 fn body_text(payload: &[u8]) -> Vec<String> {
-    let lines = payload_lines(payload);
-    let body = lines.iter().position(String::is_empty).map_or(&lines[..], |i| &lines[i + 1..]);
-    body.iter().map(|l| format!("| {l}")).collect()
-}
-
-fn text_message(trid: u32, text: &str) -> Vec<u8> {
-    let payload = format!(
-        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Arial; EF=; CO=0; CS=0; PF=22\r\n\r\n{text}"
-    );
-    with_payload(&format!("MSG {trid} A"), payload.as_bytes())
+    let text = message_text(payload).unwrap_or(payload);
+    payload_lines(text).iter().map(|l| format!("| {l}")).collect()
 }
 
 /// The MSNP7 login up to `USR OK`: version, client version, policy, MD5 challenge.
 async fn login(ns: &mut Conn<'_>, user: &User) -> Result<(), String> {
-    ns.request("VER 1 MSNP7 MSNP6 CVR0", "VER", |c| is(c, "VER", 0, "1")).await?;
-    let cvr = format!("CVR 2 0x0409 winnt 5.1 i386 MSMSGS 6.0.0602 MSMSGS {}", user.email);
-    ns.request(&cvr, "CVR", |c| is(c, "CVR", 0, "2")).await?;
-    ns.request("INF 3", "INF", |c| is(c, "INF", 0, "3")).await?;
-    let challenge = ns
-        .request(&format!("USR 4 MD5 I {}", user.email), "the MD5 challenge", |c| {
-            is(c, "USR", 0, "4")
-        })
-        .await?;
-    let salt = arg(&challenge, 3);
-    let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
-    ns.request(&format!("USR 5 MD5 S {hash}"), "USR OK", |c| is(c, "USR", 1, "OK")).await?;
+    ns.request("VER", &["MSNP7", "MSNP6", "CVR0"], "VER").await?;
+    let cvr = ["0x0409", "winnt", "5.1", "i386", "MSMSGS", "6.0.0602", "MSMSGS", user.email];
+    ns.request("CVR", &cvr, "CVR").await?;
+    ns.request("INF", &[], "INF").await?;
+    let challenge = ns.request("USR", &["MD5", "I", user.email], "the MD5 challenge").await?;
+    let answer = md5_login_response(&arg(&challenge, 3), user.password);
+    ns.request("USR", &["MD5", "S", &answer], "USR OK").await?;
     Ok(())
 }
 
 /// Goes online; the answer lists who is online already (`ILN`).
 async fn go_online(ns: &mut Conn<'_>) -> Result<(), String> {
-    ns.request("CHG 6 NLN", "CHG", |c| is(c, "CHG", 0, "6")).await.map(drop)
+    ns.request("CHG", &["NLN"], "CHG").await.map(drop)
 }
 
 /// Whether `cmd` says `who` is online (`ILN` or `NLN`).
@@ -389,16 +388,15 @@ async fn bob(ctx: &Ctx, online_cue: oneshot::Sender<()>) -> Result<(), String> {
 
     let mut sb = Conn::open(ctx, BOB, Target::switchboard(address))?;
     ctx.mark("bob sent ANS");
-    let answer = format!("ANS 1 {} {cookie} {session}", BOB.email);
-    sb.request(&answer, "ANS OK", |c| is(c, "ANS", 1, "OK")).await?;
+    sb.request("ANS", &[BOB.email, &cookie, &session], "ANS OK").await?;
     sb.expect("alice in the room (IRO)", |c| c.name() == "IRO" && arg(c, 3) == ALICE.email).await?;
     let msg = sb.expect("alice's message", |c| is(c, "MSG", 0, ALICE.email)).await?;
     ctx.mark("bob got MSG");
-    if !message_text(&msg).concat().contains(ALICE_SAYS) {
+    if !shown_text(&msg).concat().contains(ALICE_SAYS) {
         return Err("bob: alice's message arrived changed".into());
     }
     ctx.mark("bob sent MSG");
-    sb.request_bytes(text_message(2, BOB_SAYS), "ACK", |c| is(c, "ACK", 0, "2")).await?;
+    sb.say(BOB_SAYS).await?;
     let (sb, ns) = tokio::join!(sb.close(), ns.close());
     sb.and(ns)
 }
@@ -411,22 +409,20 @@ async fn alice(ctx: &Ctx, bob_online: oneshot::Receiver<()>) -> Result<(), Strin
     bob_online.await.map_err(|_| "alice: bob never came online".to_owned())?;
     go_online(&mut ns).await?;
     ns.expect("bob online (ILN)", |c| online(c, BOB)).await?;
-    let xfr = ns.request("XFR 7 SB", "a switchboard (XFR)", |c| is(c, "XFR", 0, "7")).await?;
+    let xfr = ns.request("XFR", &["SB"], "a switchboard (XFR)").await?;
     let (address, cookie) = (arg(&xfr, 2), arg(&xfr, 4));
 
     let mut sb = Conn::open(ctx, ALICE, Target::switchboard(address))?;
-    sb.request(&format!("USR 1 {} {cookie}", ALICE.email), "USR OK", |c| is(c, "USR", 1, "OK"))
-        .await?;
+    sb.request("USR", &[ALICE.email, &cookie], "USR OK").await?;
     ctx.mark("alice sent CAL");
-    let call = format!("CAL 2 {}", BOB.email);
-    sb.request(&call, "CAL RINGING", |c| is(c, "CAL", 1, "RINGING")).await?;
+    sb.request("CAL", &[BOB.email], "CAL RINGING").await?;
     sb.expect("bob joining (JOI)", |c| is(c, "JOI", 0, BOB.email)).await?;
     ctx.mark("alice got JOI");
     ctx.mark("alice sent MSG");
-    sb.request_bytes(text_message(3, ALICE_SAYS), "ACK", |c| is(c, "ACK", 0, "3")).await?;
+    sb.say(ALICE_SAYS).await?;
     let msg = sb.expect("bob's reply", |c| is(c, "MSG", 0, BOB.email)).await?;
     ctx.mark("alice got MSG");
-    if !message_text(&msg).concat().contains(BOB_SAYS) {
+    if !shown_text(&msg).concat().contains(BOB_SAYS) {
         return Err("alice: bob's message arrived changed".into());
     }
     sb.expect("bob leaving (BYE)", |c| is(c, "BYE", 0, BOB.email)).await?;

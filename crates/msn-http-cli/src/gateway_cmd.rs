@@ -17,7 +17,7 @@ use msn_http_tokio::gateway::{
 };
 
 use crate::common::{parse_duration, secs};
-use crate::server::{BuiltinServer, NS_NAME};
+use msn_http_server::BuiltinServer;
 
 /// What the gateway does with `PNG`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -191,17 +191,6 @@ fn flag_rules(args: &GatewayArgs) -> BackendAllowlist {
     routes.chain(allowed).fold(BackendAllowlist::new(), BackendAllowlist::rule)
 }
 
-/// The rules that put the built-in server behind the gateway: its NS as [`NS_NAME`], its SB by
-/// address, with the port (as `XFR SB` and `RNG` give it) or without (as real clients send it).
-fn builtin_rules(allowlist: BackendAllowlist, ns: Endpoint, sb: SocketAddr) -> BackendAllowlist {
-    let sb_host = sb.ip().to_string();
-    let sb_endpoint = Endpoint::new(sb_host.clone(), sb.port()).expect("a socket address");
-    allowlist
-        .rule(BackendRule::route(NS_NAME, None, ns).only(ServerKind::Notification))
-        .rule(BackendRule::allow(sb_host.clone(), Some(sb.port())).only(ServerKind::Switchboard))
-        .rule(BackendRule::route(sb_host, None, sb_endpoint).only(ServerKind::Switchboard))
-}
-
 /// The `GW-IP` to announce: `--public-host`, or the address listened on if clients can reach it.
 fn announced(public_host: Option<&str>, listening: SocketAddr) -> Result<String, String> {
     match public_host {
@@ -313,9 +302,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
             let server = BuiltinServer::start(local.ip())
                 .await
                 .map_err(|e| format!("cannot start the built-in MSNP server: {e}"))?;
-            let ns =
-                Endpoint::parse(&server.ns_addr().to_string(), 1863).map_err(|e| e.to_string())?;
-            allowlist = builtin_rules(allowlist, ns, server.sb_addr());
+            allowlist = server.backend_rules().into_iter().fold(allowlist, BackendAllowlist::rule);
             Some(server)
         }
         false => None,
@@ -487,23 +474,5 @@ mod tests {
         assert_eq!(announced(Some("gw.example.net"), any).unwrap(), "gw.example.net");
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(announced(None, local).unwrap(), "127.0.0.1:8080");
-    }
-
-    #[test]
-    fn the_builtin_sb_is_reached_with_or_without_its_port() {
-        let ns = Endpoint::parse("127.0.0.1:40001", 1863).unwrap();
-        let sb: SocketAddr = "127.0.0.1:40002".parse().unwrap();
-        let rules = builtin_rules(BackendAllowlist::new(), ns, sb);
-        let ports = MsnpPorts::default();
-        let open = |server, ip: &str| {
-            let asked = Endpoint::parse(ip, ports.of(server)).unwrap();
-            rules.resolve(&asked, server, ports).map(|e| e.to_string())
-        };
-        let (ns, sb) = (ServerKind::Notification, ServerKind::Switchboard);
-        assert_eq!(open(ns, NS_NAME).as_deref(), Some("127.0.0.1:40001"));
-        assert_eq!(open(sb, NS_NAME), None, "the NS name is no switchboard");
-        assert_eq!(open(sb, "127.0.0.1:40002").as_deref(), Some("127.0.0.1:40002"));
-        assert_eq!(open(sb, "127.0.0.1").as_deref(), Some("127.0.0.1:40002"));
-        assert_eq!(open(ns, "127.0.0.1:40002"), None);
     }
 }

@@ -10,7 +10,6 @@ mod msnp;
 mod observer;
 mod relay;
 mod script;
-mod server;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

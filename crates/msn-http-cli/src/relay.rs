@@ -35,7 +35,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
-use crate::msnp::args;
 
 /// How long a session may take to end after its TCP client went away.
 const LOGOUT_GRACE: Duration = Duration::from_secs(10);
@@ -507,7 +506,7 @@ impl Relay {
     /// a relay listener's, which `held` then holds; `None` for every other command, and for
     /// an address that cannot be relayed (passed on unchanged).
     fn rewrite(self: &Arc<Self>, cmd: &Command<'_>, held: &mut Held) -> Option<Vec<u8>> {
-        let mut args = args(cmd);
+        let mut args: Vec<String> = cmd.args().map(|a| a.into_owned()).collect();
         let (index, kind) = match cmd.name() {
             "XFR" => match args.get(1).map(String::as_str) {
                 Some("SB") => (2, ServerKind::Switchboard),

@@ -29,7 +29,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::parse_duration;
-use crate::msnp::{is_payload_command, md5_hex};
+use msn_http_core::msnp::md5_login_response;
+
+use crate::msnp::is_payload_command;
 
 /// One step of a script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +137,8 @@ pub(crate) fn expand(text: &str, vars: &Vars) -> Result<String, String> {
         let end = end.ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
         let inner = &rest[inner_start..end];
         match inner.strip_prefix("md5:") {
-            Some(arg) => out.push_str(&md5_hex(expand(arg, vars)?.as_bytes())),
+            // The hex MD5 of TEXT, which is the login answer for salt TEXT and no password.
+            Some(arg) => out.push_str(&md5_login_response(&expand(arg, vars)?, "")),
             None => match vars.get(inner) {
                 Some(value) => out.push_str(value),
                 None => return Err(format!("`${{{inner}}}` was never captured")),

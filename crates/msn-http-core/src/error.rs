@@ -16,7 +16,8 @@ use crate::Endpoint;
 pub use crate::endpoint::AddressError;
 pub use crate::gateway::{AcceptError, GatewayConfigError};
 pub use crate::url::UrlError;
-pub use crate::wire::{QueryError, RequestError};
+pub use crate::wire::query::QueryError;
+pub use crate::wire::request_decoder::RequestError;
 
 /// A malformed or unacceptable HTTP message, at the wire level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

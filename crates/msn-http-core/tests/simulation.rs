@@ -548,6 +548,31 @@ fn close_sends_out_and_ends_after_its_response() {
 }
 
 #[test]
+fn close_after_the_callers_own_out_sends_it_once() {
+    // A TCP client writes `OUT` and then closes; the close must not add a second `OUT`. An
+    // `OUT` inside a payload is no logout.
+    let mut h = Harness::ns(config());
+    h.open("s");
+    h.take_events();
+    h.session.send(b"CHG 1 NLN\r\nOUT\r\n").unwrap();
+    h.session.close();
+    let req = h.request();
+    assert_eq!(req.body, b"CHG 1 NLN\r\nOUT\r\n");
+    h.feed(&empty_ok("s"));
+    assert!(matches!(
+        h.take_events()[..],
+        [Ev::Closed(Closed { reason: CloseReason::LocalClose, .. })]
+    ));
+
+    let mut h = Harness::ns(config());
+    h.open("s");
+    h.take_events();
+    h.session.send(b"MSG 2 N 5\r\nOUT\r\n").unwrap();
+    h.session.close();
+    assert_eq!(h.request().body, b"MSG 2 N 5\r\nOUT\r\nOUT\r\n");
+}
+
+#[test]
 fn png_is_refused_and_nothing_is_queued() {
     let mut h = Harness::ns(config());
     h.open("s");

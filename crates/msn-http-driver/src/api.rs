@@ -10,7 +10,7 @@ pub use msn_http_core::error::{
 };
 pub use msn_http_core::msnp::{
     Command, CommandWriter, FramerLimits, OwnedCommand, PayloadCommands, md5_login_response,
-    message_text, text_message,
+    message_text, text_message, with_payload,
 };
 pub use msn_http_core::wire::{HeaderSet, HttpLimits, ServerKind};
 pub use msn_http_core::{AddressError, Endpoint, GatewayUrl, Scheme, UrlError};

@@ -1,7 +1,8 @@
 //! The command API: a tunnelled NS or SB session, MSNP bytes sent, whole commands received.
 //!
 //! [`Client::open`] creates the core [`Session`](msn_http_core::client::Session) and the
-//! [`Driver`] that owns its TCP connection and timers. The handles share the session with that
+//! [`Driver`] that owns its TCP connection and timers (spawned by the adapter or the caller,
+//! see [`launch`]). The handles share the session with that
 //! driver; nothing is buffered outside the core, so the core's limits bound the memory:
 //!
 //! - [`ClientSender`] (cloneable, usable from many tasks) queues bytes straight into the
@@ -12,6 +13,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,6 +26,7 @@ use msn_http_core::msnp::OwnedCommand;
 
 use crate::driver::Driver;
 use crate::events::{ClientEvent, Notice, RecvError, SessionEnd, Taken};
+use crate::launch::{self, Detached, Spawn, Spawned, Start};
 use crate::open::{self, OpenError};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -35,45 +38,26 @@ pub const MAX_UNREAD_BYTES: usize = 1024 * 1024;
 /// One tunnelled MSNP connection (an NS or an SB): a [`ClientSender`] and a
 /// [`ClientReceiver`] in one value. [`split`](Self::split) separates them.
 ///
+/// `L` says how the session's [`Driver`] runs, and so what the constructors return: each
+/// adapter names this type with its runtime filled in (`msn_http_tokio::Client` spawns the
+/// driver, [`Spawned`]; `msn_http_async_std::Client` returns it, [`Detached`]).
+///
 /// Dropping every handle without [`close`](Self::close) aborts the session (no `OUT`); after
-/// [`ClientSender::close`], the close completes in the background.
-pub struct Client {
+/// [`ClientSender::close`], the close completes in the background (as long as the driver
+/// runs).
+pub struct Client<L = Detached> {
     sender: ClientSender,
     receiver: ClientReceiver,
+    launch: PhantomData<fn() -> L>,
 }
 
-impl fmt::Debug for Client {
+impl<L> fmt::Debug for Client<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client").finish_non_exhaustive()
     }
 }
 
-impl Client {
-    /// Opens a session to `target` through the gateway (or proxy) in `config`, run by the
-    /// returned [`Driver`] on `runtime`: spawn it. Nothing goes on the wire until the first
-    /// [`send`](Self::send) (`VER ...` for an NS, `USR`/`ANS` for an SB).
-    ///
-    /// `config.output` is ignored: this API always receives whole commands.
-    pub fn open<R: Runtime>(
-        runtime: R,
-        config: ClientConfig,
-        target: Target,
-    ) -> Result<(Self, Driver), OpenError> {
-        Self::start(runtime, config, target, None)
-    }
-
-    /// Connects to the gateway (or proxy) in `config`, as `TcpStream::connect` does, then
-    /// opens the session on that connection like [`open`](Self::open): a gateway that cannot
-    /// be reached is an error here ([`OpenError::Connect`]) instead of the session's end.
-    pub async fn connect<R: Runtime>(
-        runtime: R,
-        config: ClientConfig,
-        target: Target,
-    ) -> Result<(Self, Driver), OpenError> {
-        let first = open::connect_first(&runtime, &config).await?;
-        Self::start(runtime, config, target, Some(first))
-    }
-
+impl<L> Start for Client<L> {
     fn start<R: Runtime>(
         runtime: R,
         config: ClientConfig,
@@ -84,10 +68,81 @@ impl Client {
         let client = Self {
             sender: ClientSender { shared: Arc::clone(&shared) },
             receiver: ClientReceiver { shared, end: None },
+            launch: PhantomData,
         };
         Ok((client, driver))
     }
+}
 
+impl<R: Spawn> Client<Spawned<R>> {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, and spawns its
+    /// driver on the current runtime. Nothing goes on the wire until the first
+    /// [`send`](Self::send) (`VER ...` for an NS, `USR`/`ANS` for an SB).
+    ///
+    /// `config.output` is ignored: this API always receives whole commands.
+    pub fn open(config: ClientConfig, target: Target) -> Result<Self, OpenError> {
+        launch::open_spawned::<R, _>(config, target)
+    }
+
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings, its driver spawned on the current runtime. A gateway that cannot be
+    /// reached is an error here ([`OpenError::Connect`]) instead of the session's end.
+    pub async fn connect(url: &str, target: Target) -> Result<Self, OpenError> {
+        let config = ClientConfig::from_url(url).map_err(OpenError::Config)?;
+        Self::connect_with(config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`.
+    pub async fn connect_with(config: ClientConfig, target: Target) -> Result<Self, OpenError> {
+        launch::connect_spawned::<R, _>(config, target).await
+    }
+}
+
+impl<R: Runtime + Default> Client<Detached<R>> {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, on
+    /// `R::default()`. Spawn the returned [`Driver`] (`async_std::task::spawn(driver)`,
+    /// `smol::spawn(driver).detach()`): the session makes no progress without it, and ends if
+    /// it is dropped. Nothing goes on the wire until the first [`send`](Self::send)
+    /// (`VER ...` for an NS, `USR`/`ANS` for an SB).
+    ///
+    /// `config.output` is ignored: this API always receives whole commands.
+    pub fn open(config: ClientConfig, target: Target) -> Result<(Self, Driver), OpenError> {
+        Self::open_with(R::default(), config, target)
+    }
+
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings. A gateway that cannot be reached is an error here
+    /// ([`OpenError::Connect`]). Spawn the returned [`Driver`].
+    pub async fn connect(url: &str, target: Target) -> Result<(Self, Driver), OpenError> {
+        let config = ClientConfig::from_url(url).map_err(OpenError::Config)?;
+        Self::connect_with(R::default(), config, target).await
+    }
+}
+
+impl<R> Client<Detached<R>> {
+    /// [`open`](Self::open), on `runtime`: one with a virtual clock for tests, or with
+    /// sockets of its own.
+    pub fn open_with<Q: Runtime>(
+        runtime: Q,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        Self::start(runtime, config, target, None)
+    }
+
+    /// [`connect`](Self::connect) with `config`, on `runtime`.
+    pub async fn connect_with<Q: Runtime>(
+        runtime: Q,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        launch::connect_detached(runtime, config, target).await
+    }
+}
+
+impl<L> Client<L> {
     /// Queues MSNP bytes; see [`ClientSender::send`].
     pub async fn send(&self, msnp: &[u8]) -> Result<(), SendError> {
         self.sender.send(msnp).await
@@ -239,7 +294,7 @@ impl Stream for ClientReceiver {
 }
 
 /// The received commands of the session, as [`ClientReceiver`]'s `Stream`.
-impl Stream for Client {
+impl<L> Stream for Client<L> {
     type Item = Result<OwnedCommand, RecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

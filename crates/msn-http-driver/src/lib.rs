@@ -12,7 +12,11 @@
 //!   [`ClientReceiver`] (cancel-safe `recv`, clean `close`), and what they report:
 //!   [`ClientEvent`], [`Notice`], [`SessionEnd`];
 //! - the byte stream: [`ByteStream`], `AsyncRead`/`AsyncWrite` logic over plain slices, and
-//!   [`StreamError`].
+//!   [`StreamError`], with tokio's and `futures-io`'s traits behind the features `tokio` and
+//!   `futures-io`;
+//! - how the driver runs ([`launch`]): the handles' type parameter says whether the adapter
+//!   spawns it ([`Spawned`]) or hands it to the caller ([`Detached`]), so each adapter names
+//!   the same [`Client`] and [`ByteStream`] with its runtime filled in.
 //!
 //! Every session runs in a `msn_http_session` `tracing` span; received commands, notices and
 //! connection events are `tracing` events. All of them have the target [`TRACING_TARGET`]
@@ -25,7 +29,7 @@
 //! ```no_run
 //! use msn_http_core::Endpoint;
 //! use msn_http_core::client::{ClientConfig, Target};
-//! use msn_http_driver::{Client, Driver, Runtime};
+//! use msn_http_driver::{Client, Detached, Driver, Runtime};
 //!
 //! async fn hello<R: Runtime>(
 //!     runtime: R,
@@ -33,9 +37,9 @@
 //! ) -> Result<(), Box<dyn std::error::Error>> {
 //!     let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
 //!     let target = Target::notification("messenger.hotmail.com");
-//!     let (mut client, driver) = Client::open(runtime, config, target)?;
+//!     let (mut client, driver) = Client::<Detached>::open_with(runtime, config, target)?;
 //!     spawn(driver);
-//!     client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//!     client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //!     let ver = client.recv().await?;
 //!     assert_eq!(ver.name(), "VER");
 //!     let end = client.close().await;
@@ -54,6 +58,8 @@ pub mod client;
 mod driver;
 pub mod events;
 pub mod gateway;
+pub mod io_traits;
+pub mod launch;
 mod open;
 pub mod runtime;
 mod shared;
@@ -62,6 +68,7 @@ pub mod stream;
 pub use client::{Client, ClientReceiver, ClientSender, MAX_UNREAD_BYTES};
 pub use driver::Driver;
 pub use events::{ClientEvent, Notice, RecvError, SessionEnd};
+pub use launch::{Detached, Spawn, Spawned};
 pub use msn_http_core;
 pub use open::OpenError;
 pub use runtime::Runtime;

@@ -1,10 +1,12 @@
 //! The byte-stream face, runtime-agnostic: a [`ByteStream`] reads and writes the MSNP byte
-//! stream like a `TcpStream` to the MSNP server would, through the HTTP gateway. Adapters wrap
-//! it to implement their runtime's `AsyncRead` and `AsyncWrite`.
+//! stream like a `TcpStream` to the MSNP server would, through the HTTP gateway. Adapters name
+//! it with their runtime filled in; it implements tokio's and `futures-io`'s `AsyncRead` and
+//! `AsyncWrite` (features `tokio` and `futures-io`, module [`io_traits`](crate::io_traits)).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
@@ -16,6 +18,7 @@ use msn_http_core::error::{NetworkError, SendError, SessionError};
 
 use crate::driver::Driver;
 use crate::events::{Notice, SessionEnd, Taken};
+use crate::launch::{self, Detached, Spawn, Spawned, Start};
 use crate::open::{self, OpenError};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -127,10 +130,22 @@ pub const DEFAULT_PING_ANSWER: PingPolicy = PingPolicy::answer();
 ///
 /// A read that returns `Pending` has taken nothing, a write that returns `Pending` has queued
 /// nothing.
-#[derive(Debug)]
-pub struct ByteStream {
+///
+/// `L` says how the session's [`Driver`] runs, and so what the constructors return
+/// ([`Spawned`] or [`Detached`], see [`launch`]).
+pub struct ByteStream<L = Detached> {
     reader: ByteReader,
     writer: ByteWriter,
+    launch: PhantomData<fn() -> L>,
+}
+
+impl<L> fmt::Debug for ByteStream<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteStream")
+            .field("reader", &self.reader)
+            .field("writer", &self.writer)
+            .finish()
+    }
 }
 
 /// The reading half of a [`ByteStream`].
@@ -176,31 +191,9 @@ impl Drop for ByteWriter {
     }
 }
 
-impl ByteStream {
-    /// Opens a session to `target` through the gateway (or proxy) in `config`, run by the
-    /// returned [`Driver`] on `runtime`: spawn it. The first bytes written open the session.
-    ///
-    /// `config.output` is ignored: the stream always receives raw bytes. `PingPolicy::Refuse`
-    /// becomes [`DEFAULT_PING_ANSWER`]: a byte stream could only refuse a ping with an error.
-    pub fn open<R: Runtime>(
-        runtime: R,
-        config: ClientConfig,
-        target: Target,
-    ) -> Result<(Self, Driver), OpenError> {
-        Self::start(runtime, config, target, None)
-    }
-
-    /// Connects to the gateway (or proxy) in `config`, as `TcpStream::connect` does, then
-    /// opens the session on that connection like [`open`](Self::open).
-    pub async fn connect<R: Runtime>(
-        runtime: R,
-        config: ClientConfig,
-        target: Target,
-    ) -> Result<(Self, Driver), OpenError> {
-        let first = open::connect_first(&runtime, &config).await?;
-        Self::start(runtime, config, target, Some(first))
-    }
-
+impl<L> Start for ByteStream<L> {
+    /// `PingPolicy::Refuse` becomes [`DEFAULT_PING_ANSWER`]: a byte stream could only refuse
+    /// a ping with an error.
     fn start<R: Runtime>(
         runtime: R,
         mut config: ClientConfig,
@@ -219,9 +212,75 @@ impl ByteStream {
             end: None,
         };
         let writer = ByteWriter { shared, closing: false };
-        Ok((Self { reader, writer }, driver))
+        Ok((Self { reader, writer, launch: PhantomData }, driver))
+    }
+}
+
+impl<R: Spawn> ByteStream<Spawned<R>> {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, and spawns its
+    /// driver on the current runtime. The first bytes written open the session.
+    ///
+    /// `config.output` is ignored: the stream always receives raw bytes.
+    pub fn open(config: ClientConfig, target: Target) -> Result<Self, OpenError> {
+        launch::open_spawned::<R, _>(config, target)
     }
 
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings, its driver spawned on the current runtime. A gateway that cannot be
+    /// reached is an error here, with the operating system's kind (`ConnectionRefused`...).
+    pub async fn connect(url: &str, target: Target) -> io::Result<Self> {
+        let config = ClientConfig::from_url(url).map_err(|e| OpenError::Config(e).into_io())?;
+        Self::connect_with(config, target).await
+    }
+
+    /// [`connect`](Self::connect) with `config`.
+    pub async fn connect_with(config: ClientConfig, target: Target) -> io::Result<Self> {
+        launch::connect_spawned::<R, _>(config, target).await.map_err(OpenError::into_io)
+    }
+}
+
+impl<R: Runtime + Default> ByteStream<Detached<R>> {
+    /// Opens a session to `target` through the gateway (or proxy) in `config`, on
+    /// `R::default()`. Spawn the returned [`Driver`], as with
+    /// [`Client::open`](crate::Client::open). The first bytes written open the session.
+    ///
+    /// `config.output` is ignored: the stream always receives raw bytes.
+    pub fn open(config: ClientConfig, target: Target) -> Result<(Self, Driver), OpenError> {
+        Self::open_with(R::default(), config, target)
+    }
+
+    /// Connects to the gateway at `url` (`http://host[:port][/path]`), as
+    /// `TcpStream::connect` does, and opens a session to `target` on that connection with
+    /// default settings. A gateway that cannot be reached is an error here, with the operating
+    /// system's kind (`ConnectionRefused`...). Spawn the returned [`Driver`].
+    pub async fn connect(url: &str, target: Target) -> io::Result<(Self, Driver)> {
+        let config = ClientConfig::from_url(url).map_err(|e| OpenError::Config(e).into_io())?;
+        Self::connect_with(R::default(), config, target).await
+    }
+}
+
+impl<R> ByteStream<Detached<R>> {
+    /// [`open`](Self::open), on `runtime`.
+    pub fn open_with<Q: Runtime>(
+        runtime: Q,
+        config: ClientConfig,
+        target: Target,
+    ) -> Result<(Self, Driver), OpenError> {
+        Self::start(runtime, config, target, None)
+    }
+
+    /// [`connect`](Self::connect) with `config`, on `runtime`.
+    pub async fn connect_with<Q: Runtime>(
+        runtime: Q,
+        config: ClientConfig,
+        target: Target,
+    ) -> io::Result<(Self, Driver)> {
+        launch::connect_detached(runtime, config, target).await.map_err(OpenError::into_io)
+    }
+}
+
+impl<L> ByteStream<L> {
     /// The reading and the writing half, to use from two tasks. Dropping both without
     /// shutting the writer down aborts the session.
     pub fn into_split(self) -> (ByteReader, ByteWriter) {

@@ -13,7 +13,7 @@ use futures_lite::future::zip;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Recovery, RequestKind, Target};
 use msn_http_core::error::{NetworkError, SessionError};
-use msn_http_driver::{Client, ClientReceiver, ClientSender, Driver, Notice};
+use msn_http_driver::{Client, ClientReceiver, ClientSender, Detached, Driver, Notice};
 use support::{
     Clock, Ev, Fault, GwIp, Memory, Net, Script, closed, cmd, established, run, take, text,
 };
@@ -38,8 +38,12 @@ fn setup(script: Script) -> (Arc<Clock>, Arc<Net>, ClientSender, ClientReceiver,
     let mut config = ClientConfig::new(Endpoint::new("gw1", 80).unwrap());
     config.poll_policy = PollPolicy::Official { interval: POLL };
     config.request_timeout = TIMEOUT;
-    let (client, driver) =
-        Client::open(Memory(Arc::clone(&net)), config, Target::notification("gw1")).unwrap();
+    let (client, driver) = Client::<Detached>::open_with(
+        Memory(Arc::clone(&net)),
+        config,
+        Target::notification("gw1"),
+    )
+    .unwrap();
     let (tx, rx) = client.split();
     (clock, net, tx, rx, driver)
 }

@@ -5,9 +5,14 @@
 //!
 //! Every behaviour PROTOCOL.md §7 records of today's gateways and servers is a switch of
 //! [`Quirks`]; one-off misbehaviour of single requests is a [`Fault`] in the [`Script`].
-//! [`Sim`] runs a client core session against it on a fake clock.
+//! [`Sim`] runs a client core session against it on a fake clock. For the adapters' and the
+//! driver's real-socket tests: a virtual [`clock`], the [`expect`]ed events as tests compare
+//! them, and the [`field`] cases' commands and checks.
 #![forbid(unsafe_code)]
 
+pub mod clock;
+pub mod expect;
+pub mod field;
 mod gateway;
 mod gateway_http;
 mod request;

@@ -47,6 +47,7 @@ pub use msn_http_driver::gateway::{
 };
 
 use crate::runtime::Tokio;
+pub use tokio_net::ServerStream;
 
 /// A gateway server bound to its listening socket, ready to run.
 ///

@@ -6,8 +6,9 @@
 //! keeps it alive, replaced when the core asks for a fresh one), connects to the gateway or the
 //! configured HTTP proxy, and sleeps until the core's next deadline. That loop, the handles and
 //! the byte-stream logic are runtime-agnostic and live in `msn-http-driver` (shared with
-//! `msn-http-async-std`); this crate supplies tokio's sockets, clock and timers, spawns the
-//! driver task, and implements tokio's I/O traits for the stream.
+//! `msn-http-async-std`); this crate supplies tokio's sockets, clock and timers ([`Tokio`]) and
+//! spawns the driver task. [`Client`] and [`ClientStream`] are the driver's types with
+//! [`Tokio`] filled in (tokio's I/O traits come with the driver's `tokio` feature).
 //!
 //! Two faces:
 //!
@@ -23,14 +24,12 @@
 //! # Example
 //!
 //! ```no_run
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
-//! use msn_http_tokio::Client;
+//! use msn_http_tokio::{Client, Target};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
-//! let mut client = Client::open(config, Target::notification("messenger.hotmail.com"))?;
-//! client.send(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
+//! let mut client = Client::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
+//! client.send(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! // `recv` fails once the session has ended (or a request's delivery is uncertain).
 //! while client.recv().await?.name() != "VER" {}
 //! let end = client.close().await;
@@ -42,16 +41,14 @@
 //! The same session as a byte stream:
 //!
 //! ```no_run
-//! use msn_http_core::Endpoint;
-//! use msn_http_core::client::{ClientConfig, Target};
-//! use msn_http_tokio::ClientStream;
+//! use msn_http_tokio::{ClientStream, Target};
 //! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ClientConfig::new(Endpoint::parse("gateway.messenger.hotmail.com", 80)?);
-//! let stream = ClientStream::open(config, Target::notification("messenger.hotmail.com"))?;
+//! let gateway = "http://gateway.messenger.hotmail.com/gateway/gateway.dll";
+//! let stream = ClientStream::connect(gateway, Target::notification("messenger.hotmail.com")).await?;
 //! let mut stream = BufReader::new(stream);
-//! stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await?;
+//! stream.write_all(b"VER 1 MSNP7 MSNP6 MSNP5 CVR0\r\n").await?;
 //! let mut line = String::new();
 //! stream.read_line(&mut line).await?;
 //! stream.shutdown().await?;
@@ -72,4 +69,5 @@ pub use client::{
 pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
 pub use msn_http_driver::api::*;
+pub use runtime::Tokio;
 pub use stream::{ClientStream, OwnedReadHalf, OwnedWriteHalf, StreamError};

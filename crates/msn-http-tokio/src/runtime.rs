@@ -4,13 +4,13 @@
 use std::io;
 use std::time::Instant;
 
-use msn_http_driver::Runtime;
+use msn_http_driver::{Driver, OpenError, Runtime, Spawn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// tokio's sockets and timers.
+/// tokio's sockets and timers; drivers are spawned on the current runtime.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Tokio;
+pub struct Tokio;
 
 impl Runtime for Tokio {
     type Stream = TcpStream;
@@ -38,7 +38,14 @@ impl Runtime for Tokio {
     }
 }
 
-/// The runtime to spawn a session's driver on: the current one.
-pub(crate) fn current() -> Result<tokio::runtime::Handle, msn_http_driver::OpenError> {
-    tokio::runtime::Handle::try_current().map_err(|_| msn_http_driver::OpenError::NoRuntime)
+impl Spawn for Tokio {
+    type Spawner = tokio::runtime::Handle;
+
+    fn spawner() -> Result<tokio::runtime::Handle, OpenError> {
+        tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)
+    }
+
+    fn spawn(spawner: &tokio::runtime::Handle, driver: Driver) {
+        spawner.spawn(driver);
+    }
 }

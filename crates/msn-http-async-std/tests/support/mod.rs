@@ -1,7 +1,7 @@
 //! Loopback test partners for the async-io adapter: the scriptable, misbehaving fake gateway
 //! (with an echoing MSNP backend) over `async-io` sockets, a virtual clock, and the two
 //! executors every test runs on. What the gateway answers is decided by the
-//! runtime-independent `gateway` module, shared with the tokio adapter's tests.
+//! `msn-http-testkit`, shared with the tokio adapter's tests.
 //!
 //! Tests that let virtual minutes go by move the clock with [`Gateway::idle_until`] and
 //! [`Gateway::step_until`]: one deadline at a time, each only once nothing is under way on
@@ -9,13 +9,7 @@
 //! real I/O is still carrying.
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../../../msn-http-driver/tests/support/clock.rs"]
-pub mod clock;
 pub mod exec;
-#[path = "../../../msn-http-driver/tests/support/field.rs"]
-pub mod field;
-#[path = "../../../msn-http-driver/tests/support/gateway.rs"]
-mod gateway;
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -28,10 +22,11 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-pub use gateway::*;
 use msn_http_async_std::{AsyncIo, Client, ClientReceiver, ClientSender, Driver, Runtime};
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, PollPolicy, Target};
+pub use msn_http_testkit::expect::*;
+pub use msn_http_testkit::*;
 
 pub use clock::Clock;
 pub use exec::{Exec, Task};

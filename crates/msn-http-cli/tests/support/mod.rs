@@ -12,7 +12,9 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use msn_http_core::msnp::{CommandFramer, FramerLimits, OwnedCommand, PayloadCommands};
+use msn_http_core::msnp::{
+    CommandFramer, FramerLimits, OwnedCommand, PayloadCommands, md5_login_response,
+};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
@@ -248,18 +250,12 @@ impl Msnp {
 
 /// A command's line as text.
 pub fn text(cmd: &OwnedCommand) -> String {
-    String::from_utf8_lossy(cmd.as_command().line()).into_owned()
+    cmd.to_string()
 }
 
 /// Argument `i` (after the name) of a command.
 pub fn arg(cmd: &OwnedCommand, i: usize) -> String {
     cmd.arg(i).map(|a| a.into_owned()).unwrap_or_default()
-}
-
-/// Lowercase hex MD5.
-pub fn md5_hex(data: &str) -> String {
-    use md5::Digest;
-    md5::Md5::digest(data.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Logs `email` in with the MD5 challenge and goes online.
@@ -270,7 +266,7 @@ pub fn login(c: &mut Msnp, email: &str, password: &str) {
     c.expect("INF", |x| text(x) == "INF 2 MD5");
     c.line(&format!("USR 3 MD5 I {email}"));
     let challenge = c.expect("the challenge", |x| text(x).starts_with("USR 3 MD5 S "));
-    c.line(&format!("USR 4 MD5 S {}", md5_hex(&format!("{}{password}", arg(&challenge, 3)))));
+    c.line(&format!("USR 4 MD5 S {}", md5_login_response(&arg(&challenge, 3), password)));
     c.expect("USR OK", |x| text(x).starts_with(&format!("USR 4 OK {email} ")));
     c.line("CHG 5 NLN");
     c.expect("CHG", |x| text(x) == "CHG 5 NLN");

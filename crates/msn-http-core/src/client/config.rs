@@ -157,10 +157,10 @@ pub struct ClientConfig {
     pub max_request_body_bytes: usize,
     /// The most bytes queued for sending, the request in flight included; more is
     /// [`SendError::QueueFull`](crate::error::SendError::QueueFull). Default 1 MiB. While the
-    /// queue holds no whole command it takes one command of up to
-    /// [`FramerLimits::max_command_bytes`] even when that is more, so every command the
-    /// framer allows can be sent: the queue stays below `max(max_queued_bytes,
-    /// framer_limits.max_command_bytes())`.
+    /// queue holds no whole command (at most the start of one, which cannot go until it is
+    /// complete) it takes whatever would fit an empty queue, at least one command of
+    /// [`FramerLimits::max_command_bytes`], so a caller is never refused for good: the queue
+    /// stays below `max(max_queued_bytes, max_command_bytes) + max_command_bytes`.
     pub max_queued_bytes: usize,
     /// When this many received bytes wait undelivered, no request is made until the caller
     /// drains events (backpressure: the gateway keeps the rest). Default 1 MiB.

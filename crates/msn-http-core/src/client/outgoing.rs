@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 
-use crate::error::{FrameError, SendError};
-use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+use crate::error::SendError;
+use crate::msnp::{FramerLimits, Framing, Scanned, scan_command};
 use crate::ping::{PingPolicy, PingStep};
 
 /// Where the scan of queued bytes stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Scan {
-    /// Stream offset scanned up to.
+    /// Stream offset scanned up to (a line end is searched from here).
     pos: u64,
     /// Stream offset where the command being scanned starts.
     command_start: u64,
@@ -50,6 +50,17 @@ impl OutgoingQueue {
         self.base + self.buf.len() as u64
     }
 
+    /// Whether the queue ends with a whole `OUT` command of the caller's, not yet confirmed:
+    /// the logout a TCP client writes before it closes.
+    pub(crate) fn ends_with_out(&self) -> bool {
+        let end = self.end();
+        if self.boundaries.back() != Some(&end) {
+            return false;
+        }
+        let start = self.boundaries.iter().rev().nth(1).copied().unwrap_or(self.confirmed);
+        &self.buf[(start - self.base) as usize..] == b"OUT\r\n"
+    }
+
     /// Stream offset of the first unconfirmed byte.
     pub(crate) fn confirmed(&self) -> u64 {
         self.confirmed
@@ -65,15 +76,15 @@ impl OutgoingQueue {
         &self.buf[(self.confirmed - self.base) as usize..]
     }
 
-    /// How many bytes the queue may hold now: its limit, or while it holds no whole command,
-    /// at least one command as large as the framer allows (else a command longer than the
-    /// limit could never be sent, and a writer that queued its start would wait forever).
-    fn room(&self, limits: FramerLimits) -> usize {
-        if self.boundaries.is_empty() {
-            self.limit.max(limits.max_command_bytes())
-        } else {
-            self.limit
-        }
+    /// Whether `len` more bytes may be queued now. Within the limit, always. While the queue
+    /// holds no whole command, whatever would fit an empty queue: the bytes queued then are
+    /// at most the start of one command, which cannot be sent until the caller completes it,
+    /// so refusing would wait forever (a command longer than the limit, or the end of one
+    /// sent together with the next). The queue so stays below
+    /// `max(limit, max_command_bytes) + max_command_bytes`.
+    fn takes(&self, len: usize, limits: FramerLimits) -> bool {
+        self.len() + len <= self.limit
+            || (self.boundaries.is_empty() && self.fits_when_empty(len, limits))
     }
 
     /// Whether `len` bytes can be queued at all, once everything before them is confirmed.
@@ -87,13 +98,12 @@ impl OutgoingQueue {
     pub(crate) fn push(
         &mut self,
         bytes: &[u8],
-        rules: &PayloadCommands,
-        limits: FramerLimits,
+        framing: Framing<'_>,
         check_limit: bool,
         ping: PingPolicy,
     ) -> Result<usize, SendError> {
         let queued = self.len();
-        if check_limit && queued + bytes.len() > self.room(limits) {
+        if check_limit && !self.takes(bytes.len(), framing.limits) {
             return Err(SendError::QueueFull { queued, limit: self.limit });
         }
         let (old_len, old_boundaries, old_scan) =
@@ -101,7 +111,7 @@ impl OutgoingQueue {
         // A stripped `PNG` may have begun in an earlier call: keep its start to restore it.
         let earlier_part = self.buf[(old_scan.command_start - self.base) as usize..].to_vec();
         self.buf.extend_from_slice(bytes);
-        match self.scan(rules, limits, ping) {
+        match self.scan(framing, ping) {
             Ok(stripped) => Ok(stripped),
             Err(e) => {
                 self.buf.truncate((old_scan.command_start - self.base) as usize);
@@ -115,12 +125,7 @@ impl OutgoingQueue {
     }
 
     /// Finds the command boundaries in the newly queued bytes; returns the `PNG`s stripped.
-    fn scan(
-        &mut self,
-        rules: &PayloadCommands,
-        limits: FramerLimits,
-        ping: PingPolicy,
-    ) -> Result<usize, SendError> {
+    fn scan(&mut self, framing: Framing<'_>, ping: PingPolicy) -> Result<usize, SendError> {
         let mut stripped = 0;
         let mut end = self.end();
         while self.scan.pos < end {
@@ -133,37 +138,29 @@ impl OutgoingQueue {
                 }
                 continue;
             }
-            let from = (self.scan.pos - self.base) as usize;
             let line_start = (self.scan.command_start - self.base) as usize;
-            let max_line = limits.max_line_bytes;
-            let Some(nl) = memchr::memchr(b'\n', &self.buf[from..]) else {
-                if self.buf.len() - line_start > max_line + 1 {
-                    return Err(FrameError::LineTooLong { limit: max_line }.into());
+            let searched = (self.scan.pos - self.scan.command_start) as usize;
+            let command = match scan_command(&self.buf[line_start..], searched, framing)? {
+                Scanned::NoLineEnd => {
+                    self.scan.pos = end;
+                    break;
                 }
-                self.scan.pos = end;
-                break;
+                Scanned::Partial(command) | Scanned::Whole(command) => command,
             };
-            let nl = from + nl;
-            let text = &self.buf[line_start..nl];
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.len() > max_line {
-                return Err(FrameError::LineTooLong { limit: max_line }.into());
-            }
-            let info = parse_line(text, rules, limits.max_payload_bytes)?;
-            match ping.step(info.name) {
+            match ping.step(&command.name) {
                 PingStep::Refuse => return Err(SendError::PingNotAllowed),
                 PingStep::Keep => {}
                 PingStep::Strip => {
-                    self.buf.drain(line_start..=nl);
+                    self.buf.drain(line_start..line_start + command.head_len());
                     end = self.end();
                     self.scan.pos = self.scan.command_start;
                     stripped += 1;
                     continue;
                 }
             }
-            self.scan.pos = self.base + nl as u64 + 1;
-            match info.payload_len {
-                Some(len) if len > 0 => self.scan.payload_left = len,
+            self.scan.pos = self.scan.command_start + command.head_len() as u64;
+            match command.payload_len() {
+                Some(len) if len > 0 => self.scan.payload_left = len as u64,
                 _ => self.finish_command(),
             }
         }
@@ -222,14 +219,19 @@ impl OutgoingQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::FrameError;
+    use crate::msnp::PayloadCommands;
 
     fn queue() -> OutgoingQueue {
         OutgoingQueue::new(100)
     }
 
+    const LIMITS: FramerLimits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
+
     fn push(q: &mut OutgoingQueue, bytes: &[u8]) -> Result<(), SendError> {
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
-        q.push(bytes, &PayloadCommands::default(), limits, true, PingPolicy::Refuse).map(|_| ())
+        let rules = PayloadCommands::default();
+        q.push(bytes, Framing { rules: &rules, limits: LIMITS }, true, PingPolicy::Refuse)
+            .map(|_| ())
     }
 
     #[test]
@@ -290,26 +292,34 @@ mod tests {
             push(&mut q, b"CHG 2 NLN\r\n"),
             Err(SendError::QueueFull { queued: 52, limit: 32 })
         );
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
-        assert!(q.fits_when_empty(98, limits) && !q.fits_when_empty(99, limits));
+        // The end of a command sent with the next one: taken though past the limit, since
+        // the start alone could never be sent.
+        // A 98-byte command (the largest the framer allows) cut after 90 bytes.
+        q.confirm(52);
+        let largest = [&b"MSG 3 "[..], &[b'N'; 23], b" 64\r\n", &[b'y'; 64]].concat();
+        push(&mut q, &largest[..90]).unwrap();
+        let rest_and_next = [&largest[90..], b"CHG 4 NLN\r\n"].concat();
+        push(&mut q, &rest_and_next).unwrap();
+        assert_eq!(q.len(), 109);
+        assert!(q.fits_when_empty(98, LIMITS) && !q.fits_when_empty(99, LIMITS));
     }
 
     #[test]
     fn stripped_pings_leave_the_other_commands_whole() {
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         let rules = PayloadCommands::default();
+        let framing = Framing { rules: &rules, limits: LIMITS };
         let mut q = queue();
-        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", &rules, limits, true, PingPolicy::answer()), Ok(0));
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPN", framing, true, PingPolicy::answer()), Ok(0));
         assert_eq!(
-            q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", &rules, limits, true, PingPolicy::answer()),
+            q.push(b"G\r\nMSG 2 N 5\r\nPNG\r\nPNG\r\n", framing, true, PingPolicy::answer()),
             Ok(2)
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\n");
         assert_eq!(q.next_request_len(1000), q.len());
         // A refused push after a partial ping restores the partial ping exactly.
-        assert_eq!(q.push(b"PN", &rules, limits, true, PingPolicy::answer()), Ok(0));
+        assert_eq!(q.push(b"PN", framing, true, PingPolicy::answer()), Ok(0));
         assert_eq!(
-            q.push(b"G\r\nG 1\r\n", &rules, limits, true, PingPolicy::answer()),
+            q.push(b"G\r\nG 1\r\n", framing, true, PingPolicy::answer()),
             Err(SendError::Malformed(FrameError::InvalidCommand))
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nMSG 2 N 5\r\nPNG\r\nPN");
@@ -317,16 +327,16 @@ mod tests {
 
     #[test]
     fn forwarded_pings_stay_and_refused_ones_refuse_the_push() {
-        let limits = FramerLimits { max_line_bytes: 32, max_payload_bytes: 64 };
         let rules = PayloadCommands::default();
+        let framing = Framing { rules: &rules, limits: LIMITS };
         let mut q = queue();
         let forward = PingPolicy::Forward;
-        assert_eq!(q.push(b"CHG 1 NLN\r\nPNG\r\n", &rules, limits, true, forward), Ok(0));
+        assert_eq!(q.push(b"CHG 1 NLN\r\nPNG\r\n", framing, true, forward), Ok(0));
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n");
         assert_eq!(q.next_request_len(1000), q.len(), "a forwarded PNG is a whole command");
         let refuse = PingPolicy::Refuse;
         assert_eq!(
-            q.push(b"MSG 2 N 0\r\nPNG\r\n", &rules, limits, true, refuse),
+            q.push(b"MSG 2 N 0\r\nPNG\r\n", framing, true, refuse),
             Err(SendError::PingNotAllowed)
         );
         assert_eq!(q.unconfirmed(), b"CHG 1 NLN\r\nPNG\r\n", "all or nothing");

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
 
+use crate::msnp::Framing;
 use crate::wire::{MAX_ORIGIN_LEN, ResponseEncoder};
 
 use super::config::{CorsPolicy, GatewayConfig, GatewayConfigError};
@@ -14,7 +15,6 @@ use super::ids::IdSource;
 use super::refusal::Refusal;
 use super::session::{BackendState, Session};
 use super::slab::{BackendId, Sessions};
-use super::streams::Framing;
 use super::timers::{TimerKey, Timers};
 
 /// The checked settings the gateway keeps, and the encoder made from them.

@@ -1,7 +1,7 @@
 //! Why the gateway answers a request with an error, and the HTTP status each reason gets
 //! (the encoder writes the status's reason phrase).
 
-use crate::wire::RequestError;
+use crate::error::RequestError;
 
 /// Why a request is refused (or its session ended under it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,59 +2,12 @@
 //! next response (cut at command boundaries), and request bodies waiting for the backend
 //! (scanned for `PNG` and `OUT`).
 
-use crate::error::FrameError;
-use crate::msnp::{FramerLimits, PayloadCommands, parse_line};
+use crate::msnp::{Framing, Scanned, scan_command};
 use crate::ping::{PingPolicy, PingStep};
 
 /// Buffers whose capacity grew past this are released once empty, so idle sessions hold
 /// almost no memory.
 pub(crate) const RETAINED_CAPACITY: usize = 512;
-
-/// How MSNP is framed: which commands carry payloads, and the limits of one command.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Framing<'a> {
-    pub(crate) rules: &'a PayloadCommands,
-    pub(crate) limits: FramerLimits,
-}
-
-/// What the command at the front of some bytes looks like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Peek {
-    /// All of it is here, this long.
-    Whole(usize),
-    /// Only part of it; its whole length when its line is complete.
-    Partial { total: Option<usize> },
-}
-
-/// Frames the command at the front of `data` without copying it.
-fn peek(data: &[u8], framing: Framing<'_>) -> Result<Peek, FrameError> {
-    let max_line = framing.limits.max_line_bytes;
-    let window = &data[..data.len().min(max_line.saturating_add(2))];
-    let Some(nl) = memchr::memchr(b'\n', window) else {
-        if data.len() > max_line.saturating_add(1) {
-            return Err(FrameError::LineTooLong { limit: max_line });
-        }
-        return Ok(Peek::Partial { total: None });
-    };
-    let text = text_len(&data[..=nl]);
-    if text > max_line {
-        return Err(FrameError::LineTooLong { limit: max_line });
-    }
-    let info = parse_line(&data[..text], framing.rules, framing.limits.max_payload_bytes)?;
-    // `parse_line` refused lengths above `max_payload_bytes`, a `usize`.
-    let payload = info.payload_len.unwrap_or(0) as usize;
-    let total = (nl + 1).saturating_add(payload);
-    Ok(if data.len() >= total { Peek::Whole(total) } else { Peek::Partial { total: Some(total) } })
-}
-
-/// The length of a line without its `\n` or `\r\n`.
-fn text_len(line: &[u8]) -> usize {
-    let without_lf = line.len().saturating_sub(1);
-    match line[..without_lf].last() {
-        Some(b'\r') => without_lf - 1,
-        _ => without_lf,
-    }
-}
 
 fn release_if_empty(buf: &mut Vec<u8>) {
     if buf.is_empty() && buf.capacity() > RETAINED_CAPACITY {
@@ -117,23 +70,21 @@ impl Downstream {
             return Cut { len: max, front_skip: pos - max, raw: false };
         }
         while pos < len {
-            match peek(&self.buf[pos..], framing) {
+            match scan_command(&self.buf[pos..], 0, framing) {
                 Err(_) => {
                     return Cut { len: max, front_skip: 0, raw: true };
                 }
-                Ok(Peek::Whole(n)) if pos + n <= cap => pos += n,
-                Ok(Peek::Whole(_)) if pos > 0 => break,
-                Ok(Peek::Whole(n)) => {
-                    return Cut { len: cap, front_skip: n - cap, raw: false };
+                Ok(Scanned::Whole(command)) if pos + command.len() <= cap => pos += command.len(),
+                Ok(Scanned::Whole(_)) if pos > 0 => break,
+                Ok(Scanned::Whole(command)) => {
+                    return Cut { len: cap, front_skip: command.len() - cap, raw: false };
                 }
-                Ok(Peek::Partial { .. }) if pos > 0 || !force => break,
-                Ok(Peek::Partial { total }) => {
-                    return match total {
-                        Some(total) => Cut { len: max, front_skip: total - max, raw: false },
-                        // Cut inside a line: where the next command starts is unknowable.
-                        None => Cut { len: max, front_skip: 0, raw: true },
-                    };
+                Ok(Scanned::Partial(_) | Scanned::NoLineEnd) if pos > 0 || !force => break,
+                Ok(Scanned::Partial(command)) => {
+                    return Cut { len: max, front_skip: command.len() - max, raw: false };
                 }
+                // Cut inside a line: where the next command starts is unknowable.
+                Ok(Scanned::NoLineEnd) => return Cut { len: max, front_skip: 0, raw: true },
             }
         }
         Cut { len: pos, front_skip: 0, raw: false }
@@ -225,7 +176,6 @@ impl Upstream {
         let mut pos = self.ready;
         let mut pings = 0u32;
         let mut out = false;
-        let max_line = framing.limits.max_line_bytes;
         loop {
             let len = self.buf.len();
             match self.scan {
@@ -244,31 +194,16 @@ impl Upstream {
                     self.scan = UpScan::Line;
                 }
                 UpScan::Line => {
-                    let Some(nl) = memchr::memchr(b'\n', &self.buf[pos..]) else {
-                        if len - pos > max_line.saturating_add(1) {
+                    let command = match scan_command(&self.buf[pos..], 0, framing) {
+                        Ok(Scanned::NoLineEnd) => break,
+                        Ok(Scanned::Partial(command) | Scanned::Whole(command)) => command,
+                        Err(_) => {
                             self.scan = UpScan::Raw;
                             continue;
                         }
-                        break;
                     };
-                    let end = pos + nl + 1;
-                    let text = text_len(&self.buf[pos..end]);
-                    let parsed = if text > max_line {
-                        None
-                    } else {
-                        parse_line(
-                            &self.buf[pos..pos + text],
-                            framing.rules,
-                            framing.limits.max_payload_bytes,
-                        )
-                        .ok()
-                        .map(|info| (*info.name, info.payload_len))
-                    };
-                    let Some((name, payload)) = parsed else {
-                        self.scan = UpScan::Raw;
-                        continue;
-                    };
-                    match ping.step(&name) {
+                    let end = pos + command.head_len();
+                    match ping.step(&command.name) {
                         PingStep::Refuse => {
                             self.abort();
                             return Commit::PingRefused;
@@ -280,15 +215,15 @@ impl Upstream {
                         }
                         PingStep::Keep => {}
                     }
-                    if &name == b"OUT" {
+                    if &command.name == b"OUT" {
                         self.buf.truncate(end);
                         pos = end;
                         out = true;
                         break;
                     }
                     pos = end;
-                    if let Some(left @ 1..) = payload {
-                        self.scan = UpScan::Payload { left };
+                    if let Some(left @ 1..) = command.payload_len() {
+                        self.scan = UpScan::Payload { left: left as u64 };
                     }
                 }
             }
@@ -315,6 +250,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msnp::{FramerLimits, PayloadCommands};
 
     fn framing(rules: &PayloadCommands) -> Framing<'_> {
         Framing { rules, limits: FramerLimits { max_line_bytes: 64, max_payload_bytes: 1000 } }

@@ -14,9 +14,9 @@ const MAX_LENGTH_DIGITS: usize = 20;
 
 /// What a command line says about the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LineInfo<'a> {
-    pub(crate) name: &'a [u8; 3],
-    pub(crate) payload_len: Option<u64>,
+pub(super) struct LineInfo<'a> {
+    pub(super) name: &'a [u8; 3],
+    pub(super) payload_len: Option<u64>,
 }
 
 /// `NAME` (three ASCII letters or digits) followed by the end of the line or a space.
@@ -36,7 +36,7 @@ fn name(input: &[u8]) -> IResult<&[u8], &[u8; 3]> {
 
 /// Parses a command line (without its line ending) and, for payload commands, the announced
 /// payload length, refusing lengths above `max_payload`.
-pub(crate) fn parse_line<'a>(
+pub(super) fn parse_line<'a>(
     text: &'a [u8],
     rules: &PayloadCommands,
     max_payload: usize,
@@ -94,15 +94,6 @@ fn count_tokens(text: &[u8], enough: usize) -> usize {
 
 fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> {
     args.split(|&b| b == b' ').filter(|t| !t.is_empty())
-}
-
-/// The length of a line's text without its `\n` or `\r\n` ending.
-pub(super) fn text_len(line_with_ending: &[u8]) -> usize {
-    let without_lf = line_with_ending.len().saturating_sub(1);
-    match line_with_ending[..without_lf].last() {
-        Some(b'\r') => without_lf - 1,
-        _ => without_lf,
-    }
 }
 
 /// How much of a payload `Debug` shows.
@@ -371,7 +362,5 @@ mod tests {
         assert_eq!(cmd.to_owned_command().as_command(), cmd);
         assert_eq!(cmd.arg(2).as_deref(), Some("alice@example.com"));
         assert_eq!(cmd.arg(4), None);
-        assert_eq!(text_len(b"ab\r\n"), 2);
-        assert_eq!(text_len(b"ab\n"), 2);
     }
 }

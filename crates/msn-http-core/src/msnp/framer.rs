@@ -3,7 +3,8 @@
 use crate::error::FrameError;
 
 use super::PayloadCommands;
-use super::command::{Command, parse_line, text_len};
+use super::command::Command;
+use super::scan::{Extent, Framing, Scanned, scan_command};
 
 /// Limits on what one command may hold. Exceeding one is a [`FrameError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +54,9 @@ enum Scan {
     Fresh,
     /// The first `n` bytes hold no line ending.
     NoLineEnd(usize),
-    /// The line is parsed: the command's total length, line length and payload offset (all of
-    /// it may be here, or the payload may still be arriving).
-    Parsed(Found),
+    /// The line is parsed (all of the command may be here, or the payload may still be
+    /// arriving).
+    Parsed(Extent),
 }
 
 impl CommandFramer {
@@ -95,22 +96,23 @@ impl CommandFramer {
         end: u64,
     ) -> Result<Option<Command<'_>>, FrameError> {
         self.release();
-        let Some((len, line_len, payload_start)) = self.peek_and_remember()? else {
+        let Some(found) = self.peek_and_remember()? else {
             return Ok(None);
         };
+        let len = found.len();
         if self.consumed + len as u64 > end {
             return Ok(None);
         }
         self.pending = len;
         self.scan = Scan::Fresh;
         let bytes = &self.buf[self.start..self.start + len];
-        Ok(Some(Command::new(bytes, line_len, payload_start)))
+        Ok(Some(Command::new(bytes, found.line_len, found.payload_start())))
     }
 
     /// The stream offset where the next whole command ends, if one is waiting.
     pub(crate) fn next_command_end(&mut self) -> Result<Option<u64>, FrameError> {
         let found = self.peek_and_remember()?;
-        Ok(found.map(|(len, ..)| self.position() + len as u64))
+        Ok(found.map(|found| self.position() + found.len() as u64))
     }
 
     /// Looks over the whole commands waiting from stream offset `from` (a command boundary at
@@ -131,10 +133,11 @@ impl CommandFramer {
             true => self.peek_and_remember()?,
             false => self.command_len(&self.buf[at..])?,
         };
-        while let Some((len, line_len, payload_start)) = found {
+        while let Some(extent) = found {
+            let len = extent.len();
             let bytes = &self.buf[at..at + len];
             let command_end = end + len as u64;
-            match visit(command_end, Command::new(bytes, line_len, payload_start)) {
+            match visit(command_end, Command::new(bytes, extent.line_len, extent.payload_start())) {
                 Visit::StopBefore => break,
                 Visit::StopAfter => return Ok(command_end),
                 Visit::Continue => {}
@@ -178,7 +181,7 @@ impl CommandFramer {
         let mut at = self.start + self.pending;
         while at < self.buf.len() {
             match self.command_len(&self.buf[at..]) {
-                Ok(Some((len, ..))) => at += len,
+                Ok(Some(extent)) => at += extent.len(),
                 _ => return false,
             }
         }
@@ -219,77 +222,52 @@ impl CommandFramer {
         self.pending = 0;
     }
 
-    /// The length, line length and payload offset of the next command not yet handed out, if
-    /// all of it is here.
-    fn peek(&self) -> Result<Option<Found>, FrameError> {
+    /// Where the parts of the next command not yet handed out lie, if all of it is here.
+    fn peek(&self) -> Result<Option<Extent>, FrameError> {
         self.look().map(|(found, _)| found)
     }
 
     /// [`peek`](Self::peek), remembering what it learnt for the next look.
     #[inline]
-    fn peek_and_remember(&mut self) -> Result<Option<Found>, FrameError> {
+    fn peek_and_remember(&mut self) -> Result<Option<Extent>, FrameError> {
         let (found, scan) = self.look()?;
         self.scan = scan;
         Ok(found)
     }
 
     /// The next command if it is whole, and what is known of it for the next look.
-    #[inline]
-    fn look(&self) -> Result<(Option<Found>, Scan), FrameError> {
+    ///
+    /// Always inlined: as a call, with the scanner inside it, decoding 4 KiB of commands costs
+    /// 11% more instructions.
+    #[inline(always)]
+    fn look(&self) -> Result<(Option<Extent>, Scan), FrameError> {
         let data = &self.buf[self.start + self.pending..];
         let from = match self.scan {
             Scan::Parsed(found) => {
-                return Ok(((data.len() >= found.0).then_some(found), self.scan));
+                return Ok(((data.len() >= found.len()).then_some(found), self.scan));
             }
-            Scan::NoLineEnd(n) => n.min(data.len()),
+            Scan::NoLineEnd(n) => n,
             Scan::Fresh => 0,
         };
-        Ok(match self.command_at(data, from)? {
+        Ok(match scan_command(data, from, self.framing())? {
             // Remembered too: the session asks where a command ends, then takes it.
-            Extent::Whole(found) => (Some(found), Scan::Parsed(found)),
-            Extent::NoLineEnd => (None, Scan::NoLineEnd(data.len())),
-            Extent::NeedsPayload(found) => (None, Scan::Parsed(found)),
+            Scanned::Whole(found) => (Some(found), Scan::Parsed(found)),
+            Scanned::NoLineEnd => (None, Scan::NoLineEnd(data.len())),
+            Scanned::Partial(found) => (None, Scan::Parsed(found)),
         })
     }
 
-    /// The length, line length and payload offset of the command at the start of `data`, if
-    /// all of it is there.
-    fn command_len(&self, data: &[u8]) -> Result<Option<Found>, FrameError> {
-        Ok(match self.command_at(data, 0)? {
-            Extent::Whole(found) => Some(found),
-            Extent::NoLineEnd | Extent::NeedsPayload(_) => None,
+    /// Where the parts of the command at the start of `data` lie, if all of it is there.
+    fn command_len(&self, data: &[u8]) -> Result<Option<Extent>, FrameError> {
+        Ok(match scan_command(data, 0, self.framing())? {
+            Scanned::Whole(found) => Some(found),
+            Scanned::NoLineEnd | Scanned::Partial(_) => None,
         })
     }
 
-    /// How much of the command at the start of `data` is there; its line end is searched from
-    /// `from` (the bytes before hold none).
-    #[inline]
-    fn command_at(&self, data: &[u8], from: usize) -> Result<Extent, FrameError> {
-        let max_line = self.limits.max_line_bytes;
-        let Some(nl) = memchr::memchr(b'\n', &data[from..]).map(|at| from + at) else {
-            if data.len() > max_line + 1 {
-                return Err(FrameError::LineTooLong { limit: max_line });
-            }
-            return Ok(Extent::NoLineEnd);
-        };
-        let line_len = text_len(&data[..=nl]);
-        if line_len > max_line {
-            return Err(FrameError::LineTooLong { limit: max_line });
-        }
-        let info = parse_line(&data[..line_len], &self.rules, self.limits.max_payload_bytes)?;
-        let head_len = nl + 1;
-        Ok(match info.payload_len {
-            None => Extent::Whole((head_len, line_len, None)),
-            // The length was checked against `max_payload_bytes`, a `usize`.
-            Some(payload) => {
-                let found = (head_len + payload as usize, line_len, Some(head_len));
-                if data.len() >= found.0 {
-                    Extent::Whole(found)
-                } else {
-                    Extent::NeedsPayload(found)
-                }
-            }
-        })
+    /// How this framer frames: its payload commands and limits.
+    fn framing(&self) -> Framing<'_> {
+        Framing { rules: &self.rules, limits: self.limits }
     }
 }
 
@@ -302,16 +280,6 @@ pub(crate) enum Visit {
     StopAfter,
     /// Stop before it.
     StopBefore,
-}
-
-/// A command's total length, line length and payload offset.
-type Found = (usize, usize, Option<usize>);
-
-/// How much of a command has arrived.
-enum Extent {
-    Whole(Found),
-    NoLineEnd,
-    NeedsPayload(Found),
 }
 
 #[cfg(test)]
@@ -381,7 +349,9 @@ mod tests {
         assert_eq!(framer.next_command().unwrap().map(|c| c.as_bytes().len()), Some(line.len()));
         framer.push(b"MSG a b 10\r\nhello");
         assert_eq!(framer.next_command(), Ok(None));
-        assert!(matches!(framer.scan, Scan::Parsed((22, 10, Some(12)))), "{:?}", framer.scan);
+        let Scan::Parsed(found) = framer.scan else { panic!("not parsed: {:?}", framer.scan) };
+        let parts = (found.name, found.line_len, found.payload_start(), found.len());
+        assert_eq!(parts, (*b"MSG", 10, Some(12), 22));
         framer.push(b"world");
         assert_eq!(
             framer.next_command().unwrap().and_then(|c| c.payload()),

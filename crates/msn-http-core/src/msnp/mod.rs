@@ -8,14 +8,14 @@
 
 mod command;
 mod framer;
+mod scan;
 mod writer;
 
 pub use command::{Command, OwnedCommand};
 pub(crate) use framer::Visit;
 pub use framer::{CommandFramer, FramerLimits};
-pub use writer::{CommandWriter, md5_login_response, message_text, text_message};
-
-pub(crate) use command::parse_line;
+pub(crate) use scan::{Framing, Scanned, scan_command};
+pub use writer::{CommandWriter, md5_login_response, message_text, text_message, with_payload};
 
 /// A command that carries a payload: its name, and how many space-separated tokens (name
 /// included) its line must have for the last one to be the payload length.
@@ -102,6 +102,19 @@ impl PayloadCommands {
     /// The rules in the set.
     pub fn rules(&self) -> &[PayloadRule] {
         &self.rules
+    }
+
+    /// Whether commands named `name` carry a payload (when their line is long enough).
+    ///
+    /// ```
+    /// use msn_http_core::msnp::PayloadCommands;
+    ///
+    /// let set = PayloadCommands::default();
+    /// assert!(set.contains("MSG") && set.contains("NOT"));
+    /// assert!(!set.contains("USR") && !set.contains("MSGX"));
+    /// ```
+    pub fn contains(&self, name: &str) -> bool {
+        <&[u8; 3]>::try_from(name.as_bytes()).is_ok_and(|name| self.min_tokens(name).is_some())
     }
 
     fn min_tokens(&self, name: &[u8; 3]) -> Option<usize> {

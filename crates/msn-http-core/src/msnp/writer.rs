@@ -64,10 +64,7 @@ impl CommandWriter {
         payload: &[u8],
     ) -> Result<Vec<u8>, FrameError> {
         let mut out = self.line(name, args)?;
-        out.push(b' ');
-        out.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(payload);
+        push_length_and_payload(&mut out, payload);
         Ok(out)
     }
 
@@ -90,6 +87,31 @@ impl CommandWriter {
     }
 }
 
+/// A payload command whose line the caller wrote, with its own transaction ID (a typed or
+/// scripted command) or none (what servers send, `MSG alice@example.com Alice`): the line, a
+/// space, the payload's length, CRLF and the payload. [`CommandWriter::payload_command`] is the
+/// same with the transaction ID numbered and the arguments checked.
+///
+/// ```
+/// use msn_http_core::msnp::with_payload;
+///
+/// assert_eq!(with_payload("MSG alice@example.com Alice", b"hi"), b"MSG alice@example.com Alice 2\r\nhi");
+/// ```
+pub fn with_payload(line: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 24 + payload.len());
+    out.extend_from_slice(line.as_bytes());
+    push_length_and_payload(&mut out, payload);
+    out
+}
+
+/// Appends ` length\r\n` and the payload to a command line.
+fn push_length_and_payload(out: &mut Vec<u8>, payload: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+}
+
 /// The payload of a plain-text instant message (`MSG trid N|A|U length`): MIME headers and the
 /// text.
 ///
@@ -108,9 +130,27 @@ pub fn text_message(text: &str) -> Vec<u8> {
     out
 }
 
-/// The text of a message payload: what follows its MIME headers (`None` when it has none).
+/// The text of a plain-text instant message: what follows its MIME headers, when they say
+/// `Content-Type: text/plain`. `None` for the other messages a switchboard carries (typing
+/// notifications are `text/x-msmsgscontrol`, invitations `text/x-msmsgsinvite`) and for
+/// payloads without headers, so a bot that answers text answers nothing else.
+///
+/// ```
+/// use msn_http_core::msnp::{message_text, text_message};
+///
+/// assert_eq!(message_text(&text_message("hi")), Some(&b"hi"[..]));
+/// let typing = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: a@b.c\r\n\r\n\r\n";
+/// assert_eq!(message_text(typing), None);
+/// ```
 pub fn message_text(payload: &[u8]) -> Option<&[u8]> {
-    memchr::memmem::find(payload, b"\r\n\r\n").map(|at| &payload[at + 4..])
+    let at = memchr::memmem::find(payload, b"\r\n\r\n")?;
+    let plain = payload[..at].split(|&b| b == b'\n').any(|header| {
+        let Some(colon) = header.iter().position(|&b| b == b':') else { return false };
+        let (name, value) = (header[..colon].trim_ascii(), header[colon + 1..].trim_ascii());
+        let media_type = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        name.eq_ignore_ascii_case(b"Content-Type") && media_type.eq_ignore_ascii_case(b"text/plain")
+    });
+    plain.then(|| &payload[at + 4..])
 }
 
 /// The answer to an MSNP2-7 MD5 login challenge: `USR n MD5 S <this>` after the server's
@@ -152,8 +192,26 @@ mod tests {
     }
 
     #[test]
-    fn message_text_follows_the_headers() {
+    fn a_written_line_gets_its_payload_length() {
+        assert_eq!(with_payload("MSG 4 N", b"hi\r\nyo"), b"MSG 4 N 6\r\nhi\r\nyo");
+        assert_eq!(with_payload("MSG 4 N", b""), b"MSG 4 N 0\r\n");
+        let mut w = CommandWriter::starting_at(4);
+        assert_eq!(
+            w.payload_command("MSG", &["N"], b"hi\r\nyo").unwrap(),
+            with_payload("MSG 4 N", b"hi\r\nyo")
+        );
+    }
+
+    #[test]
+    fn message_text_follows_the_headers_of_text_messages_only() {
         assert_eq!(message_text(&text_message("héllo")), Some("héllo".as_bytes()));
         assert_eq!(message_text(b"no headers"), None);
+        let sent_by_a_client = b"MIME-Version: 1.0\r\ncontent-type:TEXT/PLAIN\r\nX-MMS-IM-Format: FN=Arial\r\n\r\nhi\r\n\r\nyou";
+        assert_eq!(message_text(sent_by_a_client), Some(&b"hi\r\n\r\nyou"[..]));
+        let typing = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: a@b.c\r\n\r\n\r\n";
+        assert_eq!(message_text(typing), None);
+        let almost = b"MIME-Version: 1.0\r\nContent-Type: text/plainer\r\n\r\nhi";
+        assert_eq!(message_text(almost), None);
+        assert_eq!(message_text(b"X-Note: Content-Type: text/plain\r\n\r\nhi"), None);
     }
 }

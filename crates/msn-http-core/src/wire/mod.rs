@@ -9,24 +9,22 @@ mod body;
 mod framing;
 mod head;
 mod messenger;
-mod request;
-mod request_decoder;
-mod response;
+pub(crate) mod query;
+pub(crate) mod request_decoder;
+mod request_encoder;
+mod response_decoder;
 mod response_encoder;
 
 pub use body::BodyKind;
 pub use messenger::{MAX_SESSION_ID_LEN, MessengerHeader, parse_messenger_header};
-pub use request::{
+pub use query::{GatewayQuery, MAX_IP_PARAM_LEN, QueryAction};
+pub(crate) use request_decoder::MAX_ORIGIN_LEN;
+pub use request_decoder::{Method, RequestDecoder, RequestHead, RequestStep};
+pub use request_encoder::{
     DEFAULT_GATEWAY_PATH, Header, HeaderSet, RequestEncoder, RequestLine, ServerKind, TargetForm,
 };
-pub use request_decoder::{
-    GatewayQuery, MAX_IP_PARAM_LEN, MAX_ORIGIN_LEN, Method, QueryAction, QueryError,
-    RequestDecoder, RequestError, RequestHead, RequestStep,
-};
-pub use response::{EofOutcome, ResponseDecoder, ResponseHead, ResponseStep};
-pub use response_encoder::{
-    ConnectionHeader, MESSENGER_CONTENT_TYPE, ResponseEncoder, SessionResponse, reason_phrase,
-};
+pub use response_decoder::{EofOutcome, ResponseDecoder, ResponseHead, ResponseStep};
+pub use response_encoder::{ConnectionHeader, ResponseEncoder, SessionResponse};
 
 pub(crate) use body::{BodyDecoder, BodyStep};
 pub(crate) use framing::{FramingHeaders, head_fault};

@@ -5,7 +5,7 @@
 use crate::{AddressError, Endpoint};
 
 /// The content type of every gateway body.
-pub const MESSENGER_CONTENT_TYPE: &str = "application/x-msn-messenger";
+const MESSENGER_CONTENT_TYPE: &str = "application/x-msn-messenger";
 
 /// What the `Connection` header of a response says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,12 +58,12 @@ pub struct SessionResponse<'a> {
 ///     session_close: false,
 ///     connection: ConnectionHeader::Omit,
 ///     allow_origin: None,
-///     body: &[b"VER 5 MSNP8 CVR0\r\n"],
+///     body: &[b"VER 5 MSNP7 CVR0\r\n"],
 /// });
 /// assert_eq!(
 ///     out,
 ///     b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=954547325.13160; GW-IP=207.46.110.18\r\n\
-///       Content-Type: application/x-msn-messenger\r\nContent-Length: 18\r\n\r\nVER 5 MSNP8 CVR0\r\n"
+///       Content-Type: application/x-msn-messenger\r\nContent-Length: 18\r\n\r\nVER 5 MSNP7 CVR0\r\n"
 /// );
 /// ```
 #[derive(Clone, Debug)]
@@ -158,7 +158,7 @@ impl ResponseEncoder {
 }
 
 /// The reason phrase the gateway sends with `status`.
-pub fn reason_phrase(status: u16) -> &'static str {
+fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

@@ -4,8 +4,8 @@
 //! paused clock, but exact: with no real I/O, "nothing can run" is known for sure.
 #![allow(dead_code, unreachable_pub)]
 
-pub mod clock;
-mod gateway;
+pub use msn_http_testkit::expect::*;
+pub use msn_http_testkit::{clock, *};
 
 use std::future::{Future, pending, poll_fn};
 use std::io;
@@ -16,7 +16,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 pub use clock::Clock;
-pub use gateway::*;
 use msn_http_driver::Runtime;
 
 /// Polls before a test is failed as a livelock.

@@ -156,7 +156,7 @@ impl World {
         assert_eq!(self.session.queued_bytes(), self.stream.len() - self.confirmed);
         // Only `close()` goes past the limit: by its `OUT`.
         let out = if self.close_end.is_some() { b"OUT\r\n".len() } else { 0 };
-        let limit = self.p.max_queued_bytes.max(MAX_COMMAND);
+        let limit = self.p.max_queued_bytes.max(MAX_COMMAND) + MAX_COMMAND;
         assert!(self.session.queued_bytes() <= limit + out, "queue limit broken");
         // A request goes only while fewer than `max_inbound_bytes` wait, or all that waits is
         // one partial command (a line and a payload); its answer adds one body.
@@ -213,7 +213,10 @@ impl World {
             self.offer_pieces();
             let whole: usize = command_lengths(&self.stream[self.confirmed..]).iter().sum();
             // What hostile bytes did to the server's stream is unknown: then only commands count.
+            // Nor can a session that never learned its SessionID (its open was lost and
+            // discarded) fetch what the gateway holds for it.
             let server_left = !self.inbound_tainted
+                && self.opened
                 && (self.sent < self.outbox.len() || self.session.inbound_bytes() > 0);
             // A poll in flight carries nothing (long polling always has one); one whose answer
             // is arriving is let finish, so that its bytes are counted.
@@ -250,7 +253,7 @@ impl World {
         let whole: usize = command_lengths(&self.stream[self.confirmed..]).iter().sum();
         assert_eq!(whole, 0, "whole commands never confirmed");
         assert!(self.pending_pieces.is_empty(), "the caller's command never accepted");
-        if !self.inbound_tainted {
+        if !self.inbound_tainted && self.opened {
             assert_eq!(self.delivered, self.outbox, "server bytes never delivered");
             assert_eq!(self.session.inbound_bytes(), 0, "server bytes held back");
             if self.p.output == OutputMode::Commands {

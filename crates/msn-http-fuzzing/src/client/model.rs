@@ -370,6 +370,7 @@ impl World {
         self.must_fresh = false;
         self.expected.push_back(Expect::Any(f.kind));
         self.learned_len = Some(f.len);
+        let route_changes = self.route_changes;
         while let Some(event) = self.session.poll_event() {
             let event = owned(event);
             self.on_event(event);
@@ -383,6 +384,10 @@ impl World {
             self.confirmed += f.len;
             self.failures = 0;
             self.opened = true;
+            // It proved the host it came from, unless it moved the session on.
+            if self.route_changes == route_changes {
+                self.unproven = false;
+            }
             self.latest_id = self.session.session_id().map(str::to_owned);
         }
     }

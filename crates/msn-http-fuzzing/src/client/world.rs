@@ -131,6 +131,8 @@ pub(super) struct World {
     /// The session was moved to `announced` and no answer from there has completed yet: a
     /// broken head there is a failed request (no gateway), not the end of the session.
     pub(super) unproven: bool,
+    /// How many moves and fallbacks the events have told.
+    pub(super) route_changes: usize,
     pub(super) inbound_tainted: bool,
     pub(super) out: Vec<u8>,
     /// Body length and `Lifespan=` of the request just checked.
@@ -192,6 +194,7 @@ impl World {
             closed_event: false,
             announced: gateway_endpoint(),
             unproven: false,
+            route_changes: 0,
             inbound_tainted: false,
             out: Vec::new(),
             last_body_len: 0,
@@ -275,7 +278,7 @@ impl World {
                 let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
                 assert!(
                     queued + piece.len() <= self.p.max_queued_bytes
-                        || (alone && queued + piece.len() <= MAX_COMMAND),
+                        || (alone && piece.len() <= self.p.max_queued_bytes.max(MAX_COMMAND)),
                     "queue limit broken"
                 );
                 self.stream.extend_from_slice(piece);
@@ -283,8 +286,8 @@ impl World {
             Err(SendError::QueueFull { queued: q, limit }) => {
                 assert_eq!((q, limit), (queued, self.p.max_queued_bytes));
                 let alone = command_lengths(&self.stream[self.confirmed..]).is_empty();
-                let room = if alone { limit.max(MAX_COMMAND) } else { limit };
-                assert!(q + piece.len() > room, "refused though it fits");
+                assert!(q + piece.len() > limit, "refused though it fits");
+                assert!(!alone || piece.len() > limit.max(MAX_COMMAND), "refused for good");
             }
             Err(SendError::Closed) => {
                 assert!(self.closed || self.close_end.is_some(), "refused as closed while open")
@@ -446,12 +449,14 @@ impl World {
                 assert!(!trusted || self.named.contains(&to), "moved to {to}, never named");
                 self.announced = to;
                 self.unproven = true;
+                self.route_changes += 1;
             }
             Notice::GatewayFallback { unreachable, to } => {
                 assert_eq!(unreachable, self.announced, "a fallback from elsewhere");
                 assert_eq!(to, gateway_endpoint(), "a fallback to another than the configured");
                 self.announced = to;
                 self.unproven = false;
+                self.route_changes += 1;
             }
             Notice::MoveRefused { to, .. } => {
                 assert!(!trusted || self.named.contains(&to), "refused {to}, never named");

@@ -14,21 +14,21 @@ use crate::runtime::Tokio;
 
 impl GatewayRuntime for Tokio {
     type Listener = TcpListener;
-    type Stream = Stream;
+    type Stream = ServerStream;
 
     fn now(&self) -> Instant {
         Runtime::now(self)
     }
 
-    async fn accept(&self, listener: &TcpListener) -> io::Result<(Stream, SocketAddr)> {
+    async fn accept(&self, listener: &TcpListener) -> io::Result<(ServerStream, SocketAddr)> {
         let (stream, addr) = listener.accept().await?;
         // Answers are small and written whole: send them at once.
         let _ = stream.set_nodelay(true);
-        Ok((Stream(stream), addr))
+        Ok((ServerStream(stream), addr))
     }
 
-    async fn connect(&self, host: &str, port: u16) -> io::Result<Stream> {
-        Runtime::connect(self, host, port).await.map(Stream)
+    async fn connect(&self, host: &str, port: u16) -> io::Result<ServerStream> {
+        Runtime::connect(self, host, port).await.map(ServerStream)
     }
 
     async fn sleep_until(&self, deadline: Instant) {
@@ -40,11 +40,12 @@ impl GatewayRuntime for Tokio {
     }
 }
 
-/// A tokio TCP stream, for the gateway driver.
+/// A tokio TCP stream as the gateway server's driver reads and writes it: without waiting,
+/// its watcher task waiting for readiness.
 #[derive(Debug)]
-pub(crate) struct Stream(TcpStream);
+pub struct ServerStream(TcpStream);
 
-impl GatewayStream for Stream {
+impl GatewayStream for ServerStream {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // `WouldBlock` also clears tokio's readiness, so the watcher waits for new input.
         self.0.try_read(buf)

@@ -1,7 +1,7 @@
 //! Loopback test partners for the tokio adapter: a scriptable, misbehaving fake gateway (with
 //! an echoing MSNP backend), a tiny HTTP proxy, and a clock helper for tokio's paused clock.
-//! What the gateway answers is decided by the runtime-independent `gateway` module, shared
-//! with the other adapters' tests; this file adds tokio's sockets and timers.
+//! What the gateway answers is decided by `msn-http-testkit`, shared with the other adapters'
+//! tests; this file adds tokio's sockets and timers.
 //!
 //! # Time
 //!
@@ -14,10 +14,8 @@
 //! still passes only on the fake clock; nothing sleeps for real.
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../../../msn-http-driver/tests/support/field.rs"]
-pub mod field;
-#[path = "../../../msn-http-driver/tests/support/gateway.rs"]
-mod gateway;
+pub use msn_http_testkit::expect::*;
+pub use msn_http_testkit::*;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,7 +23,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use gateway::*;
 use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, PollPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -169,9 +169,10 @@ impl Session {
     }
 
     pub(super) fn on_frame_error(&mut self, error: FrameError) {
-        // The rest of the stream cannot be framed: end now, ahead of anything still queued.
+        // The rest of the stream cannot be framed: end now, ahead of any command or data
+        // still queued; the notices stay, since what they tell (a move, a failure) happened.
         self.shut_down();
-        self.events.clear();
+        self.events.retain(|(_, pending)| matches!(pending, Pending::Notice(_)));
         let reason = CloseReason::Failed(RemoteError::Msnp(error).into());
         self.events.push_back((0, Pending::Closed(reason)));
     }

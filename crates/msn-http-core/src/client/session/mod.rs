@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::Endpoint;
 use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
-use crate::msnp::{CommandFramer, FramerLimits, PayloadCommands, Visit};
+use crate::msnp::{CommandFramer, FramerLimits, Framing, PayloadCommands, Visit};
 use crate::wire::{
     EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
     parse_messenger_header,
@@ -113,6 +113,13 @@ struct Settings {
     ping: PingPolicy,
     payload_commands: PayloadCommands,
     framer_limits: FramerLimits,
+}
+
+impl Settings {
+    /// How the commands sent are framed.
+    fn framing(&self) -> Framing<'_> {
+        Framing { rules: &self.payload_commands, limits: self.framer_limits }
+    }
 }
 
 /// One MSNP connection (an NS or an SB) tunnelled through the HTTP gateway, as a pure state
@@ -344,9 +351,7 @@ impl Session {
         if self.phase == Phase::Closed || self.close_after.is_some() {
             return Err(SendError::Closed);
         }
-        let rules = &self.settings.payload_commands;
-        let ping = self.settings.ping;
-        let pings = self.outgoing.push(msnp, rules, self.settings.framer_limits, true, ping)?;
+        let pings = self.outgoing.push(msnp, self.settings.framing(), true, self.settings.ping)?;
         self.unanswered_pings += pings;
         self.answer_pings();
         self.poll.caller_sent();
@@ -369,7 +374,8 @@ impl Session {
         }
     }
 
-    /// Ends the session cleanly: queues `OUT`, and the session closes with
+    /// Ends the session cleanly: queues `OUT` (unless the last command queued is the caller's
+    /// own `OUT`), and the session closes with
     /// [`CloseReason::LocalClose`] once the gateway has answered the request carrying it
     /// (commands queued before go first, as they would over TCP). A session with nothing to
     /// tell the gateway (no request made, no command queued) closes at once. A partial command
@@ -391,15 +397,12 @@ impl Session {
         if self.awaiting_decision.is_some() {
             return self.close_session(CloseReason::Aborted);
         }
-        let rules = &self.settings.payload_commands;
-        // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
-        let _ = self.outgoing.push(
-            b"OUT\r\n",
-            rules,
-            self.settings.framer_limits,
-            false,
-            PingPolicy::Refuse,
-        );
+        // The caller's own `OUT` (written as over TCP) is the logout; a second would follow it.
+        if !self.outgoing.ends_with_out() {
+            // `OUT\r\n` is a valid command, and the queue now ends on a command boundary.
+            let framing = self.settings.framing();
+            let _ = self.outgoing.push(b"OUT\r\n", framing, false, PingPolicy::Refuse);
+        }
         self.close_after = Some(self.outgoing.end());
     }
 

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use msn_http_core::msnp::Command;
+use msn_http_core::msnp::{Command, md5_login_response};
 
-use super::{Admits, Flow, Handler, Peer, Presence, Shared, USERS, User, line, trid, user};
-use crate::msnp::{args, md5_hex};
+use super::{Admits, Flow, Handler, Peer, Presence, Shared, USERS, User, args, line, trid, user};
 
 /// The protocol versions we speak, best first.
 const VERSIONS: [&str; 3] = ["MSNP7", "MSNP6", "MSNP5"];
@@ -59,7 +58,7 @@ impl NsConnection {
             },
             ("S", Login::Challenged { user, salt }) => {
                 let user = *user;
-                let expected = md5_hex(format!("{salt}{}", user.password).as_bytes());
+                let expected = md5_login_response(salt, user.password);
                 if !value.eq_ignore_ascii_case(&expected) {
                     self.login = Login::Anonymous;
                     line(out, &format!("911 {t}"));

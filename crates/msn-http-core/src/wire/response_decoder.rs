@@ -249,19 +249,19 @@ impl ResponseDecoder {
         let limit = self.limits.max_head_bytes;
         let room = limit.saturating_sub(self.interim_bytes);
         let head = &mut self.head;
-        let mut head_len = 0;
+        let mut head_len = None;
         let complete = self.head_buf.read(
             input,
             room,
             |bytes| {
                 let parsed = parse_head(bytes, head)?;
-                head_len = parsed.unwrap_or(0);
+                head_len = parsed;
                 Ok(parsed)
             },
             |_| HttpError::HeadTooLarge { limit },
         )?;
         if complete && (100..200).contains(&self.head.status) {
-            self.interim_bytes += head_len;
+            self.interim_bytes += head_len.expect("a head is complete once it parsed whole");
         }
         Ok(complete)
     }

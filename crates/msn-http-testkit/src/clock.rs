@@ -1,8 +1,7 @@
 //! A virtual clock for the adapters' tests: time moves only when a test (or its executor)
 //! advances it, so timeouts and back-off are exact and instant; nothing sleeps for real. A
 //! test runtime's `now` and `sleep_until` read it. Shared by the driver's and the adapters'
-//! tests (the adapters include this file with `#[path]`).
-#![allow(dead_code, unreachable_pub)]
+//! tests.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -32,6 +31,7 @@ struct ClockState {
 }
 
 impl Clock {
+    /// A clock standing at the present instant.
     pub fn new() -> Arc<Self> {
         let start = Instant::now();
         Arc::new(Self {
@@ -49,6 +49,7 @@ impl Clock {
         self.state.lock().unwrap()
     }
 
+    /// The virtual time.
     pub fn now(&self) -> Instant {
         self.lock().now
     }
@@ -58,6 +59,7 @@ impl Clock {
         self.now() - self.start
     }
 
+    /// Moves the clock on by `by`, waking the sleepers due.
     pub fn advance(&self, by: Duration) {
         let to = self.now() + by;
         self.advance_to(to);

@@ -6,9 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// How long a ticket lasts by default: clients connect to the switchboard at once.
-pub(crate) const DEFAULT_TICKET_LIFETIME: Duration = Duration::from_secs(120);
+pub const DEFAULT_TICKET_LIFETIME: Duration = Duration::from_secs(120);
 /// How many tickets one user holds at most by default.
-pub(crate) const DEFAULT_TICKETS_PER_USER: usize = 16;
+pub const DEFAULT_TICKETS_PER_USER: usize = 16;
 
 /// The bounds of the ticket store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use msn_http_core::msnp::Command;
+use msn_http_core::msnp::{Command, with_payload};
 
-use super::{Admits, Board, Flow, Handler, Member, Peer, Shared, line, trid, user};
-use crate::msnp::{args, with_payload};
+use super::{Admits, Board, Flow, Handler, Member, Peer, Shared, args, line, trid, user};
 
 pub(super) struct SbConnection {
     state: Arc<Shared>,

@@ -1,11 +1,87 @@
-//! The built-in MSNP server: a small notification server (NS) and switchboard (SB) speaking
-//! MSNP7 with MD5 login, enough for the demo, scripted sessions and the relay tests.
+//! The built-in MSNP server of msn-http: a small notification server (NS) and switchboard (SB)
+//! speaking MSNP5 to MSNP7 with MD5 login. It is what `msn-http demo` and
+//! `msn-http gateway --builtin` serve, and what the adapters' tests and examples talk to.
 //!
-//! Coverage: NS `VER`, `CVR`, `INF`, `USR MD5 I/S`, `SYN`, `CHG` (with `ILN`, `NLN`, `FLN` to
-//! the other users), `XFR SB`, `PNG`/`QNG`, `OUT`, and `RNG` for invitations; SB `USR`, `ANS`
-//! (with `IRO`, `JOI`), `CAL`, `MSG` (with `ACK`/`NAK`), `OUT` and `BYE`. Every user is on every
-//! other user's contact list. Anything else gets `200` (unknown command) or `715` (not
-//! expected now). Switchboard tickets expire and are capped per user ([`TicketLimits`]).
+//! [`BuiltinServer::start`] listens on two loopback ports (on the current tokio runtime);
+//! [`BuiltinServer::backends`] are the rules that put it behind a gateway: its NS as
+//! `IP=messenger.hotmail.com` ([`NS_NAME`]), its SB by the address `XFR SB` and `RNG` give.
+//!
+//! ```
+//! use std::net::Ipv4Addr;
+//! use msn_http_core::gateway::GatewayConfig;
+//! use msn_http_server::BuiltinServer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let server = BuiltinServer::start(Ipv4Addr::LOCALHOST.into()).await?;
+//! let config = GatewayConfig::new("127.0.0.1:8080", [7; 32]).with_backends(server.backends());
+//! assert_eq!(config.backends.rules().len(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Accounts
+//!
+//! [`USERS`]: `alice@example.com` (password `alicepass`), `bob@example.com` (`bobpass`) and
+//! `carol@example.com` (`carolpass`). Every user is on every other user's contact list.
+//!
+//! # What a client says
+//!
+//! `>>` is what the client sends, `<<` what it gets; the server echoes the client's
+//! transaction IDs. The notification server, logging in and going online:
+//!
+//! ```text
+//! >> VER 1 MSNP7 MSNP6 MSNP5 CVR0       the versions the client speaks
+//! << VER 1 MSNP7                        the best one of MSNP7, 6, 5 offered (VER 1 0 and a
+//!                                       close when none is)
+//! >> CVR 2 0x0409 winnt 5.1 i386 MSMSGS 6.0.0602 MSMSGS alice@example.com     (optional)
+//! << CVR 2 6.0.0602 6.0.0602 1.0.0000 http://msn-http.invalid/download http://msn-http.invalid/
+//! >> INF 3                              (optional) the login method
+//! << INF 3 MD5
+//! >> USR 4 MD5 I alice@example.com
+//! << USR 4 MD5 S 1234567890.123456789   the salt
+//! >> USR 5 MD5 S <hex MD5 of salt + password>   md5_login_response(salt, password)
+//! << USR 5 OK alice@example.com Alice   (911 5 for a wrong password or an unknown user)
+//! >> SYN 6 0                            (optional) the contact lists
+//! << SYN 6 1, GTC 6 1 A, BLP 6 1 AL, then LST 6 FL|AL|BL|RL ... one line per contact
+//! >> CHG 7 NLN                          go online: NLN BSY IDL BRB AWY PHN LUN or HDN
+//! << CHG 7 NLN, then ILN 7 NLN bob@example.com Bob for each user online
+//! ```
+//!
+//! Until its first `CHG` a user is signed in but invisible; the others then get
+//! `NLN NLN alice@example.com Alice` (and `FLN alice@example.com` when she leaves). `VER` must
+//! come first (anything else gets `715` and a close); `SYN`, `CHG` and `XFR` need the login.
+//! A second login of the same user ends the first with `OUT OTH`. `PNG` gets `QNG 50`, `OUT`
+//! logs out.
+//!
+//! A switchboard, opened by alice and joined by bob:
+//!
+//! ```text
+//! alice's NS  >> XFR 8 SB
+//!             << XFR 8 SB 127.0.0.1:PORT CKI <cookie>
+//! alice's SB  (a new connection to 127.0.0.1:PORT: Server=SB through a gateway)
+//!             >> USR 1 alice@example.com <cookie>
+//!             << USR 1 OK alice@example.com Alice
+//!             >> CAL 2 bob@example.com       (217 2 if bob is not online, 215 2 if he is there)
+//!             << CAL 2 RINGING <session>
+//! bob's NS    << RNG <session> 127.0.0.1:PORT CKI <cookie> alice@example.com Alice
+//! bob's SB    >> ANS 1 bob@example.com <cookie> <session>
+//!             << IRO 1 1 1 alice@example.com Alice   (one per member)
+//!             << ANS 1 OK
+//! alice's SB  << JOI bob@example.com Bob
+//!             >> MSG 3 A <length>\r\n<payload>   (a text message: msnp::text_message)
+//!             << ACK 3                       (A and D: ACK, or NAK when nobody else is there;
+//!                                             N: only the NAK)
+//! bob's SB    << MSG alice@example.com Alice <length>\r\n<payload>
+//!             >> OUT                         leaving; the others get BYE bob@example.com
+//! ```
+//!
+//! Unknown commands get `200`, commands out of place `715`, a bad cookie `911` and a close.
+//! Cookies last [`DEFAULT_TICKET_LIFETIME`] (2 minutes) and are used up by one
+//! `USR` or `ANS`; a user holds at most [`DEFAULT_TICKETS_PER_USER`] (16), the
+//! oldest going first.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod ns;
 mod sb;
@@ -19,24 +95,31 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use msn_http_core::Endpoint;
+use msn_http_core::gateway::{BackendAllowlist, BackendRule};
 use msn_http_core::msnp::{Command, CommandFramer, FramerLimits, PayloadCommands};
+use msn_http_core::wire::ServerKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use self::tickets::{Admits, TicketLimits, TicketStore};
+pub use self::tickets::{DEFAULT_TICKET_LIFETIME, DEFAULT_TICKETS_PER_USER};
 
 /// A user of the built-in server.
 #[derive(Debug)]
-pub(crate) struct User {
-    pub(crate) email: &'static str,
-    pub(crate) password: &'static str,
-    pub(crate) friendly: &'static str,
+pub struct User {
+    /// The account name (`USR ... MD5 I <email>`).
+    pub email: &'static str,
+    /// The password, for `USR ... MD5 S`.
+    pub password: &'static str,
+    /// The friendly name other users see.
+    pub friendly: &'static str,
 }
 
 /// The built-in server's accounts.
-pub(crate) const USERS: &[User] = &[
+pub const USERS: &[User] = &[
     User { email: "alice@example.com", password: "alicepass", friendly: "Alice" },
     User { email: "bob@example.com", password: "bobpass", friendly: "Bob" },
     User { email: "carol@example.com", password: "carolpass", friendly: "Carol" },
@@ -44,7 +127,7 @@ pub(crate) const USERS: &[User] = &[
 
 /// The name clients give the NS in `IP=` (the official dispatch server's), routed by the
 /// gateway to the built-in NS.
-pub(crate) const NS_NAME: &str = "messenger.hotmail.com";
+pub const NS_NAME: &str = "messenger.hotmail.com";
 
 /// Messages waiting for one connection's writer before the peer counts as stuck.
 const OUTBOX_MESSAGES: usize = 1024;
@@ -55,7 +138,7 @@ fn user(email: &str) -> Option<&'static User> {
 
 /// A running built-in server; dropping it stops it (listeners and connections).
 #[derive(Debug)]
-pub(crate) struct BuiltinServer {
+pub struct BuiltinServer {
     ns: SocketAddr,
     sb: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
@@ -73,7 +156,11 @@ impl BuiltinServer {
     /// Starts the NS and the SB at free ports on `ip` if it is a loopback address, else on
     /// 127.0.0.1: the MSNP ports are reachable only from this host (through the gateway), and
     /// the switchboard address that `XFR SB` and `RNG` hand out is never `0.0.0.0`.
-    pub(crate) async fn start(ip: IpAddr) -> io::Result<Self> {
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (it spawns its tasks there).
+    pub async fn start(ip: IpAddr) -> io::Result<Self> {
         let ip = if ip.is_loopback() { ip } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
         let ns_listener = TcpListener::bind((ip, 0)).await?;
         let sb_listener = TcpListener::bind((ip, 0)).await?;
@@ -88,21 +175,49 @@ impl BuiltinServer {
     }
 
     /// The notification server's address.
-    pub(crate) fn ns_addr(&self) -> SocketAddr {
+    pub fn ns_addr(&self) -> SocketAddr {
         self.ns
     }
 
     /// The switchboard's address (what `XFR SB` and `RNG` announce).
-    pub(crate) fn sb_addr(&self) -> SocketAddr {
+    pub fn sb_addr(&self) -> SocketAddr {
         self.sb
     }
 
     /// One line for people: where the servers are and who can log in.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let users: Vec<String> =
             USERS.iter().map(|u| format!("{} (password {})", u.email, u.password)).collect();
         format!("NS {} (IP={NS_NAME}), SB {}; users {}", self.ns, self.sb, users.join(", "))
     }
+
+    /// The gateway rules that put this server behind a gateway: its NS as [`NS_NAME`], its SB
+    /// by address, with the port (as `XFR SB` and `RNG` give it) or without (as real clients
+    /// send it); each only for opens of its kind.
+    pub fn backend_rules(&self) -> [BackendRule; 3] {
+        backend_rules(self.ns, self.sb)
+    }
+
+    /// An allowlist of [`backend_rules`](Self::backend_rules) alone, for
+    /// [`GatewayConfig::with_backends`](msn_http_core::gateway::GatewayConfig::with_backends).
+    pub fn backends(&self) -> BackendAllowlist {
+        self.backend_rules().into_iter().fold(BackendAllowlist::new(), BackendAllowlist::rule)
+    }
+}
+
+/// See [`BuiltinServer::backend_rules`].
+fn backend_rules(ns: SocketAddr, sb: SocketAddr) -> [BackendRule; 3] {
+    let sb_host = sb.ip().to_string();
+    [
+        BackendRule::route(NS_NAME, None, endpoint(ns)).only(ServerKind::Notification),
+        BackendRule::allow(sb_host.clone(), Some(sb.port())).only(ServerKind::Switchboard),
+        BackendRule::route(sb_host, None, endpoint(sb)).only(ServerKind::Switchboard),
+    ]
+}
+
+/// A socket address as an endpoint.
+fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint::new(addr.ip().to_string(), addr.port()).expect("a bound address is an endpoint")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,6 +426,11 @@ fn line(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The space-separated arguments of a command (after its name), as text.
+fn args(cmd: &Command<'_>) -> Vec<String> {
+    cmd.args().map(|a| a.into_owned()).collect()
+}
+
 /// The transaction ID argument of a command, as written (`0` when missing).
 fn trid(args: &[String]) -> &str {
     args.first().map_or("0", String::as_str)
@@ -319,7 +439,7 @@ fn trid(args: &[String]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msnp::md5_hex;
+    use msn_http_core::msnp::md5_login_response;
 
     /// A connection's handler fed commands directly, without sockets, at a time of the test's
     /// choosing.
@@ -355,7 +475,7 @@ mod tests {
             assert_eq!(self.say_at(now, "VER 1 MSNP7"), "VER 1 MSNP7\r\n");
             let challenge = self.say_at(now, &format!("USR 2 MD5 I {}", user.email));
             let salt = challenge.trim_end().rsplit(' ').next().expect("a salt");
-            let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+            let hash = md5_login_response(salt, user.password);
             let ok = self.say_at(now, &format!("USR 3 MD5 S {hash}"));
             assert!(ok.starts_with("USR 3 OK "), "{ok}");
         }
@@ -379,6 +499,32 @@ mod tests {
         let answer =
             Fed::new(state, Role::Sb).say_at(now, &format!("USR 1 {} {cookie}", USERS[0].email));
         answer.starts_with("USR 1 OK ")
+    }
+
+    #[test]
+    fn the_sb_is_reached_with_or_without_its_port() {
+        use msn_http_core::gateway::MsnpPorts;
+
+        let ns: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let sb: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+        let rules =
+            backend_rules(ns, sb).into_iter().fold(BackendAllowlist::new(), BackendAllowlist::rule);
+        let ports = MsnpPorts::default();
+        let open = |server, ip: &str| {
+            let asked = Endpoint::parse(ip, ports.of(server)).unwrap();
+            rules.resolve(&asked, server, ports).map(|e| e.to_string())
+        };
+        let (ns, sb) = (ServerKind::Notification, ServerKind::Switchboard);
+        assert_eq!(open(ns, NS_NAME).as_deref(), Some("127.0.0.1:40001"));
+        assert_eq!(open(sb, NS_NAME), None, "the NS name is no switchboard");
+        assert_eq!(open(sb, "127.0.0.1:40002").as_deref(), Some("127.0.0.1:40002"));
+        assert_eq!(open(sb, "127.0.0.1").as_deref(), Some("127.0.0.1:40002"));
+        assert_eq!(open(ns, "127.0.0.1:40002"), None);
+        let v6 = backend_rules("[::1]:40001".parse().unwrap(), "[::1]:40002".parse().unwrap());
+        assert_eq!(
+            v6[2].connect_to.as_ref().map(ToString::to_string).as_deref(),
+            Some("[::1]:40002")
+        );
     }
 
     #[test]
@@ -418,7 +564,7 @@ mod socket_tests {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     use super::*;
-    use crate::msnp::md5_hex;
+    use msn_http_core::msnp::md5_login_response;
 
     /// Sends `line` and returns the first answer line starting with `prefix` (within 10 s).
     async fn ask(conn: &mut BufReader<TcpStream>, line: &str, prefix: &str) -> String {
@@ -454,7 +600,7 @@ mod socket_tests {
         let user = &USERS[0];
         let challenge = ask(&mut conn, &format!("USR 2 MD5 I {}", user.email), "USR 2 ").await;
         let salt = challenge.rsplit(' ').next().expect("a salt");
-        let hash = md5_hex(format!("{salt}{}", user.password).as_bytes());
+        let hash = md5_login_response(salt, user.password);
         ask(&mut conn, &format!("USR 3 MD5 S {hash}"), "USR 3 OK ").await;
         let xfr = ask(&mut conn, "XFR 4 SB", "XFR 4 ").await;
         assert!(xfr.starts_with(&format!("XFR 4 SB {sb} CKI ")), "{xfr}");

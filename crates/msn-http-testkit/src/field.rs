@@ -1,8 +1,6 @@
 //! The field cases (PROTOCOL.md §7) as the adapters' field tests play them: the commands sent
 //! and pushed, and the checks of what went on the wire, so that each adapter's test only
-//! drives its runtime. The adapters' test supports include this file with `#[path]`, beside
-//! `gateway.rs`.
-#![allow(dead_code, unreachable_pub)]
+//! drives its runtime.
 
 use std::time::Duration;
 
@@ -10,14 +8,22 @@ use msn_http_core::client::{CloseReason, RequestKind};
 use msn_http_core::error::{NetworkError, RemoteError, SessionError};
 use msn_http_driver::SessionEnd;
 
-use super::{Ev, Seen, commands, text};
+use crate::Seen;
+use crate::expect::{Ev, commands, text};
 
+/// The NS handshake's first command.
 pub const VER: &str = "VER 1 MSNP8 CVR0\r\n";
+/// An SB login.
 pub const USR: &str = "USR 1 alice@example.com 123.456\r\n";
+/// An SB invitation.
 pub const CAL: &str = "CAL 2 bob@example.com\r\n";
+/// A contact joining an SB.
 pub const JOI: &str = "JOI bob@example.com Bob\r\n";
+/// A payload command with a 5-byte body.
 pub const MSG: &str = "MSG 3 N 5\r\nhello";
+/// A status change.
 pub const CHG: &str = "CHG 2 NLN 0\r\n";
+/// A contact's initial status, pushed by the server.
 pub const ILN: &str = "ILN 0 NLN bob@example.com Bob\r\n";
 /// The first session ID of a rotating-ID gateway.
 pub const FIRST_ID: &str = "954547325.1";
@@ -29,10 +35,13 @@ pub const LOGIN: [&str; 3] = ["USR 2 MD5 I alice@example.com\r\n", "CHG 3 NLN\r\
 pub const PROFILE: &str = "MSG Hotmail Hotmail 19\r\nMIME-Version: 1.0\r\n";
 /// A payload command whose length has a leading zero: strict servers answer `500`.
 pub const ZERO_PADDED: &str = "MSG 2 N 05\r\nhello";
+/// One second.
 pub const SECOND: Duration = Duration::from_secs(1);
+/// One minute.
 pub const MINUTE: Duration = Duration::from_secs(60);
 /// Bursts in the constant-ID chat, and commands in each.
 pub const BURSTS: usize = 10;
+/// Commands in each burst of the constant-ID chat.
 pub const BURST_LEN: usize = 5;
 
 /// Burst `n` of the constant-ID chat: the commands sent at once, and the command the server

@@ -1,9 +1,5 @@
-//! The runtime-independent half of the adapters' loopback test partners: the testkit's fake
-//! gateway (what a scriptable, misbehaving gateway with an echoing MSNP backend answers to each
-//! request, as bytes), plus the helpers tests use to compare what a client saw. Each adapter's
-//! test support adds the sockets (tokio or async-io) around it, and includes this file with
-//! `#[path]`.
-#![allow(dead_code, unreachable_pub)]
+//! What a client saw, as tests compare it: [`Ev`], the events taken from a receiver, and the
+//! helpers that turn sessions' ends, bytes and requests into comparable values.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,12 +8,13 @@ use msn_http_core::Endpoint;
 use msn_http_core::client::CloseReason;
 use msn_http_driver::{ClientEvent, ClientReceiver, Notice, SessionEnd};
 
-pub use msn_http_testkit::*;
+use crate::Seen;
 
 // ---------------------------------------------------------------------------------------------
 // Client-side helpers
 // ---------------------------------------------------------------------------------------------
 
+/// The gateway endpoint of a loopback listener.
 pub fn endpoint(addr: SocketAddr) -> Endpoint {
     Endpoint::new(addr.ip().to_string(), addr.port()).unwrap()
 }
@@ -25,15 +22,27 @@ pub fn endpoint(addr: SocketAddr) -> Endpoint {
 /// An event as a test compares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
+    /// A received command, as text.
     Cmd(String),
+    /// A notice.
     Notice(Notice),
-    Closed { reason: CloseReason, unsent: String, incomplete: usize },
+    /// The session's end.
+    Closed {
+        /// Why it ended.
+        reason: CloseReason,
+        /// The bytes never confirmed, as text.
+        unsent: String,
+        /// Bytes of a received command cut off by the end.
+        incomplete: usize,
+    },
 }
 
+/// A received command.
 pub fn cmd(text: &str) -> Ev {
     Ev::Cmd(text.to_owned())
 }
 
+/// A client event as a test compares it.
 pub fn ev(event: ClientEvent) -> Ev {
     match event {
         ClientEvent::Command(c) => Ev::Cmd(String::from_utf8_lossy(c.as_bytes()).into_owned()),
@@ -43,6 +52,7 @@ pub fn ev(event: ClientEvent) -> Ev {
     }
 }
 
+/// A session's end as a test compares it.
 pub fn closed(end: &SessionEnd) -> Ev {
     Ev::Closed {
         reason: end.reason.clone(),
@@ -107,10 +117,12 @@ pub fn requests_between(requests: &[Seen], from: Instant, to: Instant) -> usize 
     requests.iter().filter(|r| r.at >= from && r.at < to).count()
 }
 
+/// The notice of a session established with the ID `id`.
 pub fn established(id: &str) -> Ev {
     Ev::Notice(Notice::Established { session_id: id.to_owned() })
 }
 
+/// Bytes as text (lossy).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -1,0 +1,164 @@
+//! The response decoder fed whole and in pieces: the same events, limits held, no byte lost.
+
+use msn_http_core::error::HttpError;
+use msn_http_core::wire::{
+    BodyKind, EofOutcome, HttpLimits, HttpVersion, ResponseDecoder, ResponseStep,
+};
+
+use super::limits_and_pieces;
+use super::messenger::check_messenger;
+
+/// What a response decoder reported, owned, with consecutive body pieces merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RespEvent {
+    Head {
+        status: u16,
+        version: HttpVersion,
+        keep_alive: bool,
+        body: BodyKind,
+        messenger: Option<Vec<u8>>,
+        msn_host: Option<Vec<u8>>,
+    },
+    Body(Vec<u8>),
+    Complete(u64),
+}
+
+/// How decoding a byte stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RespEnd {
+    Failed { error: HttpError, in_head: bool },
+    Eof(EofOutcome),
+}
+
+/// Decodes back-to-back responses fed as `pieces`, then EOF, checking the decoder's promises
+/// on every step.
+pub(crate) fn decode_responses(limits: HttpLimits, pieces: &[&[u8]]) -> (Vec<RespEvent>, RespEnd) {
+    let mut d = ResponseDecoder::new(limits);
+    let mut events: Vec<RespEvent> = Vec::new();
+    let mut in_head = true;
+    let mut body_len = 0u64;
+    for piece in pieces {
+        let mut input = *piece;
+        let mut steps = 0usize;
+        loop {
+            steps += 1;
+            assert!(steps <= 4 * piece.len() + 16, "the decoder makes no progress");
+            let before = input.len();
+            let step = d.decode(&mut input);
+            assert!(input.len() <= before);
+            match step {
+                Err(error) => return (events, RespEnd::Failed { error, in_head }),
+                Ok(ResponseStep::NeedMore) => {
+                    // Bytes left unread here would be lost by every caller.
+                    assert!(input.is_empty(), "NeedMore with {} bytes unread", input.len());
+                    break;
+                }
+                Ok(ResponseStep::Head) => {
+                    assert!(in_head, "a second head inside one response");
+                    in_head = false;
+                    body_len = 0;
+                    let head = d.head();
+                    let status = head.status();
+                    // Three digits, of which httparse takes any (`083` too); interim ones are
+                    // skipped.
+                    assert!(status <= 999 && !(100..200).contains(&status), "status {status}");
+                    if matches!(status, 204 | 304) {
+                        assert_eq!(head.body_kind(), BodyKind::Empty);
+                    }
+                    if head.body_kind() == BodyKind::CloseDelimited {
+                        assert!(!head.keep_alive(), "a close-delimited body ends the connection");
+                    }
+                    if let BodyKind::Length(n) = head.body_kind() {
+                        assert!(n > 0 && n <= limits.max_body_bytes);
+                    }
+                    if let Some(value) = head.messenger() {
+                        let _ = check_messenger(value);
+                    }
+                    events.push(RespEvent::Head {
+                        status,
+                        version: head.version(),
+                        keep_alive: head.keep_alive(),
+                        body: head.body_kind(),
+                        messenger: head.messenger().map(<[u8]>::to_vec),
+                        msn_host: head.msn_host().map(<[u8]>::to_vec),
+                    });
+                }
+                Ok(ResponseStep::Body(bytes)) => {
+                    assert!(!in_head && !bytes.is_empty());
+                    assert!(before - input.len() >= bytes.len());
+                    body_len += bytes.len() as u64;
+                    assert!(body_len <= limits.max_body_bytes, "body limit broken");
+                    assert_eq!(d.body_received(), body_len);
+                    match d.head().body_kind() {
+                        BodyKind::Empty => panic!("body bytes for an empty body"),
+                        BodyKind::Length(n) => assert!(body_len <= n),
+                        BodyKind::Chunked | BodyKind::CloseDelimited => {}
+                    }
+                    match events.last_mut() {
+                        Some(RespEvent::Body(merged)) => merged.extend_from_slice(bytes),
+                        _ => events.push(RespEvent::Body(bytes.to_vec())),
+                    }
+                }
+                Ok(ResponseStep::Complete) => {
+                    assert!(!in_head && d.is_complete());
+                    assert_eq!(d.body_received(), body_len);
+                    match d.head().body_kind() {
+                        BodyKind::Empty => assert_eq!(body_len, 0),
+                        BodyKind::Length(n) => assert_eq!(body_len, n),
+                        BodyKind::Chunked => {}
+                        BodyKind::CloseDelimited => panic!("close-delimited completes only at EOF"),
+                    }
+                    // Complete is sticky and reads nothing more.
+                    let mut again = input;
+                    assert_eq!(d.decode(&mut again), Ok(ResponseStep::Complete));
+                    assert_eq!(again.len(), input.len());
+                    events.push(RespEvent::Complete(body_len));
+                    d.reset();
+                    in_head = true;
+                    body_len = 0;
+                }
+            }
+        }
+    }
+    let outcome = d.finish();
+    if outcome == EofOutcome::Complete {
+        assert!(!in_head && d.is_complete());
+        assert_eq!(d.head().body_kind(), BodyKind::CloseDelimited);
+        assert_eq!(d.body_received(), body_len);
+        events.push(RespEvent::Complete(body_len));
+    }
+    (events, RespEnd::Eof(outcome))
+}
+
+/// Errors that may be found later when a head arrives in pieces: a partial head is parsed
+/// again only once a line ends in it, so a bad byte shows when its line does.
+fn head_lag(end: RespEnd) -> bool {
+    matches!(
+        end,
+        RespEnd::Failed { in_head: true, .. }
+            | RespEnd::Eof(EofOutcome::Truncated { started: true })
+    )
+}
+
+/// Whole and cut decodes must agree; only an error inside a head may show up later.
+pub(crate) fn same_responses(whole: &(Vec<RespEvent>, RespEnd), cut: &(Vec<RespEvent>, RespEnd)) {
+    assert_eq!(whole.0, cut.0, "events differ between whole and cut input");
+    if whole.1 != cut.1 {
+        let lag = (matches!(whole.1, RespEnd::Failed { in_head: true, .. }) && head_lag(cut.1))
+            || (matches!(cut.1, RespEnd::Failed { in_head: true, .. }) && head_lag(whole.1));
+        assert!(lag, "outcomes differ: whole {:?}, cut {:?}", whole.1, cut.1);
+    }
+}
+
+/// Response bytes, whole and cut where the input says: same events, limits held, no byte lost.
+///
+/// Input: a limits byte, a cutting byte, then the response stream.
+pub fn response_decoder(data: &[u8]) {
+    let Some((limits, pieces, stream)) = limits_and_pieces(data, [32, 64, 256, 1024], 4096) else {
+        return;
+    };
+    let whole = decode_responses(limits, &[stream]);
+    same_responses(&whole, &decode_responses(limits, &pieces));
+    let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+    same_responses(&whole, &decode_responses(limits, &bytes));
+}
