@@ -121,26 +121,23 @@ impl GatewayServer {
         Ok(Self { server: Server::new(listener, local_addr, config, now)? })
     }
 
-    /// Replaces the server options.
-    ///
-    /// ```no_run
-    /// # fn demo(server: msn_http_async_std::gateway::GatewayServer) {
-    /// use msn_http_async_std::gateway::ServerOptions;
-    /// let mut options = ServerOptions::default();
-    /// options.shutdown_grace = std::time::Duration::from_secs(1);
-    /// let handle = server.with_options(options).spawn(|task| smol::spawn(task).detach());
-    /// # }
-    /// ```
+    /// Replaces the server options (the defaults are [`ServerOptions::default`]'s).
     pub fn with_options(self, options: ServerOptions) -> Self {
         Self { server: self.server.with_options(options) }
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on, and the `GW-IP` every answer announces.
+    ///
+    /// ```no_run
+    /// # fn demo(server: &msn_http_async_std::gateway::GatewayServer) {
+    /// let (addr, gw_ip) = (server.local_addr(), server.gw_ip());
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
 
-    /// The `GW-IP` every answer announces.
+    /// The `GW-IP` every answer announces (see [`local_addr`](Self::local_addr)).
     pub fn gw_ip(&self) -> &str {
         self.server.gw_ip()
     }

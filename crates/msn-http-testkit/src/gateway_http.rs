@@ -62,6 +62,24 @@ impl Answers {
         Some(String::from_utf8(raw).expect("answers are text"))
     }
 
+    /// The next whole answer, reading more with `read` (into a buffer; `0` at the end of the
+    /// stream) until it is all there. Panics when the connection ends first, or fails.
+    pub async fn read_answer<E: std::fmt::Debug>(
+        &mut self,
+        mut read: impl AsyncFnMut(&mut [u8]) -> Result<usize, E>,
+    ) -> String {
+        for _ in 0..crate::MAX_READS_PER_MESSAGE {
+            if let Some(answer) = self.next_answer() {
+                return answer;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = read(&mut chunk).await.expect("reading an answer");
+            assert!(n > 0, "connection closed before a whole response");
+            self.extend(&chunk[..n]);
+        }
+        panic!("no whole response");
+    }
+
     /// Whether no byte waits.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()

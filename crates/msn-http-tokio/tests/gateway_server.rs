@@ -333,16 +333,8 @@ impl Http {
 
     /// The next whole response, as it came off the wire.
     async fn response(&mut self) -> String {
-        for _ in 0..MAX_READS {
-            if let Some(answer) = self.answers.next_answer() {
-                return answer;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before a whole response");
-            self.answers.extend(&chunk[..n]);
-        }
-        panic!("no whole response");
+        let stream = &mut self.stream;
+        self.answers.read_answer(async |buf: &mut [u8]| stream.read(buf).await).await
     }
 
     async fn exchange(&mut self, query: &str, body: &str) -> String {
