@@ -81,12 +81,14 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod gateway;
 pub mod runtime;
 pub mod stream;
 
 pub use client::{
     Client, ClientEvent, ClientReceiver, ClientSender, Notice, OpenError, RecvError, SessionEnd,
 };
+pub use gateway::{GatewayHandle, GatewayServer, ServerOptions, ServerStats};
 pub use msn_http_core;
 pub use msn_http_driver::api::*;
 pub use msn_http_driver::{Driver, Runtime};

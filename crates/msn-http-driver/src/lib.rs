@@ -57,6 +57,7 @@ pub mod api;
 pub mod client;
 mod driver;
 pub mod events;
+pub mod gateway;
 pub mod io_traits;
 pub mod launch;
 mod open;

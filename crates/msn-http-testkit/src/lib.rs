@@ -14,10 +14,12 @@ pub mod clock;
 pub mod expect;
 pub mod field;
 mod gateway;
+mod gateway_http;
 mod request;
 mod sim;
 
 pub use gateway::{Backend, FakeGateway, Fault, GwIp, Plan, Quirks, Script, Seen, SessionIds};
+pub use gateway_http::{Answers, assert_rotated, gateway_post, ok_answer, session_id};
 pub use request::{Parsed, RawRequest, complete_response_len, parse_request};
 pub use sim::{IdleFigures, Report, Sim, kinds, measure_idle};
 

@@ -1,20 +1,10 @@
-//! The gateway server: accepts HTTP connections, drives the sans-IO [`Gateway`] over tokio
+//! The gateway server: accepts HTTP connections, drives the sans-IO
+//! [`Gateway`](msn_http_core::gateway::Gateway) over tokio
 //! TCP, and opens the backend connections to the MSNP servers its allowlist names.
 //!
-//! # Concurrency
-//!
-//! The core gateway is one state machine for every session, so one task owns it: the *driver*.
-//! It does all the reading, writing and deciding. Each socket (client or backend) has a small
-//! *watcher* task that only waits for readiness and tells the driver "readable" or "writable"
-//! through one channel; the driver then reads into its one shared buffer, feeds the core,
-//! writes the answers with non-blocking writes, and re-arms the watcher. Consequences:
-//!
-//! - no lock: the core is touched by one task, and a session's answer can be written to any
-//!   connection at once (a held poll answered by backend input) without a hand-off;
-//! - no per-socket buffers: idle sockets hold no read or write memory, only their watcher;
-//! - backpressure is exact: a paused backend is simply not re-armed, and the bytes the core did
-//!   not take are kept and offered again on resume;
-//! - under load the driver takes many notices per wake-up, so the cost of a wake-up is shared.
+//! The loop around the core is runtime-agnostic and lives in [`msn_http_driver::gateway`]
+//! (shared with `msn-http-async-std`, which documents its concurrency); this module supplies
+//! tokio's listener, sockets, clock, timers and `spawn`.
 //!
 //! # Example
 //!
@@ -40,130 +30,24 @@
 //! # }
 //! ```
 
-mod descriptors;
-mod driver;
-mod socket;
-mod tasks;
+mod tokio_net;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use msn_http_core::gateway::{Gateway, GatewayConfig, GatewayStats};
+use msn_http_core::gateway::GatewayConfig;
+use msn_http_driver::gateway::{GatewayRuntime, Server, SharedStats};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
-pub use descriptors::{DESCRIPTOR_RESERVE, OpenFileLimit, descriptors_needed};
-use driver::Driver;
+pub use msn_http_driver::gateway::{
+    DESCRIPTOR_RESERVE, OpenFileLimit, ServerOptions, ServerStats, descriptors_needed, random_seed,
+};
 
-/// Fills a session ID seed from the operating system's random source.
-///
-/// [`GatewayConfig::seed`] decides every session ID: anyone who knows it can predict them.
-/// Take it from here (or another cryptographic source), never from a clock or a hasher.
-///
-/// ```
-/// let a = msn_http_tokio::gateway::random_seed().unwrap();
-/// let b = msn_http_tokio::gateway::random_seed().unwrap();
-/// assert_ne!(a, b);
-/// ```
-pub fn random_seed() -> io::Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(io::Error::from)?;
-    Ok(seed)
-}
-
-/// Settings of the server around the core (the core's own are in [`GatewayConfig`]).
-///
-/// ```
-/// use std::time::Duration;
-/// use msn_http_tokio::gateway::ServerOptions;
-///
-/// let mut options = ServerOptions::default();
-/// options.shutdown_grace = Duration::from_secs(2);
-/// assert_eq!(options.read_buffer_bytes, 32 * 1024);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServerOptions {
-    /// How long a graceful shutdown waits for requests in flight to be answered. Default 10 s.
-    pub shutdown_grace: Duration,
-    /// After the server closes a connection it shuts down its writing side and reads what the
-    /// peer still sends for at most this long, so that the last answer is not destroyed by a
-    /// reset. Default 2 s.
-    pub linger: Duration,
-    /// The driver's one read buffer, shared by all sockets. Default 32 KiB.
-    pub read_buffer_bytes: usize,
-    /// Bytes waiting to be written to one backend (it does not read): beyond it the backend is
-    /// taken as broken and its session ends. Default 1 MiB. (A client connection holds at most
-    /// one answer, [`Gateway::max_answer_bytes`]: requests are served one at a time.)
-    ///
-    /// [`Gateway::max_answer_bytes`]: msn_http_core::gateway::Gateway::max_answer_bytes
-    pub max_pending_write_bytes: usize,
-    /// Failures to accept a connection (out of descriptors, say) repeat every few
-    /// milliseconds; they are logged at most once per this interval, with the count of those
-    /// not logged. Default 10 s.
-    pub accept_warning_interval: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            shutdown_grace: Duration::from_secs(10),
-            linger: Duration::from_secs(2),
-            read_buffer_bytes: 32 * 1024,
-            max_pending_write_bytes: 1024 * 1024,
-            accept_warning_interval: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Counters and gauges of a running server, refreshed after every batch of work.
-///
-/// ```no_run
-/// # async fn demo(handle: msn_http_tokio::gateway::GatewayHandle) {
-/// let stats = handle.stats();
-/// println!("{} sessions, {} polls answered", stats.sessions, stats.core.responses);
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServerStats {
-    /// The core's counters (sessions, requests, responses, refusals, bytes to and from
-    /// backends).
-    pub core: GatewayStats,
-    /// Sessions open now.
-    pub sessions: usize,
-    /// Client connections open now.
-    pub client_connections: usize,
-    /// Backend connections open or being made now.
-    pub backend_connections: usize,
-    /// Answer bytes waiting to be written to client connections now, all together. Requests
-    /// are served one at a time, so each connection holds at most one answer.
-    pub client_write_backlog: usize,
-    /// Client connections accepted.
-    pub connections_accepted: u64,
-    /// Client connections closed at once because the core refused them (too many).
-    pub connections_refused: u64,
-    /// Times `accept` failed (out of descriptors, say); warned of at most once per
-    /// [`ServerOptions::accept_warning_interval`].
-    pub accept_failures: u64,
-    /// Backend connections made.
-    pub backend_connects: u64,
-    /// Backend connections that could not be made.
-    pub backend_connect_errors: u64,
-    /// Backends that closed (or broke) their connection themselves.
-    pub backend_hangups: u64,
-    /// Bytes read from clients.
-    pub client_bytes_in: u64,
-    /// Bytes written (or queued for writing) to clients.
-    pub client_bytes_out: u64,
-    /// Whether a graceful shutdown has begun.
-    pub shutting_down: bool,
-}
+use crate::runtime::Tokio;
+pub use tokio_net::ServerStream;
 
 /// A gateway server bound to its listening socket, ready to run.
 ///
@@ -186,11 +70,7 @@ pub struct ServerStats {
 /// ```
 #[derive(Debug)]
 pub struct GatewayServer {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    gateway: Gateway,
-    connect_timeout: Duration,
-    options: ServerOptions,
+    server: Server<Tokio>,
 }
 
 impl GatewayServer {
@@ -227,19 +107,8 @@ impl GatewayServer {
     /// ```
     pub fn from_listener(listener: TcpListener, config: GatewayConfig) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
-        if config.seed == [0; 32] {
-            tracing::warn!("the session ID seed is all zeros: session IDs are predictable");
-        }
-        let connect_timeout = config.connect_timeout;
-        let gateway = Gateway::new(config, driver::now())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(Self {
-            listener,
-            local_addr,
-            gateway,
-            connect_timeout,
-            options: ServerOptions::default(),
-        })
+        let now = GatewayRuntime::now(&Tokio);
+        Ok(Self { server: Server::new(listener, local_addr, config, now)? })
     }
 
     /// Replaces the server options.
@@ -252,9 +121,8 @@ impl GatewayServer {
     /// let handle = server.with_options(options).spawn();
     /// # }
     /// ```
-    pub fn with_options(mut self, options: ServerOptions) -> Self {
-        self.options = options;
-        self
+    pub fn with_options(self, options: ServerOptions) -> Self {
+        Self { server: self.server.with_options(options) }
     }
 
     /// The address the server listens on.
@@ -265,7 +133,7 @@ impl GatewayServer {
     /// # }
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.server.local_addr()
     }
 
     /// The `GW-IP` every answer announces.
@@ -276,7 +144,7 @@ impl GatewayServer {
     /// # }
     /// ```
     pub fn gw_ip(&self) -> &str {
-        self.gateway.gw_ip()
+        self.server.gw_ip()
     }
 
     /// Runs the server in the calling task until `shutdown` completes, then shuts down
@@ -295,7 +163,7 @@ impl GatewayServer {
     where
         F: Future<Output = ()>,
     {
-        self.run(shutdown, Arc::new(Mutex::new(ServerStats::default()))).await
+        self.server.run(Tokio, shutdown, SharedStats::default()).await
     }
 
     /// Runs the server on a task of its own.
@@ -308,32 +176,18 @@ impl GatewayServer {
     /// # Ok(()) }
     /// ```
     pub fn spawn(self) -> GatewayHandle {
-        let local_addr = self.local_addr;
-        let stats = Arc::new(Mutex::new(ServerStats::default()));
+        let local_addr = self.local_addr();
+        let stats = SharedStats::default();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(self.run(
+        let task = tokio::spawn(self.server.run(
+            Tokio,
             async move {
                 // A dropped handle stops the server too.
                 let _ = stopped.await;
             },
-            Arc::clone(&stats),
+            stats.clone(),
         ));
         GatewayHandle { local_addr, stats, stop: Some(stop), task }
-    }
-
-    async fn run<F>(self, shutdown: F, stats: Arc<Mutex<ServerStats>>) -> ServerStats
-    where
-        F: Future<Output = ()>,
-    {
-        let span = tracing::info_span!("msn_http_gateway", listen = %self.local_addr);
-        let Self { listener, gateway, connect_timeout, options, .. } = self;
-        async move {
-            tracing::info!(gw_ip = gateway.gw_ip(), "gateway listening");
-            let driver = Driver::new(gateway, options, connect_timeout, stats);
-            driver.run(listener, shutdown).await
-        }
-        .instrument(span)
-        .await
     }
 }
 
@@ -351,7 +205,7 @@ impl GatewayServer {
 #[derive(Debug)]
 pub struct GatewayHandle {
     local_addr: SocketAddr,
-    stats: Arc<Mutex<ServerStats>>,
+    stats: SharedStats,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<ServerStats>,
 }
@@ -376,7 +230,7 @@ impl GatewayHandle {
     /// # }
     /// ```
     pub fn stats(&self) -> ServerStats {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.stats.get()
     }
 
     /// Shuts the server down gracefully and waits for it: no new connections, requests in

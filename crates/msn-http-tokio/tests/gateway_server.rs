@@ -21,6 +21,9 @@ use msn_http_core::client::{ClientConfig, CloseReason, PollPolicy, Target};
 use msn_http_core::gateway::{
     Action, BackendAllowlist, ConnectionId, Gateway, GatewayConfig, MsnpPorts, Transmit,
 };
+use msn_http_testkit::{
+    Answers, assert_rotated as rotated, gateway_post, ok_answer as ok, session_id,
+};
 use msn_http_tokio::Client;
 use msn_http_tokio::gateway::{GatewayHandle, GatewayServer, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -305,23 +308,18 @@ async fn setup_with(
 /// A raw HTTP/1.1 connection.
 struct Http {
     stream: TcpStream,
-    buf: Vec<u8>,
+    answers: Answers,
     host: String,
 }
 
 impl Http {
     async fn connect(gw: &str) -> Http {
-        Http { stream: TcpStream::connect(gw).await.unwrap(), buf: Vec::new(), host: gw.to_owned() }
+        let stream = TcpStream::connect(gw).await.unwrap();
+        Http { stream, answers: Answers::default(), host: gw.to_owned() }
     }
 
     fn request(&self, query: &str, body: &str) -> Vec<u8> {
-        format!(
-            "POST /gateway/gateway.dll?{query} HTTP/1.1\r\nHost: {}\r\n\
-             Content-Type: application/x-msn-messenger\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        )
-        .into_bytes()
+        gateway_post(&self.host, query, body)
     }
 
     async fn send(&mut self, query: &str, body: &str) {
@@ -335,27 +333,8 @@ impl Http {
 
     /// The next whole response, as it came off the wire.
     async fn response(&mut self) -> String {
-        for _ in 0..MAX_READS {
-            let mut fields = [httparse::EMPTY_HEADER; 16];
-            let mut head = httparse::Response::new(&mut fields);
-            if let httparse::Status::Complete(len) = head.parse(&self.buf).unwrap() {
-                let body: usize = head
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-                    .expect("every answer has a Content-Length");
-                if self.buf.len() >= len + body {
-                    let raw: Vec<u8> = self.buf.drain(..len + body).collect();
-                    return String::from_utf8(raw).unwrap();
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before a whole response");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        panic!("no whole response");
+        let stream = &mut self.stream;
+        self.answers.read_answer(async |buf: &mut [u8]| stream.read(buf).await).await
     }
 
     async fn exchange(&mut self, query: &str, body: &str) -> String {
@@ -366,41 +345,13 @@ impl Http {
     /// Whether the gateway closed the connection (with nothing more to read).
     async fn closed(&mut self) -> bool {
         let mut chunk = [0u8; 64];
-        matches!(self.stream.read(&mut chunk).await, Ok(0) | Err(_)) && self.buf.is_empty()
+        matches!(self.stream.read(&mut chunk).await, Ok(0) | Err(_)) && self.answers.is_empty()
     }
-}
-
-/// A `200` as the gateway writes it.
-fn ok(id: &str, gw: &str, body: &str, close: bool) -> String {
-    let close = if close { "; Session=close" } else { "" };
-    format!(
-        "HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID={id}; GW-IP={gw}{close}\r\n\
-         Content-Type: application/x-msn-messenger\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// The session ID of a `200`, checked for the `stable.suffix` shape.
-fn session_id(response: &str) -> String {
-    let id = response
-        .split("SessionID=")
-        .nth(1)
-        .and_then(|rest| rest.split([';', '\r']).next())
-        .unwrap_or_else(|| panic!("no SessionID in {response:?}"));
-    let (stable, suffix) = id.split_once('.').expect("a dot in the ID");
-    assert!(stable.parse::<u64>().is_ok() && suffix.parse::<u32>().is_ok(), "{id}");
-    id.to_owned()
 }
 
 /// The body of a response.
 fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
-}
-
-/// Checks that `next` is the same session as `previous` with a new suffix.
-fn rotated(previous: &str, next: &str) {
-    assert_ne!(previous, next, "the ID changes with every response");
-    assert_eq!(previous.split('.').next(), next.split('.').next(), "the stable part stays");
 }
 
 /// What the core, seeded like the server, answers to `request` when the backend replies

@@ -22,7 +22,7 @@ impl OpenFileLimit {
     /// The limit now.
     ///
     /// ```
-    /// let limit = msn_http_tokio::gateway::OpenFileLimit::current();
+    /// let limit = msn_http_driver::gateway::OpenFileLimit::current();
     /// assert!(limit.soft <= limit.hard.or(limit.soft));
     /// ```
     pub fn current() -> Self {
@@ -33,7 +33,7 @@ impl OpenFileLimit {
     /// is never lowered); returns the limit then in force.
     ///
     /// ```
-    /// use msn_http_tokio::gateway::OpenFileLimit;
+    /// use msn_http_driver::gateway::OpenFileLimit;
     ///
     /// let before = OpenFileLimit::current();
     /// let after = OpenFileLimit::raise_to(64).unwrap();
@@ -55,7 +55,7 @@ impl OpenFileLimit {
 ///
 /// ```
 /// use msn_http_core::gateway::GatewayConfig;
-/// use msn_http_tokio::gateway::{DESCRIPTOR_RESERVE, descriptors_needed};
+/// use msn_http_driver::gateway::{DESCRIPTOR_RESERVE, descriptors_needed};
 ///
 /// let mut config = GatewayConfig::new("gw.example.net", [7; 32]);
 /// config.max_connections = 100;

@@ -2,15 +2,20 @@
 //! the driver asked for and reports it; the driver alone reads, writes (with the non-blocking
 //! helpers at the end) and closes.
 
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
+use async_channel::Sender;
+use atomic_waker::AtomicWaker;
+use futures_lite::future;
 use msn_http_core::gateway::BackendId;
-use tokio::io::Interest;
-use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc};
+
+use super::runtime::{GatewayRuntime, GatewayStream, Interest};
+use super::tasks::TaskGuard;
 
 /// The driver wants to hear when the socket is readable.
 pub(super) const WANT_READ: u8 = 1;
@@ -33,11 +38,11 @@ pub(super) enum Peer {
 
 /// What watchers, the accept loop and connecting tasks tell the driver.
 #[derive(Debug)]
-pub(super) enum Event {
+pub(super) enum Event<S> {
     /// A client connection, already watched (for reading).
-    Accepted(u64, Arc<Socket>),
+    Accepted(u64, Arc<Socket<S>>),
     /// A backend connection was made (and is watched for reading), or could not be.
-    Connected(BackendId, io::Result<Arc<Socket>>),
+    Connected(BackendId, io::Result<Arc<Socket<S>>>),
     Readable(Peer),
     Writable(Peer),
     /// The watcher ended and dropped its handle: once the driver has dropped its own, the
@@ -47,26 +52,25 @@ pub(super) enum Event {
     AcceptFailed,
 }
 
-/// A TCP stream with the driver's wishes for its watcher.
+/// A stream with the driver's wishes for its watcher.
 #[derive(Debug)]
-pub(super) struct Socket {
-    stream: TcpStream,
+pub(super) struct Socket<S> {
+    stream: S,
     state: AtomicU8,
-    notify: Notify,
+    /// The watcher, waiting for a change of wishes.
+    watcher: AtomicWaker,
 }
 
-impl Socket {
+impl<S: GatewayStream> Socket<S> {
     /// A socket whose watcher starts by waiting for it to be readable.
-    pub(super) fn new(stream: TcpStream) -> Arc<Self> {
-        // Answers and MSNP commands are small and written whole: send them at once.
-        let _ = stream.set_nodelay(true);
-        Arc::new(Self { stream, state: AtomicU8::new(WANT_READ), notify: Notify::new() })
+    pub(super) fn new(stream: S) -> Arc<Self> {
+        Arc::new(Self { stream, state: AtomicU8::new(WANT_READ), watcher: AtomicWaker::new() })
     }
 
     /// Asks the watcher to report readiness (`WANT_READ`, `WANT_WRITE`).
     pub(super) fn want(&self, bits: u8) {
         self.state.fetch_or(bits, Ordering::AcqRel);
-        self.notify.notify_one();
+        self.watcher.wake();
     }
 
     /// Ends the watcher, which drops its handle; the stream closes when the driver drops its
@@ -75,7 +79,7 @@ impl Socket {
     /// so that unread input does not turn the close into a reset.
     pub(super) fn close(&self, linger: bool) {
         if linger {
-            shutdown_write(&self.stream);
+            self.stream.shutdown_write();
         }
         self.want(if linger { CLOSE | LINGER } else { CLOSE });
     }
@@ -83,13 +87,11 @@ impl Socket {
     /// Closes at once with a reset, dropping what the kernel still holds for the peer (one
     /// that does not read would otherwise keep those buffers after the close).
     pub(super) fn abort(&self) {
-        // A zero linger never blocks on close, which is what the deprecation warns of.
-        #[allow(deprecated)]
-        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        self.stream.abort();
         self.want(CLOSE);
     }
 
-    /// Reads without waiting. `WouldBlock` also re-arms tokio's readiness for the watcher.
+    /// Reads without waiting.
     pub(super) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.try_read(buf)
     }
@@ -98,118 +100,109 @@ impl Socket {
     pub(super) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.stream.try_write(buf)
     }
-}
 
-/// Counts the tasks that hold sockets, so a shutdown can wait for the last to close.
-#[derive(Debug, Default)]
-pub(super) struct Tasks {
-    live: AtomicUsize,
-    idle: Notify,
-}
-
-impl Tasks {
-    pub(super) fn guard(self: &Arc<Self>) -> TaskGuard {
-        self.live.fetch_add(1, Ordering::AcqRel);
-        TaskGuard(Arc::clone(self))
-    }
-
-    /// Waits until no counted task is left.
-    pub(super) async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.live.load(Ordering::Acquire) == 0 {
-                return;
+    /// Completes once the wishes differ from `seen`.
+    async fn changed(&self, seen: u8) {
+        poll_fn(|cx| {
+            self.watcher.register(cx.waker());
+            match self.state.load(Ordering::Acquire) != seen {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
             }
-            notified.await;
-        }
+        })
+        .await;
     }
 }
 
-/// Held by a counted task; dropping it ends the count.
+/// What every watcher needs: the runtime, the driver's channel, the linger time.
 #[derive(Debug)]
-pub(super) struct TaskGuard(Arc<Tasks>);
+pub(super) struct Watching<R: GatewayRuntime> {
+    pub(super) runtime: R,
+    pub(super) events: Sender<Event<R::Stream>>,
+    pub(super) linger: Duration,
+}
 
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
+// By hand: a derive would ask for `R::Stream: Clone`, which no channel needs.
+impl<R: GatewayRuntime> Clone for Watching<R> {
+    fn clone(&self) -> Self {
+        let (runtime, events) = (self.runtime.clone(), self.events.clone());
+        Self { runtime, events, linger: self.linger }
     }
 }
 
 /// Watches `socket` for the driver until it is closed or the driver is gone, then says so.
-pub(super) async fn watch(
-    socket: Arc<Socket>,
+pub(super) async fn watch<R: GatewayRuntime>(
+    watching: Watching<R>,
+    socket: Arc<Socket<R::Stream>>,
     peer: Peer,
-    events: mpsc::UnboundedSender<Event>,
-    linger: Duration,
     _guard: TaskGuard,
 ) {
-    watch_until_closed(&socket, peer, &events, linger).await;
+    watch_until_closed(&watching, &socket, peer).await;
     drop(socket);
-    let _ = events.send(Event::Closed(peer));
+    let _ = watching.events.try_send(Event::Closed(peer));
 }
 
-async fn watch_until_closed(
-    socket: &Socket,
+async fn watch_until_closed<R: GatewayRuntime>(
+    watching: &Watching<R>,
+    socket: &Socket<R::Stream>,
     peer: Peer,
-    events: &mpsc::UnboundedSender<Event>,
-    linger: Duration,
 ) {
+    let Watching { runtime, events, linger } = watching;
     loop {
         let state = socket.state.load(Ordering::Acquire);
         if state & CLOSE != 0 {
             if state & LINGER != 0 {
-                let _ = tokio::time::timeout(linger, drain(&socket.stream)).await;
+                let deadline = runtime.now() + *linger;
+                future::or(drain(&socket.stream), runtime.sleep_until(deadline)).await;
             }
             return;
         }
-        let interest = match (state & WANT_READ != 0, state & WANT_WRITE != 0) {
-            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
-        };
-        tokio::select! {
-            biased;
-            () = socket.notify.notified() => {}
-            ready = socket.stream.ready(interest.unwrap_or(Interest::READABLE)), if interest.is_some() => {
-                let found = match ready {
-                    Ok(ready) => {
-                        let mut found = 0;
-                        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
-                            found |= WANT_READ;
-                        }
-                        if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
-                            found |= WANT_WRITE;
-                        }
-                        found
-                    }
-                    // The reactor is gone: let the driver find out by reading.
-                    Err(_) => WANT_READ | WANT_WRITE,
-                } & state;
-                if found == 0 {
-                    continue;
-                }
-                // Cleared before reporting: the driver sets them again when it wants more.
-                socket.state.fetch_and(!found, Ordering::AcqRel);
-                let lost = (found & WANT_READ != 0 && events.send(Event::Readable(peer)).is_err())
-                    || (found & WANT_WRITE != 0 && events.send(Event::Writable(peer)).is_err());
-                if lost {
-                    return;
-                }
-            }
+        let interest = Interest { read: state & WANT_READ != 0, write: state & WANT_WRITE != 0 };
+        debug_assert_eq!(wishes(interest), state & (WANT_READ | WANT_WRITE));
+        if interest == Interest::default() {
+            socket.changed(state).await;
+            continue;
+        }
+        // The driver's wishes first, so that a close is not held off by readiness.
+        let ready = future::or(
+            async {
+                socket.changed(state).await;
+                None
+            },
+            async { Some(socket.stream.ready(interest).await) },
+        )
+        .await;
+        let Some(ready) = ready else { continue };
+        let found = match ready {
+            Ok(ready) => wishes(ready),
+            // The reactor is gone: let the driver find out by reading.
+            Err(_) => WANT_READ | WANT_WRITE,
+        } & state;
+        if found == 0 {
+            continue;
+        }
+        // Cleared before reporting: the driver sets them again when it wants more.
+        socket.state.fetch_and(!found, Ordering::AcqRel);
+        let lost = (found & WANT_READ != 0 && events.try_send(Event::Readable(peer)).is_err())
+            || (found & WANT_WRITE != 0 && events.try_send(Event::Writable(peer)).is_err());
+        if lost {
+            return;
         }
     }
 }
 
+/// The wish bits of `interest`.
+fn wishes(interest: Interest) -> u8 {
+    let read = if interest.read { WANT_READ } else { 0 };
+    let write = if interest.write { WANT_WRITE } else { 0 };
+    read | write
+}
+
 /// Reads and drops what the peer sends until it closes (bounded).
-async fn drain(stream: &TcpStream) {
+async fn drain<S: GatewayStream>(stream: &S) {
     let mut total = 0;
     while total < MAX_LINGER_BYTES {
-        if stream.readable().await.is_err() {
+        if stream.ready(Interest { read: true, write: false }).await.is_err() {
             return;
         }
         // The buffer lives only between awaits, so it does not enlarge the watcher's future.
@@ -226,34 +219,13 @@ async fn drain(stream: &TcpStream) {
     }
 }
 
-/// Shuts down the writing side of a stream the caller only borrows (a duplicate of its
-/// descriptor is shut down and closed; the socket itself stays open).
-fn shutdown_write(stream: &TcpStream) {
-    #[cfg(unix)]
-    let owned = {
-        use std::os::fd::AsFd;
-        stream.as_fd().try_clone_to_owned().map(std::net::TcpStream::from)
-    };
-    #[cfg(windows)]
-    let owned = {
-        use std::os::windows::io::AsSocket;
-        stream.as_socket().try_clone_to_owned().map(std::net::TcpStream::from)
-    };
-    #[cfg(any(unix, windows))]
-    if let Ok(dup) = owned {
-        let _ = dup.shutdown(std::net::Shutdown::Write);
-    }
-    #[cfg(not(any(unix, windows)))]
-    let _ = stream;
-}
-
 /// Output buffers larger than this are released once written, so idle sockets hold nothing.
 const RETAINED_CAPACITY: usize = 4096;
 
 /// Writes `bytes` after whatever is already waiting; what the socket does not take waits for
 /// its watcher's `Writable` notice.
-pub(super) fn write_or_queue(
-    socket: &Socket,
+pub(super) fn write_or_queue<S: GatewayStream>(
+    socket: &Socket<S>,
     pending: &mut Vec<u8>,
     bytes: &[u8],
 ) -> io::Result<()> {
@@ -279,7 +251,10 @@ pub(super) fn write_or_queue(
 }
 
 /// Writes waiting bytes; `true` once none are left.
-pub(super) fn flush(socket: &Socket, pending: &mut Vec<u8>) -> io::Result<bool> {
+pub(super) fn flush<S: GatewayStream>(
+    socket: &Socket<S>,
+    pending: &mut Vec<u8>,
+) -> io::Result<bool> {
     let mut written = 0;
     let result = loop {
         if written == pending.len() {

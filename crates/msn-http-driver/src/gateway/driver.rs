@@ -2,21 +2,25 @@
 //! writes every socket itself, feeds the core, and carries out the core's actions.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use async_channel::{Receiver, Sender};
+use futures_core::Stream;
+use futures_lite::future;
 use msn_http_core::gateway::{Action, BackendId, ConnectFailure, ConnectionId, Gateway, Transmit};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use super::ServerOptions;
-use super::ServerStats;
+use super::conns::{BackendConn, ClientConn};
 use super::descriptors::out_of_resources;
-use super::socket::{Event, Peer, Socket, Tasks, WANT_READ, flush, write_or_queue};
-use super::tasks::{DRAINING, RUNNING, STOPPED, accept_loop, connect};
+use super::runtime::GatewayRuntime;
+use super::socket::{Event, Peer, Socket, WANT_READ, Watching, flush, write_or_queue};
+use super::tasks::{Control, Signal, Tasks, accept_loop, connect};
+use super::{ServerOptions, ServerStats, SharedStats};
 
 /// Notices taken from the channel per wake-up, at most.
 const BATCH: usize = 512;
@@ -25,49 +29,28 @@ const READS_PER_NOTICE: usize = 4;
 /// Room for a `100 Continue` ahead of an answer in a client's write buffer.
 const CONTINUE_BYTES: usize = 64;
 
-/// The clock the core runs on: tokio's, so a paused test clock drives it too.
-pub(super) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-#[derive(Debug)]
-struct ClientConn {
-    socket: Arc<Socket>,
-    /// Answer bytes the socket did not take yet.
-    pending: Vec<u8>,
-    /// Its watcher waits for readability, or a `Readable` notice is on its way.
-    armed: bool,
-    /// The core forgot the connection: close it once `pending` is written.
-    closing: bool,
-}
-
-#[derive(Debug, Default)]
-struct BackendConn {
-    /// `None` while connecting.
-    socket: Option<Arc<Socket>>,
-    /// MSNP bytes for the backend that the socket did not take yet.
-    pending: Vec<u8>,
-    /// Bytes read that the core did not take (its queue was full), offered again on resume.
-    kept: Vec<u8>,
-    armed: bool,
-    paused: bool,
-    /// The backend closed (or broke); the core was told.
-    eof: bool,
-    /// The core said `CloseBackend`: close once `pending` is written.
-    closing: bool,
+/// What woke the driver.
+enum Wake<S> {
+    Shutdown,
+    /// The first notice (the rest are taken without waiting); `None` once every sender is gone.
+    Notice(Option<Event<S>>),
+    Timer,
 }
 
 /// Owns the core and every socket's driver-side state.
-pub(super) struct Driver {
+pub(super) struct Driver<R: GatewayRuntime> {
+    runtime: R,
     gw: Gateway,
     options: ServerOptions,
     connect_timeout: Duration,
-    clients: HashMap<u64, ClientConn>,
-    backends: HashMap<BackendId, BackendConn>,
-    events: mpsc::UnboundedSender<Event>,
-    receiver: Option<mpsc::UnboundedReceiver<Event>>,
-    control: watch::Sender<u8>,
-    tasks: Arc<Tasks>,
+    clients: HashMap<u64, ClientConn<R::Stream>>,
+    backends: HashMap<BackendId, BackendConn<R::Stream>>,
+    events: Sender<Event<R::Stream>>,
+    receiver: Receiver<Event<R::Stream>>,
+    control: Control,
+    tasks: Tasks,
+    /// Completes once every task holding a socket has ended.
+    tasks_idle: Receiver<()>,
     /// The one read buffer.
     buf: Vec<u8>,
     /// The one output buffer, handed to the core.
@@ -79,28 +62,32 @@ pub(super) struct Driver {
     /// Answer bytes waiting in client connections' buffers, all together.
     client_backlog: usize,
     stats: ServerStats,
-    shared: Arc<Mutex<ServerStats>>,
+    shared: SharedStats,
 }
 
-impl Driver {
+impl<R: GatewayRuntime> Driver<R> {
     pub(super) fn new(
+        runtime: R,
         gw: Gateway,
         options: ServerOptions,
         connect_timeout: Duration,
-        shared: Arc<Mutex<ServerStats>>,
+        shared: SharedStats,
     ) -> Self {
-        let (events, receiver) = mpsc::unbounded_channel();
+        let (events, receiver) = async_channel::unbounded();
+        let (tasks, tasks_idle) = Tasks::new();
         let buf = vec![0; options.read_buffer_bytes.max(1)];
         Self {
+            runtime,
             gw,
             options,
             connect_timeout,
             clients: HashMap::new(),
             backends: HashMap::new(),
             events,
-            receiver: Some(receiver),
-            control: watch::Sender::new(RUNNING),
-            tasks: Arc::new(Tasks::default()),
+            receiver,
+            control: Control { draining: Signal::new(), stopped: Signal::new() },
+            tasks,
+            tasks_idle,
             buf,
             out: Vec::with_capacity(16 * 1024),
             resumed: Vec::new(),
@@ -115,48 +102,56 @@ impl Driver {
     /// Serves `listener` until `shutdown` completes and the graceful shutdown is over.
     pub(super) async fn run<F: Future<Output = ()>>(
         mut self,
-        listener: TcpListener,
+        listener: R::Listener,
         shutdown: F,
     ) -> ServerStats {
-        let Some(mut receiver) = self.receiver.take() else {
-            return self.stats;
-        };
-        tokio::spawn(
+        self.runtime.spawn(
             accept_loop(
+                self.watching(),
                 listener,
-                self.events.clone(),
-                self.control.subscribe(),
-                self.options.linger,
+                self.control.clone(),
                 self.options.accept_warning_interval,
-                Arc::clone(&self.tasks),
+                self.tasks.clone(),
             )
             .in_current_span(),
         );
-        tokio::pin!(shutdown);
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
+        let runtime = self.runtime.clone();
+        let receiver = self.receiver.clone();
+        let mut receiver = pin!(receiver);
+        let mut shutdown = pin!(shutdown);
+        let mut sleep = pin!(runtime.sleep_until(runtime.now()));
         let mut sleeping_until: Option<Instant> = None;
-        let mut batch = Vec::with_capacity(BATCH);
         loop {
             let wake = self.next_wake();
             if wake != sleeping_until {
                 if let Some(at) = wake {
-                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                    sleep.set(runtime.sleep_until(at));
                 }
                 sleeping_until = wake;
             }
-            tokio::select! {
-                biased;
-                // First, so that a steady stream of notices cannot hold it off.
-                () = &mut shutdown, if self.draining.is_none() => {
-                    self.begin_shutdown(now());
+            let draining = self.draining.is_some();
+            // First the shutdown, so that a steady stream of notices cannot hold it off.
+            let woken = poll_fn(|cx| {
+                if !draining && shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Shutdown);
                 }
-                n = receiver.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        break;
-                    }
-                    let now = now();
-                    for event in batch.drain(..) {
+                if let Poll::Ready(event) = receiver.as_mut().poll_next(cx) {
+                    return Poll::Ready(Wake::Notice(event));
+                }
+                match sleeping_until.is_some() && sleep.as_mut().poll(cx).is_ready() {
+                    true => Poll::Ready(Wake::Timer),
+                    false => Poll::Pending,
+                }
+            })
+            .await;
+            match woken {
+                Wake::Shutdown => self.begin_shutdown(runtime.now()),
+                Wake::Notice(None) => break,
+                Wake::Notice(Some(first)) => {
+                    let now = runtime.now();
+                    self.handle(now, first);
+                    for _ in 1..BATCH {
+                        let Ok(event) = receiver.try_recv() else { break };
                         self.handle(now, event);
                     }
                     // Timers are due even when notices never stop coming.
@@ -165,22 +160,28 @@ impl Driver {
                         self.drain(now);
                     }
                 }
-                () = &mut sleep, if sleeping_until.is_some() => {
+                Wake::Timer => {
                     sleeping_until = None;
-                    let now = now();
+                    let now = runtime.now();
                     self.gw.handle_timeout(now);
                     self.drain(now);
                 }
             }
             if let Some(deadline) = self.draining {
                 // The core closes each connection once it has no request in flight.
-                if self.clients.is_empty() || now() >= deadline {
+                if self.clients.is_empty() || runtime.now() >= deadline {
                     break;
                 }
             }
             self.publish();
         }
-        self.finish(receiver).await
+        self.finish().await
+    }
+
+    /// What a new watcher needs.
+    fn watching(&self) -> Watching<R> {
+        let runtime = self.runtime.clone();
+        Watching { runtime, events: self.events.clone(), linger: self.options.linger }
     }
 
     /// The next instant something is due: a core timer, or the end of the shutdown grace.
@@ -191,7 +192,7 @@ impl Driver {
         }
     }
 
-    fn handle(&mut self, now: Instant, event: Event) {
+    fn handle(&mut self, now: Instant, event: Event<R::Stream>) {
         match event {
             Event::Accepted(id, socket) => self.accepted(now, id, socket),
             Event::Connected(backend, result) => self.connected(now, backend, result),
@@ -206,7 +207,7 @@ impl Driver {
         self.drain(now);
     }
 
-    fn accepted(&mut self, now: Instant, id: u64, socket: Arc<Socket>) {
+    fn accepted(&mut self, now: Instant, id: u64, socket: Arc<Socket<R::Stream>>) {
         self.stats.connections_accepted += 1;
         match self.gw.handle_accept(now, ConnectionId(id)) {
             Ok(()) => {
@@ -223,7 +224,12 @@ impl Driver {
         }
     }
 
-    fn connected(&mut self, now: Instant, backend: BackendId, result: io::Result<Arc<Socket>>) {
+    fn connected(
+        &mut self,
+        now: Instant,
+        backend: BackendId,
+        result: io::Result<Arc<Socket<R::Stream>>>,
+    ) {
         let Some(entry) = self.backends.get_mut(&backend) else {
             // The session ended while connecting.
             if let Ok(socket) = result {
@@ -291,7 +297,7 @@ impl Driver {
     }
 
     /// Forgets a client connection on the driver's side.
-    fn take_client(&mut self, id: u64) -> Option<ClientConn> {
+    fn take_client(&mut self, id: u64) -> Option<ClientConn<R::Stream>> {
         let conn = self.clients.remove(&id)?;
         self.client_backlog -= conn.pending.len();
         Some(conn)
@@ -507,14 +513,13 @@ impl Driver {
             Action::Connect { backend, endpoint, .. } => {
                 tracing::debug!(%backend, %endpoint, "connecting backend");
                 self.backends.insert(backend, BackendConn::default());
-                tokio::spawn(
+                self.runtime.spawn(
                     connect(
+                        self.watching(),
                         backend,
                         endpoint,
                         self.connect_timeout,
-                        self.events.clone(),
-                        self.control.subscribe(),
-                        self.options.linger,
+                        self.control.clone(),
                         self.tasks.guard(),
                     )
                     .in_current_span(),
@@ -583,14 +588,15 @@ impl Driver {
         );
         self.draining = Some(now + self.options.shutdown_grace);
         self.stats.shutting_down = true;
-        self.control.send_replace(DRAINING);
+        self.control.draining.raise();
         self.gw.begin_shutdown(now);
         self.drain(now);
     }
 
     /// Closes everything, and waits (bounded) for the watchers to let go of their sockets.
-    async fn finish(mut self, mut receiver: mpsc::UnboundedReceiver<Event>) -> ServerStats {
-        self.control.send_replace(STOPPED);
+    async fn finish(mut self) -> ServerStats {
+        self.control.stopped.raise();
+        self.control.draining.raise();
         for (_, conn) in self.clients.drain() {
             conn.socket.close(conn.pending.is_empty());
         }
@@ -600,20 +606,31 @@ impl Driver {
             }
         }
         // Sockets still travelling in notices were never served: close them too.
-        receiver.close();
-        while let Ok(event) = receiver.try_recv() {
+        self.receiver.close();
+        while let Ok(event) = self.receiver.try_recv() {
             if let Event::Accepted(_, socket) | Event::Connected(_, Ok(socket)) = event {
                 socket.close(false);
             }
         }
-        drop(receiver);
         self.publish();
         let stats = self.stats;
-        let tasks = Arc::clone(&self.tasks);
+        let runtime = self.runtime.clone();
+        let idle = self.tasks_idle.clone();
         // Lingering sockets close within `linger`; a little more for the rest to notice.
-        let bound = self.options.linger + Duration::from_secs(1);
+        let bound = runtime.now() + self.options.linger + Duration::from_secs(1);
         drop(self);
-        if tokio::time::timeout(bound, tasks.idle()).await.is_err() {
+        let waited = future::or(
+            async {
+                // Nothing is ever sent: this ends once the last task let go of its sender.
+                let _ = idle.recv().await;
+                true
+            },
+            async {
+                runtime.sleep_until(bound).await;
+                false
+            },
+        );
+        if !waited.await {
             tracing::debug!("some sockets were still closing when the shutdown ended");
         }
         tracing::info!(
@@ -631,13 +648,14 @@ impl Driver {
         self.stats.client_connections = self.clients.len();
         self.stats.backend_connections = self.backends.len();
         self.stats.client_write_backlog = self.client_backlog;
-        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = self.stats;
+        self.shared.set(self.stats);
     }
 }
 
-impl Drop for Driver {
+impl<R: GatewayRuntime> Drop for Driver<R> {
     fn drop(&mut self) {
         // Connecting tasks and the accept loop stop with the driver, however it ends.
-        self.control.send_replace(STOPPED);
+        self.control.stopped.raise();
+        self.control.draining.raise();
     }
 }
