@@ -224,8 +224,13 @@ impl World {
                 && (self.sent < self.outbox.len() || self.session.inbound_bytes() > 0);
             // A poll in flight carries nothing (long polling always has one); one whose answer
             // is arriving is let finish, so that its bytes are counted.
-            let idle_poll =
-                |f: &Flight| f.kind == RequestKind::Poll && f.delivered == 0 && !f.tainted;
+            // (One already answered with server bytes is not idle: they count as sent.)
+            let idle_poll = |f: &Flight| {
+                f.kind == RequestKind::Poll
+                    && f.delivered == 0
+                    && !f.tainted
+                    && f.reply.as_ref().is_none_or(|r| r.sent_after == r.sent_before)
+            };
             let work = whole > 0 || !self.pending_pieces.is_empty() || server_left;
             if !work && self.flight.as_ref().is_none_or(idle_poll) {
                 break;
