@@ -253,7 +253,8 @@ impl GatewayRoute {
         self.unproven = false;
         let to = self.pending.take()?;
         let from = std::mem::replace(&mut self.current, to.clone());
-        self.unproven = true;
+        // The configured gateway is a gateway by configuration, also when a move leads back.
+        self.unproven = self.current != self.configured;
         Some((from, to))
     }
 

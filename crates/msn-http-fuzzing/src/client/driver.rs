@@ -11,7 +11,10 @@ use msn_http_core::wire::{
 };
 
 use super::world::{Flight, World};
-use super::{Answer, AnswerKind, MAX_COMMAND, Op, TARGET_IP, command_lengths, proxy_endpoint};
+use super::{
+    Answer, AnswerKind, MAX_COMMAND, Op, TARGET_IP, command_lengths, gateway_endpoint,
+    proxy_endpoint,
+};
 
 /// How a request names its gateway in `Host`.
 fn authority(gateway: &Endpoint) -> String {
@@ -60,7 +63,8 @@ impl World {
                 assert_eq!(connection, Connection::Fresh, "a dead connection reused");
             }
             let first = self.first_after_success.get_or_insert_with(|| gateway.clone());
-            let unproven = gateway != self.answered_at && *first == gateway;
+            let unproven =
+                gateway != self.answered_at && *first == gateway && gateway != gateway_endpoint();
             self.gateway_at_last_request = gateway.clone();
             self.check_request(kind);
             let lifespan = Duration::from_secs(self.last_lifespan.map_or(0, u64::from));
