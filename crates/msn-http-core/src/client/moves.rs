@@ -325,6 +325,18 @@ mod tests {
     }
 
     #[test]
+    fn a_move_back_to_the_configured_gateway_leaves_it_trusted() {
+        let mut r = route("gw.test", "messenger.test");
+        assert_eq!(r.named("207.46.110.18").unwrap(), Named::Move);
+        r.response_complete().expect("moved");
+        assert_eq!(r.response_complete(), None);
+        assert_eq!(r.named("gw.test").unwrap(), Named::Move);
+        let (_, back) = r.response_complete().expect("moved back");
+        assert_eq!(back.to_string(), "gw.test:80");
+        assert!(!r.unproven(), "the configured gateway is no host to give up");
+    }
+
+    #[test]
     fn other_hosts_and_ports_are_moves() {
         let cases = [
             ("gw.test", "messenger.test", "207.46.110.18", "207.46.110.18:80"),
