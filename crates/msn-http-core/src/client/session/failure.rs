@@ -170,9 +170,12 @@ impl Session {
 
     pub(super) fn on_frame_error(&mut self, error: FrameError) {
         // The rest of the stream cannot be framed: end now, ahead of any command or data
-        // still queued; the notices stay, since what they tell (a move, a failure) happened.
+        // still queued, and of warnings about that input (how much came depends on how the
+        // reads were cut); the other notices stay, since what they tell (a move) happened.
         self.shut_down();
-        self.events.retain(|(_, pending)| matches!(pending, Pending::Notice(_)));
+        self.events.retain(|(_, pending)| {
+            matches!(pending, Pending::Notice(notice) if !matches!(notice, Notice::Warning(_)))
+        });
         let reason = CloseReason::Failed(RemoteError::Msnp(error).into());
         self.events.push_back((0, Pending::Closed(reason)));
     }

@@ -269,6 +269,9 @@ pub struct Session {
     last_messenger: Vec<u8>,
     route: GatewayRoute,
     fresh_connection: bool,
+    /// A head failed the request: the rest of its connection's bytes are that answer's, not
+    /// unsolicited data, until the next request.
+    condemned_input: bool,
     request: Request,
     decoder: ResponseDecoder,
     disposition: Option<Disposition>,
@@ -323,6 +326,7 @@ impl Session {
             last_messenger: Vec::new(),
             route,
             fresh_connection: true,
+            condemned_input: false,
             request: Request::Idle,
             decoder: ResponseDecoder::new(config.http_limits),
             disposition: None,
@@ -494,6 +498,7 @@ impl Session {
         self.stats.polls += u64::from(kind == RequestKind::Poll);
         self.stats.msnp_bytes_sent += body_len as u64;
         self.stats.wire_bytes_sent += (out.len() - start) as u64;
+        self.condemned_input = false;
         let connection = match std::mem::take(&mut self.fresh_connection) {
             true => Connection::Fresh,
             false => Connection::Reuse,

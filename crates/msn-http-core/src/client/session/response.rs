@@ -20,7 +20,7 @@ impl Session {
         let mut input = bytes;
         loop {
             if self.request.in_flight().is_none() {
-                if !input.is_empty() {
+                if !input.is_empty() && !self.condemned_input {
                     self.unsolicited(input.len());
                 }
                 return;
@@ -30,9 +30,10 @@ impl Session {
                 Ok(ResponseStep::NeedMore) => return,
                 Ok(ResponseStep::Head) => {
                     self.on_head(now);
-                    // A head that failed the request condemned the connection: the rest of
-                    // this read is its body, not unsolicited data.
+                    // A head that failed the request condemned the connection: what follows
+                    // on it (in this read or later ones) is its body, not unsolicited data.
                     if self.phase == Phase::Closed || self.request.in_flight().is_none() {
+                        self.condemned_input = true;
                         return;
                     }
                 }
