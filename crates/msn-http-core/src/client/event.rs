@@ -103,7 +103,7 @@ impl fmt::Display for CloseReason {
             Self::SessionRejected => {
                 f.write_str("the gateway rejected the session (its ID is unknown or expired)")
             }
-            Self::LocalClose => f.write_str("the session closed cleanly (OUT delivered)"),
+            Self::LocalClose => f.write_str("the session closed cleanly at the caller's request (its OUT answered, or nothing yet sent)"),
             Self::Aborted => f.write_str("the session was aborted"),
             Self::Failed(e) => write!(f, "the session failed: {e}"),
         }
