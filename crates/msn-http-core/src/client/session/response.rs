@@ -30,10 +30,7 @@ impl Session {
                 Ok(ResponseStep::NeedMore) => return,
                 Ok(ResponseStep::Head) => {
                     self.on_head(now);
-                    // A head that failed the request condemned the connection: what follows
-                    // on it (in this read or later ones) is its body, not unsolicited data.
-                    if self.phase == Phase::Closed || self.request.in_flight().is_none() {
-                        self.condemned_input = true;
+                    if self.phase == Phase::Closed {
                         return;
                     }
                 }
@@ -55,6 +52,9 @@ impl Session {
     pub(super) fn bad_response(&mut self, now: Instant, error: SessionError) {
         if self.disposition.is_none() && self.route.unproven() {
             self.fresh_connection = true;
+            // What follows on this connection (in this read or later ones) is the rest of the
+            // broken answer, not unsolicited data.
+            self.condemned_input = true;
             return self.request_failed(now, error, false);
         }
         self.fail(error);
