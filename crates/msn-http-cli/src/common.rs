@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, PollPolicy, Proxy, UnconfirmedPolicy};
-use msn_http_core::wire::DEFAULT_GATEWAY_PATH;
+use msn_http_core::{GatewayUrl, Scheme};
 
 /// Why a subcommand failed, and the exit code to show it.
 #[derive(Debug)]
@@ -119,68 +118,43 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// An `http://` URL of a gateway or a proxy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HttpUrl {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) path: String,
-    pub(crate) credentials: Option<(String, String)>,
+/// Where a client subcommand's sessions go: the gateway, an optional proxy, the poll policy.
+#[derive(Args, Debug)]
+pub(crate) struct GatewayArgs {
+    /// The gateway: `http://HOST[:PORT][/PATH]` (the path defaults to /gateway/gateway.dll).
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    pub(crate) gateway: GatewayUrl,
+    /// An HTTP proxy to reach the gateway through: `http://[USER:PASSWORD@]HOST:PORT`.
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    pub(crate) proxy: Option<GatewayUrl>,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArgs,
 }
 
-impl HttpUrl {
-    /// Parses `[http://][user:password@]host[:port][/path]`; the port defaults to 80 and an
-    /// empty path to `/gateway/gateway.dll`.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        let rest = match text.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "`{text}`: only http:// is supported (the gateway protocol is plain HTTP), not {scheme}://"
-                ));
-            }
-            None => text,
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let (credentials, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => {
-                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                (Some((user.to_owned(), password.to_owned())), hostport)
-            }
-            None => (None, authority),
-        };
-        let endpoint =
-            Endpoint::parse(hostport, 80).map_err(|e| format!("`{text}`: bad address: {e}"))?;
-        let path = match path {
-            "" | "/" => DEFAULT_GATEWAY_PATH.to_owned(),
-            p => p.split(['?', '#']).next().unwrap_or(p).to_owned(),
-        };
-        Ok(Self { endpoint, path, credentials })
-    }
-
-    /// The URL as `http://host:port/path`.
-    pub(crate) fn display(&self) -> String {
-        format!("http://{}{}", self.endpoint, self.path)
+impl GatewayArgs {
+    /// Client settings for these flags.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.gateway.endpoint().clone());
+        config.gateway_path = self.gateway.path().to_owned();
+        config.proxy = self.proxy.as_ref().map(|p| Proxy {
+            endpoint: p.endpoint().clone(),
+            credentials: p.credentials().map(|(user, password)| (user.into(), password.into())),
+        });
+        config.poll_policy = self.policy.poll_policy();
+        // No one is at hand to decide about a request whose fate is unknown: send it again (MSNP
+        // servers answer a repeated command again; losing one is worse).
+        config.unconfirmed = UnconfirmedPolicy::Resend;
+        config
     }
 }
 
-/// Client settings for a gateway URL, an optional proxy and a poll policy.
-pub(crate) fn client_config(
-    gateway: &HttpUrl,
-    proxy: Option<&HttpUrl>,
-    policy: &PolicyArgs,
-) -> ClientConfig {
-    let mut config = ClientConfig::new(gateway.endpoint.clone());
-    config.gateway_path = gateway.path.clone();
-    config.proxy =
-        proxy.map(|p| Proxy { endpoint: p.endpoint.clone(), credentials: p.credentials.clone() });
-    config.poll_policy = policy.poll_policy();
-    // No one is at hand to decide about a request whose fate is unknown: send it again (MSNP
-    // servers answer a repeated command again; losing one is worse).
-    config.unconfirmed = UnconfirmedPolicy::Resend;
-    config
+/// Parses a gateway or proxy URL (see [`GatewayUrl`]); only `http://` is served so far.
+pub(crate) fn http_url(text: &str) -> Result<GatewayUrl, String> {
+    let url = GatewayUrl::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+    match url.scheme() {
+        Scheme::Http => Ok(url),
+        other => Err(format!("`{text}`: only http:// is supported, not {}://", other.as_str())),
+    }
 }
 
 #[cfg(test)]
@@ -189,14 +163,20 @@ mod tests {
 
     #[test]
     fn urls() {
-        let u = HttpUrl::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(u.display(), "http://127.0.0.1:8080/gateway/gateway.dll");
-        let u = HttpUrl::parse("gw.example.net/custom/gw.dll?x=1").unwrap();
-        assert_eq!((u.endpoint.port(), u.path.as_str()), (80, "/custom/gw.dll"));
-        let u = HttpUrl::parse("http://me:secret@proxy.example:3128").unwrap();
-        assert_eq!(u.credentials, Some(("me".into(), "secret".into())));
-        assert!(HttpUrl::parse("https://x").unwrap_err().contains("only http://"));
-        assert!(HttpUrl::parse("http://bad host").is_err());
+        let u = http_url("http://127.0.0.1:8080").unwrap();
+        assert_eq!(u.to_string(), "http://127.0.0.1:8080/gateway/gateway.dll");
+        let u = http_url("gw.example.net/custom/gw.dll?x=1").unwrap();
+        assert_eq!((u.endpoint().port(), u.path()), (80, "/custom/gw.dll"));
+        let u = http_url("http://me:secret@proxy.example:3128").unwrap();
+        assert_eq!(u.credentials(), Some(("me", "secret")));
+        assert_eq!(
+            http_url("https://x").unwrap_err(),
+            "`https://x`: only http:// is supported, not https://"
+        );
+        assert_eq!(
+            http_url("http://bad host").unwrap_err(),
+            "`http://bad host`: bad address: invalid character in host"
+        );
     }
 
     #[test]

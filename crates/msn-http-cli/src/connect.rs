@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
+use crate::common::{Failure, GatewayArgs, parse_duration, secs};
 use crate::msnp::{is_payload_command, payload_lines};
 use crate::script::{Numbered, Pattern, Step, Vars, expand};
 
@@ -33,9 +33,8 @@ pub(crate) enum Server {
 /// The flags of `msn-http connect`.
 #[derive(Args, Debug)]
 pub(crate) struct ConnectArgs {
-    /// The gateway: `http://HOST[:PORT][/PATH]` (the path defaults to /gateway/gateway.dll).
-    #[arg(long, value_name = "URL", value_parser = HttpUrl::parse)]
-    gateway: HttpUrl,
+    #[command(flatten)]
+    sessions: GatewayArgs,
     /// The kind of MSNP server to open.
     #[arg(long, value_enum, default_value_t = Server::Ns)]
     server: Server,
@@ -43,11 +42,6 @@ pub(crate) struct ConnectArgs {
     /// XFR NS, or an SB address from XFR SB / RNG.
     #[arg(long, value_name = "HOST[:PORT]", default_value = "messenger.hotmail.com")]
     ip: String,
-    /// An HTTP proxy to reach the gateway through: `http://[USER:PASSWORD@]HOST:PORT`.
-    #[arg(long, value_name = "URL", value_parser = HttpUrl::parse)]
-    proxy: Option<HttpUrl>,
-    #[command(flatten)]
-    policy: PolicyArgs,
     /// Run this script instead of reading stdin (the format is in the help above).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
@@ -72,7 +66,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let config = client_config(&args.gateway, args.proxy.as_ref(), &args.policy);
+    let config = args.sessions.client_config();
     let target = match args.server {
         Server::Ns => Target::notification(args.ip.clone()),
         Server::Sb => Target::switchboard(args.ip.clone()),
@@ -82,7 +76,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), Failure> {
     let echo = steps.is_some() || !std::io::stdin().is_terminal();
     let keep = steps.is_some() || !args.expect.is_empty();
     let mut live = Live::start(client, args.timeout, echo, keep);
-    tracing::info!(gateway = %args.gateway.display(), ip = %args.ip, "session opened");
+    tracing::info!(gateway = %args.sessions.gateway, ip = %args.ip, "session opened");
 
     let interactive = steps.is_none() && args.expect.is_empty();
     let work = async {

@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::common::{Failure, HttpUrl, PolicyArgs, client_config, parse_duration, secs};
+use crate::common::{Failure, GatewayArgs, parse_duration, secs};
 
 /// How long a session may take to end after its TCP client went away.
 const LOGOUT_GRACE: Duration = Duration::from_secs(10);
@@ -47,17 +47,11 @@ pub(crate) struct RelayArgs {
     /// Where MSN clients connect (their "server" setting). Port 0: any free port (printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1863")]
     listen: SocketAddr,
-    /// The gateway: `http://HOST[:PORT][/PATH]`.
-    #[arg(long, value_name = "URL", value_parser = HttpUrl::parse)]
-    gateway: HttpUrl,
+    #[command(flatten)]
+    sessions: GatewayArgs,
     /// The NS that sessions from --listen open (`IP=`).
     #[arg(long, value_name = "HOST[:PORT]", default_value = "messenger.hotmail.com")]
     ip: String,
-    /// An HTTP proxy to reach the gateway through: `http://[USER:PASSWORD@]HOST:PORT`.
-    #[arg(long, value_name = "URL", value_parser = HttpUrl::parse)]
-    proxy: Option<HttpUrl>,
-    #[command(flatten)]
-    policy: PolicyArgs,
     #[command(flatten)]
     limits: RelayLimits,
 }
@@ -250,7 +244,7 @@ pub(crate) async fn run(args: RelayArgs) -> Result<(), Failure> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop) = watch::channel(false);
     let relay = Arc::new(Relay {
-        config: client_config(&args.gateway, args.proxy.as_ref(), &args.policy),
+        config: args.sessions.client_config(),
         host: local.ip(),
         limits: args.limits,
         listeners: Mutex::default(),
@@ -267,8 +261,8 @@ pub(crate) async fn run(args: RelayArgs) -> Result<(), Failure> {
     )
     .map_err(|e| format!("invalid relay settings: {e}"))?;
     crate::out(&format!("msn-http relay listening on {local}"));
-    crate::out(&format!("  sessions open IP={} through {}", args.ip, args.gateway.display()));
-    crate::out(&format!("  poll policy {}", args.policy.describe()));
+    crate::out(&format!("  sessions open IP={} through {}", args.ip, args.sessions.gateway));
+    crate::out(&format!("  poll policy {}", args.sessions.policy.describe()));
     crate::out(
         "  XFR/RNG addresses are rewritten to relay listeners opened on demand; Ctrl-C stops",
     );

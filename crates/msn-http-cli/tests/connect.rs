@@ -5,28 +5,30 @@ mod support;
 
 use support::{TempFile, builtin_gateway, run};
 
-const LOGIN: &str = "\
-# alice logs in with the MD5 challenge, then asks for a switchboard
-timeout 10s
-send VER 1 MSNP7 CVR0
-expect VER 1 MSNP7
-send INF 2
-expect INF 2 MD5
-send USR 3 MD5 I alice@example.com
-expect USR 3 MD5 S {salt}
-send USR 4 MD5 S ${md5:${salt}alicepass}
-expect USR 4 OK alice@example.com *
-send CHG 5 NLN
-expect CHG 5 NLN
-send XFR 6 SB
-expect XFR 6 SB {sb} CKI {cookie}
-close
-";
+/// The example script of `msn-http connect --help`, as a user would copy it from there.
+fn help_example() -> String {
+    let assert = run(&["connect", "--help"]).success();
+    let help = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    let example = help.split("Example script").nth(1).expect("the help shows an example script");
+    let lines: Vec<&str> =
+        example.lines().skip(1).take_while(|line| line.starts_with("  ")).map(str::trim).collect();
+    assert!(lines.len() >= 8, "the example logs in: {lines:?}");
+    lines.join("\n")
+}
+
+/// Alice logs in with the help's example, then asks for a switchboard.
+fn login_script() -> String {
+    format!(
+        "timeout 10s\n{}\nsend CHG 5 NLN\nexpect CHG 5 NLN\nsend XFR 6 SB\n\
+         expect XFR 6 SB {{sb}} CKI {{cookie}}\nclose\n",
+        help_example()
+    )
+}
 
 #[test]
-fn a_script_logs_in_and_gets_a_switchboard() {
+fn the_help_example_logs_in_and_gets_a_switchboard() {
     let (_gateway, url, sb) = builtin_gateway(&[]);
-    let script = TempFile::new("login.msnp", LOGIN);
+    let script = TempFile::new("login.msnp", &login_script());
     let assert =
         run(&["connect", "--gateway", &url, "--policy", "adaptive", "--script", script.path()])
             .success();
