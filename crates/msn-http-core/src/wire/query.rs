@@ -135,68 +135,66 @@ enum Key {
 }
 
 pub(super) fn parse_query(query: &str, q: &mut GatewayQuery) -> Result<(), QueryError> {
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let Some(key) = known_key(key.as_bytes())? else {
-            continue;
-        };
-        match key {
-            Key::Action => {
-                let mut buf = [0u8; 4];
-                let action = match decode_small(value.as_bytes(), &mut buf)? {
-                    Some(v) if v.eq_ignore_ascii_case(b"open") => QueryAction::Open,
-                    Some(v) if v.eq_ignore_ascii_case(b"poll") => QueryAction::Poll,
-                    _ => return Err(QueryError::InvalidAction),
-                };
-                if q.action.replace(action).is_some() {
-                    return Err(QueryError::Duplicate("Action"));
-                }
-            }
-            Key::Server => {
-                let mut buf = [0u8; 2];
-                let server = match decode_small(value.as_bytes(), &mut buf)? {
-                    Some(v) if v.eq_ignore_ascii_case(b"NS") => ServerKind::Notification,
-                    Some(v) if v.eq_ignore_ascii_case(b"SB") => ServerKind::Switchboard,
-                    _ => return Err(QueryError::InvalidServer),
-                };
-                if q.server.replace(server).is_some() {
-                    return Err(QueryError::Duplicate("Server"));
-                }
-            }
-            Key::Ip => decode_into(value.as_bytes(), &mut q.ip, "IP", MAX_IP_PARAM_LEN)?,
-            Key::SessionId => {
-                decode_into(value.as_bytes(), &mut q.session_id, "SessionID", MAX_SESSION_ID_LEN)?
-            }
-            Key::Lifespan => {
-                let mut buf = [0u8; 10];
-                let seconds = decode_small(value.as_bytes(), &mut buf)?
-                    .filter(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
-                    .ok_or(QueryError::InvalidLifespan)?;
-                if q.lifespan.replace(seconds).is_some() {
-                    return Err(QueryError::Duplicate("Lifespan"));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Which known parameter `raw` (still percent-encoded) names; unknown keys are still checked
-/// for valid escapes.
-fn known_key(raw: &[u8]) -> Result<Option<Key>, QueryError> {
-    let mut buf = [0u8; 9];
-    let Some(key) = decode_small(raw, &mut buf)? else {
-        return Ok(None);
-    };
-    const KEYS: [(&[u8], Key); 5] = [
+    const KEYS: &[(&[u8], Key)] = &[
         (b"action", Key::Action),
         (b"server", Key::Server),
         (b"ip", Key::Ip),
         (b"sessionid", Key::SessionId),
         (b"lifespan", Key::Lifespan),
     ];
-    Ok(KEYS.iter().find(|(name, _)| key.eq_ignore_ascii_case(name)).map(|&(_, key)| key))
+    const ACTIONS: &[(&[u8], QueryAction)] =
+        &[(b"open", QueryAction::Open), (b"poll", QueryAction::Poll)];
+    const SERVERS: &[(&[u8], ServerKind)] =
+        &[(b"NS", ServerKind::Notification), (b"SB", ServerKind::Switchboard)];
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Unknown keys are still checked for valid escapes.
+        let Some(key) = word_of(key.as_bytes(), KEYS)? else {
+            continue;
+        };
+        let value = value.as_bytes();
+        match key {
+            Key::Action => {
+                let action = word_of(value, ACTIONS)?.ok_or(QueryError::InvalidAction)?;
+                set_once(&mut q.action, action, "Action")?;
+            }
+            Key::Server => {
+                let server = word_of(value, SERVERS)?.ok_or(QueryError::InvalidServer)?;
+                set_once(&mut q.server, server, "Server")?;
+            }
+            Key::Ip => decode_into(value, &mut q.ip, "IP", MAX_IP_PARAM_LEN)?,
+            Key::SessionId => {
+                decode_into(value, &mut q.session_id, "SessionID", MAX_SESSION_ID_LEN)?
+            }
+            Key::Lifespan => {
+                let mut buf = [0u8; 10];
+                let seconds = decode_small(value, &mut buf)?
+                    .filter(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
+                    .ok_or(QueryError::InvalidLifespan)?;
+                set_once(&mut q.lifespan, seconds, "Lifespan")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which of `words` `raw` (still percent-encoded) is, ASCII case ignored; `None` for none.
+fn word_of<T: Copy>(raw: &[u8], words: &[(&[u8], T)]) -> Result<Option<T>, QueryError> {
+    // As long as the longest word ("sessionid"): a longer value matches none.
+    let mut buf = [0u8; 9];
+    let Some(word) = decode_small(raw, &mut buf)? else {
+        return Ok(None);
+    };
+    Ok(words.iter().find(|(name, _)| word.eq_ignore_ascii_case(name)).map(|&(_, value)| value))
+}
+
+/// Stores a parameter's value; a parameter given twice is refused.
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), QueryError> {
+    match slot.replace(value) {
+        Some(_) => Err(QueryError::Duplicate(name)),
+        None => Ok(()),
+    }
 }
 
 /// Percent-decodes `raw` into `buf`; `None` when it does not fit (it then matches no short
