@@ -16,6 +16,7 @@ use crate::Endpoint;
 pub use crate::endpoint::AddressError;
 pub use crate::gateway::{AcceptError, GatewayConfigError};
 pub use crate::url::UrlError;
+pub use crate::wire::TunnelError;
 pub use crate::wire::query::QueryError;
 pub use crate::wire::request_decoder::RequestError;
 

@@ -1,11 +1,12 @@
-//! The HTTP layer of the gateway protocol: request encoding, incremental response decoding and
-//! the `X-MSN-Messenger` header.
+//! The HTTP layer of the gateway protocol: request encoding, incremental response decoding,
+//! the `X-MSN-Messenger` header, and the `CONNECT` tunnel through a proxy.
 //!
 //! Everything here works on caller-owned buffers, accepts input cut at any byte, and turns bad
 //! input into an [`HttpError`](crate::error::HttpError) rather than a panic or a large
 //! allocation.
 
 mod body;
+mod connect;
 mod framing;
 mod head;
 mod messenger;
@@ -16,6 +17,7 @@ mod response_decoder;
 mod response_encoder;
 
 pub use body::BodyKind;
+pub use connect::{TunnelDecoder, TunnelError, encode_connect};
 pub use messenger::{MAX_SESSION_ID_LEN, MessengerHeader, parse_messenger_header};
 pub use query::{GatewayQuery, MAX_IP_PARAM_LEN, QueryAction};
 pub(crate) use request_decoder::MAX_ORIGIN_LEN;

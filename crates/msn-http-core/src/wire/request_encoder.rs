@@ -178,14 +178,7 @@ impl RequestEncoder {
         before_host.extend_from_slice(b"Host: ");
         let mut after_host = b"\r\n".to_vec();
         if let Some((user, password)) = proxy_credentials {
-            let credentials = format!("{user}:{password}");
-            if user.contains(':') || !credentials.bytes().all(is_field_value_byte) {
-                return Err(ConfigError::InvalidCredentials);
-            }
-            after_host.extend_from_slice(b"Proxy-Authorization: Basic ");
-            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            after_host.extend_from_slice(encoded.as_bytes());
-            after_host.extend_from_slice(b"\r\n");
+            after_host.extend_from_slice(&proxy_authorization(user, password)?);
         }
         after_host.extend_from_slice(&render_fields(&headers.after_host)?);
         after_host.extend_from_slice(b"Content-Length: ");
@@ -250,6 +243,16 @@ impl RequestEncoder {
 /// Header fields the encoder writes itself and a header set may not repeat.
 const RESERVED_FIELDS: [&str; 4] =
     ["host", "content-length", "transfer-encoding", "proxy-authorization"];
+
+/// The `Proxy-Authorization: Basic ...` field (with its CRLF) for `user` and `password`.
+pub(super) fn proxy_authorization(user: &str, password: &str) -> Result<Vec<u8>, ConfigError> {
+    let credentials = format!("{user}:{password}");
+    if user.contains(':') || !credentials.bytes().all(is_field_value_byte) {
+        return Err(ConfigError::InvalidCredentials);
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    Ok(format!("Proxy-Authorization: Basic {encoded}\r\n").into_bytes())
+}
 
 fn render_fields(fields: &[Header]) -> Result<Vec<u8>, ConfigError> {
     let mut out = Vec::new();
