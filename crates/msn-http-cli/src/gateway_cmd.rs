@@ -2,6 +2,7 @@
 //! allowlist, limits and expiry as flags, optionally with the built-in MSNP server behind it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -12,7 +13,7 @@ use msn_http_core::gateway::{
 };
 use msn_http_core::wire::ServerKind;
 use msn_http_tokio::gateway::{
-    DESCRIPTOR_RESERVE, GatewayServer, OpenFileLimit, ServerOptions, descriptors_needed,
+    DESCRIPTOR_RESERVE, GatewayServer, OpenFileLimit, ServerOptions, TlsConfig, descriptors_needed,
     random_seed,
 };
 
@@ -36,6 +37,12 @@ pub(crate) struct GatewayArgs {
     /// The address to serve HTTP on (port 0: any free port; the URL is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS #8, PKCS #1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Route `IP=NAME` to an MSNP server: NAME=HOST:PORT. NAME alone matches the MSNP ports
     /// (--ns-port, --sb-port), NAME:PORT that port; NAME/ns or NAME/sb only opens of that kind.
     /// Repeat for more servers.
@@ -291,6 +298,13 @@ fn gateway_config(
 /// Runs the gateway until Ctrl-C.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
+    // Before anything listens: a certificate that cannot be used is a mistake to say at once.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsConfig::from_pem_files(cert, key).map_err(|e| format!("cannot serve HTTPS: {e}"))?,
+        ),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -323,11 +337,18 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), String> {
     (config.max_connections, config.max_sessions) = (connections, sessions);
     let mut options = ServerOptions::default();
     options.shutdown_grace = args.shutdown_grace;
-    let server = GatewayServer::from_listener(listener, config)
+    let mut server = GatewayServer::from_listener(listener, config)
         .map_err(|e| format!("invalid gateway settings: {e}"))?
         .with_options(options);
+    let scheme = match tls {
+        Some(tls) => {
+            server = server.with_tls(tls);
+            "https"
+        }
+        None => "http",
+    };
 
-    println!("msn-http gateway listening on http://{local}/gateway/gateway.dll");
+    println!("msn-http gateway listening on {scheme}://{local}/gateway/gateway.dll");
     println!("  GW-IP {gw_ip}");
     if sized {
         let soft = limit.soft.unwrap_or(u64::MAX);

@@ -23,6 +23,7 @@ mod driver;
 pub mod runtime;
 mod socket;
 mod tasks;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -36,6 +37,8 @@ use tracing::Instrument;
 pub use descriptors::{DESCRIPTOR_RESERVE, OpenFileLimit, descriptors_needed};
 use driver::Driver;
 pub use runtime::{GatewayRuntime, GatewayStream, Interest};
+use tls::TlsRuntime;
+pub use tls::{TlsConfig, TlsConfigError};
 
 /// Fills a session ID seed from the operating system's random source.
 ///
@@ -169,6 +172,7 @@ pub struct Server<R: GatewayRuntime> {
     gateway: Gateway,
     connect_timeout: Duration,
     options: ServerOptions,
+    tls: Option<TlsConfig>,
 }
 
 impl<R: GatewayRuntime> Server<R> {
@@ -193,6 +197,7 @@ impl<R: GatewayRuntime> Server<R> {
             gateway,
             connect_timeout,
             options: ServerOptions::default(),
+            tls: None,
         })
     }
 
@@ -200,6 +205,18 @@ impl<R: GatewayRuntime> Server<R> {
     pub fn with_options(mut self, options: ServerOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Serves HTTPS: every accepted connection starts with a TLS handshake presenting `tls`'s
+    /// certificate. Backend connections stay plain TCP.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether the server speaks TLS to its clients.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the server listens on.
@@ -221,9 +238,10 @@ impl<R: GatewayRuntime> Server<R> {
         F: Future<Output = ()>,
     {
         let span = tracing::info_span!("msn_http_gateway", listen = %self.local_addr);
-        let Self { listener, gateway, connect_timeout, options, .. } = self;
+        let Self { listener, gateway, connect_timeout, options, tls, .. } = self;
         async move {
-            tracing::info!(gw_ip = gateway.gw_ip(), "gateway listening");
+            tracing::info!(gw_ip = gateway.gw_ip(), tls = tls.is_some(), "gateway listening");
+            let runtime = TlsRuntime::new(runtime, tls);
             let driver = Driver::new(runtime, gateway, options, connect_timeout, stats);
             driver.run(listener, shutdown).await
         }

@@ -17,6 +17,7 @@ mod gateway;
 mod gateway_http;
 mod request;
 mod sim;
+pub mod tls;
 
 pub use gateway::{Backend, FakeGateway, Fault, GwIp, Plan, Quirks, Script, Seen, SessionIds};
 pub use gateway_http::{Answers, assert_rotated, gateway_post, ok_answer, session_id};

@@ -43,7 +43,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use msn_http_driver::gateway::{
-    DESCRIPTOR_RESERVE, OpenFileLimit, ServerOptions, ServerStats, descriptors_needed, random_seed,
+    DESCRIPTOR_RESERVE, OpenFileLimit, ServerOptions, ServerStats, TlsConfig, TlsConfigError,
+    descriptors_needed, random_seed,
 };
 
 use crate::runtime::Tokio;
@@ -123,6 +124,19 @@ impl GatewayServer {
     /// ```
     pub fn with_options(self, options: ServerOptions) -> Self {
         Self { server: self.server.with_options(options) }
+    }
+
+    /// Serves HTTPS with `tls`'s certificate (backends stay plain TCP).
+    ///
+    /// ```no_run
+    /// use msn_http_tokio::gateway::TlsConfig;
+    /// # async fn demo(server: msn_http_tokio::gateway::GatewayServer) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = TlsConfig::from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
+    /// let server = server.with_tls(tls);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_tls(self, tls: TlsConfig) -> Self {
+        Self { server: self.server.with_tls(tls) }
     }
 
     /// The address the server listens on.

@@ -1,0 +1,60 @@
+//! `msn-http gateway --tls-cert --tls-key`: HTTPS in front of the built-in MSNP server, with a
+//! certificate made by the test, and the mistakes in its flags said before anything listens.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use msn_http_testkit::tls::{TestCa, scenarios};
+use support::{Running, TempFile, run, word_after};
+
+#[test]
+fn the_gateway_serves_https_with_the_given_certificate() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let (cert_file, key_file) = (
+        TempFile::new("tls-cert.pem", &cert.cert_pem),
+        TempFile::new("tls-key.pem", &cert.key_pem),
+    );
+    let args = ["gateway", "--listen", "127.0.0.1:0", "--builtin"];
+    let mut gateway = Running::start(
+        &[&args[..], &["--tls-cert", cert_file.path(), "--tls-key", key_file.path()]].concat(),
+    );
+    let url = word_after(&gateway.line_with("listening on "), "listening on ");
+    let authority = url.strip_prefix("https://").expect("an https:// URL is printed");
+    let addr: SocketAddr = authority.trim_end_matches("/gateway/gateway.dll").parse().unwrap();
+    let ip = "messenger.hotmail.com";
+    scenarios::a_command_over_https(
+        addr,
+        &ca,
+        "127.0.0.1",
+        ip,
+        "VER 1 MSNP7 CVR0\r\n",
+        "VER 1 MSNP7\r\n",
+    );
+    scenarios::plain_http_gets_no_http_answer(addr);
+}
+
+#[test]
+fn unusable_certificates_are_refused_before_listening() {
+    let missing = std::env::temp_dir().join("msn-http-no-such-cert.pem");
+    let missing = missing.to_str().unwrap();
+    let out = run(&["gateway", "--builtin", "--tls-cert", missing, "--tls-key", missing])
+        .failure()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains(&format!("cannot serve HTTPS: cannot read {missing}: ")), "{err}");
+
+    let not_pem = TempFile::new("not-a-cert.pem", "hello\n");
+    let out =
+        run(&["gateway", "--builtin", "--tls-cert", not_pem.path(), "--tls-key", not_pem.path()])
+            .failure()
+            .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("cannot serve HTTPS: no certificate found in the PEM"), "{err}");
+
+    // One without the other is a usage mistake.
+    let out = run(&["gateway", "--builtin", "--tls-cert", not_pem.path()]).failure().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("--tls-key"), "{err}");
+}

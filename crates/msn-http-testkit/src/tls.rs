@@ -1,0 +1,234 @@
+//! TLS test partners: certificates made on the spot by a throwaway CA (nothing checked in
+//! that expires), and a blocking rustls client that trusts exactly that CA.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// A CA made for one test, and what it signs.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA's certificate, to trust.
+    pub cert_pem: String,
+}
+
+/// A server certificate (leaf) with its key, both PEM.
+pub struct TestCert {
+    /// The certificate chain: the leaf, signed by its [`TestCa`].
+    pub cert_pem: String,
+    /// The leaf's private key (PKCS #8).
+    pub key_pem: String,
+}
+
+impl TestCa {
+    /// A fresh CA.
+    pub fn new() -> Self {
+        let key = KeyPair::generate().expect("a key pair can be made");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names to check");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: another test's CA must be a stranger, not a forger.
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let serial = MADE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("msn-http test CA {} {serial}", std::process::id());
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("a CA can sign itself");
+        Self { issuer: Issuer::new(params, key), cert_pem: cert.pem() }
+    }
+
+    /// A certificate for `names` (DNS names, or IP addresses, which become IP SANs).
+    pub fn issue(&self, names: &[&str]) -> TestCert {
+        let key = KeyPair::generate().expect("a key pair can be made");
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let params = CertificateParams::new(names).expect("valid names");
+        let cert = params.signed_by(&key, &self.issuer).expect("the CA signs");
+        TestCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+
+    /// A client configuration that trusts this CA alone (ALPN `http/1.1`).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
+            roots.add(cert.expect("our own PEM")).expect("our own CA");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the default versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A blocking TLS client stream.
+pub type TlsClient = StreamOwned<ClientConnection, TcpStream>;
+
+/// Connects to `addr` and completes a handshake checking the certificate against `name` with
+/// `config`; every read and write afterwards waits at most `timeout`.
+pub fn connect_tls(
+    addr: SocketAddr,
+    name: &str,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+) -> io::Result<TlsClient> {
+    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    tcp.set_nodelay(true)?;
+    let name = ServerName::try_from(name.to_owned())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let session = ClientConnection::new(config, name).map_err(io::Error::other)?;
+    let mut stream = StreamOwned::new(session, tcp);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}
+
+/// Scenarios against a gateway server listening with TLS, run from blocking threads, so each
+/// runtime's tests start the server their way and call these.
+pub mod scenarios {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::thread;
+    use std::time::Duration;
+
+    use super::{TestCa, connect_tls};
+    use crate::{Answers, assert_rotated, gateway_post, session_id};
+
+    /// How long any read or write of a scenario may wait.
+    pub const WAIT: Duration = Duration::from_secs(10);
+    /// The name the server's certificate is for (with the IP `127.0.0.1`).
+    pub const NAME: &str = "localhost";
+    /// What the sessions of [`a_session_over_https`] open (`IP=`), routed to the echo backend.
+    pub const BACKEND_HOST: &str = "messenger.test";
+
+    /// An MSNP backend that echoes what each connection sends, for at most `connections`
+    /// connections, on its own threads. Returns its address.
+    pub fn echo_backend(connections: usize) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                let Ok(mut stream) = stream else { return };
+                thread::spawn(move || {
+                    stream.set_read_timeout(Some(WAIT)).expect("a timeout");
+                    let mut buf = [0u8; 4096];
+                    for _ in 0..crate::MAX_READS_PER_MESSAGE {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if stream.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Reads one whole answer off `stream`.
+    fn answer(stream: &mut impl Read, answers: &mut Answers) -> String {
+        for _ in 0..crate::MAX_READS_PER_MESSAGE {
+            if let Some(answer) = answers.next_answer() {
+                return answer;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).expect("reading an answer");
+            assert!(n > 0, "connection closed before a whole answer");
+            answers.extend(&chunk[..n]);
+        }
+        panic!("no whole answer");
+    }
+
+    /// A session opened, echoed and polled over one TLS connection (ALPN `http/1.1`), checked
+    /// against `name` (a DNS name or the IP literal), to the [`echo_backend`].
+    pub fn a_session_over_https(gateway: SocketAddr, ca: &TestCa, name: &str) {
+        let ver = "VER 1 MSNP8 CVR0\r\n";
+        a_command_over_https(gateway, ca, name, BACKEND_HOST, ver, ver);
+    }
+
+    /// Opens a session to `ip` over one TLS connection checked against `name`, sending
+    /// `command`, and polls until the backend's answers add up to `reply`.
+    pub fn a_command_over_https(
+        gateway: SocketAddr,
+        ca: &TestCa,
+        name: &str,
+        ip: &str,
+        command: &str,
+        reply: &str,
+    ) {
+        let mut tls = connect_tls(gateway, name, ca.client_config(), WAIT).expect("handshake");
+        assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let open = format!("Action=open&Server=NS&IP={ip}");
+        tls.write_all(&gateway_post(name, &open, command)).expect("open");
+        let mut answers = Answers::default();
+        let opened = answer(&mut tls, &mut answers);
+        assert!(opened.starts_with("HTTP/1.1 200 OK\r\n"), "{opened}");
+        // The reply may come with the open's answer or with a later poll's.
+        let mut replied = opened.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        let mut id = session_id(&opened);
+        for _ in 0..50 {
+            if replied.len() >= reply.len() {
+                break;
+            }
+            let poll = format!("Action=poll&SessionID={id}");
+            tls.write_all(&gateway_post(name, &poll, "")).expect("poll");
+            let polled = answer(&mut tls, &mut answers);
+            assert!(polled.starts_with("HTTP/1.1 200 OK\r\n"), "{polled}");
+            let next = session_id(&polled);
+            assert_rotated(&id, &next);
+            id = next;
+            replied.push_str(polled.split("\r\n\r\n").nth(1).unwrap_or_default());
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(replied, reply, "the backend's reply comes back through TLS");
+    }
+
+    /// The handshake error a client gets from `gateway` when it checks the certificate against
+    /// `name` with `ca` (a certificate it does not trust, or a name it does not hold).
+    pub fn handshake_error(gateway: SocketAddr, ca: &TestCa, name: &str) -> rustls::Error {
+        let error =
+            connect_tls(gateway, name, ca.client_config(), WAIT).expect_err("the handshake fails");
+        let inner = error.into_inner().expect("a TLS error inside the I/O error");
+        *inner.downcast::<rustls::Error>().expect("a rustls error")
+    }
+
+    /// A client that speaks plain HTTP to the TLS port gets no HTTP answer, and the
+    /// connection ends.
+    pub fn plain_http_gets_no_http_answer(gateway: SocketAddr) {
+        let mut tcp = TcpStream::connect_timeout(&gateway, WAIT).expect("connect");
+        tcp.set_read_timeout(Some(WAIT)).expect("a timeout");
+        let open = format!("Action=open&Server=NS&IP={BACKEND_HOST}");
+        tcp.write_all(&gateway_post(NAME, &open, "VER 1 MSNP8 CVR0\r\n")).expect("write");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        for _ in 0..crate::MAX_READS_PER_MESSAGE {
+            match tcp.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                // A reset ends it too.
+                Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the gateway neither answered nor closed: {e}"),
+            }
+        }
+        assert!(!got.starts_with(b"HTTP/"), "no HTTP over the TLS port: {got:?}");
+    }
+}
