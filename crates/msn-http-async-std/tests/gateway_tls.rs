@@ -27,21 +27,7 @@ fn every_scenario(spawner: impl Fn(Task) + Send + Sync + 'static) {
     let addr = gateway.local_addr();
     scenarios::a_session_over_https(addr, &ca, scenarios::NAME);
     scenarios::a_session_over_https(addr, &ca, "127.0.0.1");
-    assert_eq!(
-        scenarios::handshake_error(addr, &TestCa::new(), scenarios::NAME),
-        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-    );
-    let wrong_name = scenarios::handshake_error(addr, &ca, "gateway.example.net");
-    assert!(
-        matches!(
-            wrong_name,
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. }
-            )
-        ),
-        "{wrong_name:?}"
-    );
-    scenarios::plain_http_gets_no_http_answer(addr);
+    scenarios::the_gateway_refuses_wrong_trust_wrong_names_and_plain_http(addr, &ca);
     scenarios::a_session_over_https(addr, &ca, scenarios::NAME);
     let stats = smol::block_on(gateway.shutdown()).unwrap();
     assert_eq!(stats.core.sessions_opened, 3);

@@ -211,6 +211,29 @@ pub mod scenarios {
         *inner.downcast::<rustls::Error>().expect("a rustls error")
     }
 
+    /// The three refusals a TLS gateway makes, each checked: a client that trusts another
+    /// CA, one that expects another name, one that speaks plain HTTP.
+    pub fn the_gateway_refuses_wrong_trust_wrong_names_and_plain_http(
+        gateway: SocketAddr,
+        ca: &TestCa,
+    ) {
+        assert_eq!(
+            handshake_error(gateway, &TestCa::new(), NAME),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
+        let wrong_name = handshake_error(gateway, ca, "gateway.example.net");
+        assert!(
+            matches!(
+                wrong_name,
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForNameContext { .. }
+                )
+            ),
+            "{wrong_name:?}"
+        );
+        plain_http_gets_no_http_answer(gateway);
+    }
+
     /// A client that speaks plain HTTP to the TLS port gets no HTTP answer, and the
     /// connection ends.
     pub fn plain_http_gets_no_http_answer(gateway: SocketAddr) {

@@ -40,22 +40,7 @@ fn a_wrong_ca_a_wrong_name_and_plain_http_are_refused() {
     let ca = TestCa::new();
     let gateway = tls_gateway(&rt, &ca);
     let addr = gateway.local_addr();
-    let stranger = TestCa::new();
-    assert_eq!(
-        scenarios::handshake_error(addr, &stranger, scenarios::NAME),
-        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-    );
-    let wrong_name = scenarios::handshake_error(addr, &ca, "gateway.example.net");
-    assert!(
-        matches!(
-            wrong_name,
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. }
-            )
-        ),
-        "{wrong_name:?}"
-    );
-    scenarios::plain_http_gets_no_http_answer(addr);
+    scenarios::the_gateway_refuses_wrong_trust_wrong_names_and_plain_http(addr, &ca);
     // The server serves on after all three.
     scenarios::a_session_over_https(addr, &ca, scenarios::NAME);
     let stats = rt.block_on(gateway.shutdown()).unwrap();
