@@ -204,6 +204,8 @@ pub enum RemoteError {
     },
     /// The MSNP stream inside the bodies could not be framed.
     Msnp(FrameError),
+    /// The proxy did not open the tunnel to an `https://` gateway.
+    Tunnel(TunnelError),
 }
 
 impl fmt::Display for RemoteError {
@@ -218,6 +220,7 @@ impl fmt::Display for RemoteError {
             Self::ProxyAuthenticationRequired => f.write_str("proxy authentication required"),
             Self::UnsolicitedData { len } => write!(f, "{len} unsolicited bytes from the gateway"),
             Self::Msnp(e) => write!(f, "gateway sent a bad MSNP stream: {e}"),
+            Self::Tunnel(e) => e.fmt(f),
         }
     }
 }
@@ -229,6 +232,7 @@ impl std::error::Error for RemoteError {
             Self::MessengerHeader(e) => Some(e),
             Self::InvalidGatewayAddress(e) => Some(e),
             Self::Msnp(e) => Some(e),
+            Self::Tunnel(e) => Some(e),
             _ => None,
         }
     }
@@ -299,6 +303,47 @@ impl std::error::Error for NetworkError {
     }
 }
 
+/// What kind of TLS failure ended a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The certificate is not trusted: an unknown issuer, expired, revoked, or malformed.
+    BadCertificate,
+    /// The certificate is valid but for other names than the host's.
+    NameMismatch,
+    /// The handshake did not complete within the request timeout.
+    HandshakeTimeout,
+    /// The handshake failed otherwise: the peer sent an alert, speaks no TLS, or offers
+    /// nothing in common.
+    Handshake,
+}
+
+/// A TLS connection to a gateway failed. Never retried: a certificate refused now is refused
+/// again, and a retry that got through would only hide an attack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsError {
+    /// What failed.
+    pub kind: TlsErrorKind,
+    /// The host whose certificate or handshake failed.
+    pub host: String,
+    /// The TLS library's own words for the cause.
+    pub detail: String,
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TlsErrorKind::BadCertificate => "its certificate is not trusted",
+            TlsErrorKind::NameMismatch => "its certificate is for another name",
+            TlsErrorKind::HandshakeTimeout => "the handshake did not complete in time",
+            TlsErrorKind::Handshake => "the handshake failed",
+        };
+        write!(f, "TLS with {} failed: {what} ({})", self.host, self.detail)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
 /// An error of a session, by who is at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -307,6 +352,8 @@ pub enum SessionError {
     Remote(RemoteError),
     /// The network failed.
     Network(NetworkError),
+    /// TLS with an `https://` gateway failed.
+    Tls(TlsError),
 }
 
 impl fmt::Display for SessionError {
@@ -314,6 +361,7 @@ impl fmt::Display for SessionError {
         match self {
             Self::Remote(e) => e.fmt(f),
             Self::Network(e) => e.fmt(f),
+            Self::Tls(e) => e.fmt(f),
         }
     }
 }
@@ -323,6 +371,7 @@ impl std::error::Error for SessionError {
         match self {
             Self::Remote(e) => Some(e),
             Self::Network(e) => Some(e),
+            Self::Tls(e) => Some(e),
         }
     }
 }

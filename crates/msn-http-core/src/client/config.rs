@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::msnp::{FramerLimits, PayloadCommands};
 use crate::ping::PingPolicy;
-use crate::{Endpoint, GatewayUrl, Scheme, UrlError};
+use crate::{Endpoint, GatewayUrl, Scheme};
 
 use super::MovePolicy;
 use crate::wire::{DEFAULT_GATEWAY_PATH, HeaderSet, HttpLimits, ServerKind};
@@ -135,9 +135,13 @@ pub struct ClientConfig {
     /// The gateway the session starts at, and falls back to when a `GW-IP` host cannot be
     /// reached. Default `gateway.messenger.hotmail.com:80`.
     pub gateway: Endpoint,
+    /// How the gateway (and every host a move leads to) is reached: `Http`, or `Https` (TLS,
+    /// each host's certificate checked against its name). Default `Http`.
+    pub scheme: Scheme,
     /// The gateway script. Default `/gateway/gateway.dll`.
     pub gateway_path: String,
-    /// An HTTP proxy to send every request through (absolute-form targets).
+    /// An HTTP proxy to send every request through: absolute-form targets for `http://`
+    /// gateways, a `CONNECT` tunnel (with TLS inside) for `https://` ones.
     pub proxy: Option<Proxy>,
     /// Request header fields. Default: the official client's, minus `Accept-Encoding`.
     pub headers: HeaderSet,
@@ -190,6 +194,7 @@ impl ClientConfig {
     pub fn new(gateway: Endpoint) -> Self {
         Self {
             gateway,
+            scheme: Scheme::Http,
             gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
             proxy: None,
             headers: HeaderSet::official(),
@@ -236,12 +241,7 @@ impl ClientConfig {
     /// Default settings for the gateway at `url`.
     pub fn from_gateway_url(url: GatewayUrl) -> Result<Self, ConfigError> {
         let (scheme, endpoint, path, _) = url.into_parts();
-        if scheme != Scheme::Http {
-            return Err(ConfigError::InvalidUrl(UrlError::UnsupportedScheme(
-                scheme.as_str().to_owned(),
-            )));
-        }
-        Ok(Self { gateway_path: path, ..Self::new(endpoint) })
+        Ok(Self { scheme, gateway_path: path, ..Self::new(endpoint) })
     }
 
     /// Sends every request through the HTTP proxy at `url` (`http://[user:password@]host:port`),

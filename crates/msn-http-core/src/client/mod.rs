@@ -126,4 +126,4 @@ pub use event::{
 };
 pub use moves::MovePolicy;
 pub use poll::LONG_POLL_SETTLE;
-pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit};
+pub use session::{Connection, MAX_PENDING_EVENTS, Session, Stats, Transmit, Tunnel};

@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 
-use crate::Endpoint;
 use crate::error::ConfigError;
+use crate::{Endpoint, Scheme};
 
 /// The gateway script every request goes to.
 pub const DEFAULT_GATEWAY_PATH: &str = "/gateway/gateway.dll";
@@ -160,6 +160,9 @@ pub struct RequestEncoder {
     /// The end of the `Host` line, `Proxy-Authorization`, the fields after `Host`, and
     /// `Content-Length: `.
     after_host: Vec<u8>,
+    /// The port a `Host` field leaves out: the scheme's (80 unless
+    /// [`for_scheme`](Self::for_scheme) said otherwise).
+    default_port: u16,
 }
 
 impl RequestEncoder {
@@ -191,12 +194,20 @@ impl RequestEncoder {
             poll: target("Action=poll&SessionID="),
             before_host,
             after_host,
+            default_port: Scheme::Http.default_port(),
         })
     }
 
     /// The gateway script this encoder posts to.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Writes `Host` as a client of `scheme` does: without the port when it is the scheme's
+    /// (`gw:443` is `gw` over `https://`).
+    pub fn for_scheme(mut self, scheme: Scheme) -> Self {
+        self.default_port = scheme.default_port();
+        self
     }
 
     /// Appends one complete request (head and body) for `gateway` to `out`.
@@ -232,7 +243,7 @@ impl RequestEncoder {
             out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
         }
         out.extend_from_slice(&self.before_host);
-        gateway.write_authority(out, 80);
+        gateway.write_authority(out, self.default_port);
         out.extend_from_slice(&self.after_host);
         out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n\r\n");

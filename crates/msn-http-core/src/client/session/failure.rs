@@ -13,6 +13,43 @@ impl Session {
     /// `GW-IP` moved the session to, the session first falls back to the configured gateway
     /// ([`Notice::GatewayFallback`]).
     pub fn handle_connect_failed(&mut self, now: Instant, kind: io::ErrorKind) {
+        let address = self.destination().clone();
+        self.connection_failed(now, NetworkError::ConnectFailed { kind, address }.into());
+    }
+
+    /// The proxy did not open the tunnel to the `https://` gateway
+    /// ([`Transmit::tunnel`]): nothing reached the gateway.
+    ///
+    /// A proxy that could not reach the gateway (a `5xx`) or closed the connection counts as a
+    /// failed connect and is retried like one. Any other refusal — `407` for credentials, a
+    /// `403` for a port it does not allow — ends the session with
+    /// [`RemoteError::Tunnel`]: asking again gets the same answer.
+    pub fn handle_tunnel_failed(&mut self, now: Instant, error: TunnelError) {
+        let retried = matches!(error, TunnelError::Closed | TunnelError::Refused { status: 500.. });
+        let error = SessionError::from(RemoteError::Tunnel(error));
+        match retried {
+            true => self.connection_failed(now, error),
+            false => {
+                self.now = now;
+                if self.request.take_in_flight().is_some() {
+                    self.fail(error);
+                }
+            }
+        }
+    }
+
+    /// The TLS handshake with the `https://` gateway failed ([`Transmit::tls_server_name`]):
+    /// ends the session with [`SessionError::Tls`]. Never retried (see [`TlsError`]).
+    pub fn handle_tls_failed(&mut self, now: Instant, error: TlsError) {
+        self.now = now;
+        if self.request.take_in_flight().is_some() {
+            self.fail(SessionError::Tls(error));
+        }
+    }
+
+    /// Nothing of the request in flight reached the gateway, for `error`: the first request
+    /// ends the session, a later one is retried (after a fallback from a moved-to host).
+    fn connection_failed(&mut self, now: Instant, error: SessionError) {
         self.now = now;
         if self.phase == Phase::Closed {
             return;
@@ -23,8 +60,6 @@ impl Session {
         self.decoder.reset();
         self.fresh_connection = true;
         self.stats.failed_requests += 1;
-        let address = self.destination().clone();
-        let error = SessionError::from(NetworkError::ConnectFailed { kind, address });
         if self.phase == Phase::Opening {
             return self.fail(error);
         }

@@ -4,13 +4,16 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::Endpoint;
-use crate::error::{ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError};
+use crate::error::{
+    ConfigError, FrameError, NetworkError, RemoteError, SendError, SessionError, TlsError,
+    TunnelError,
+};
 use crate::msnp::{CommandFramer, FramerLimits, Framing, PayloadCommands, Visit};
 use crate::wire::{
     EofOutcome, RequestEncoder, RequestLine, ResponseDecoder, ResponseStep, TargetForm,
-    parse_messenger_header,
+    encode_connect, parse_messenger_header,
 };
+use crate::{Endpoint, Scheme};
 
 mod failure;
 mod request;
@@ -44,16 +47,37 @@ pub enum Connection {
 }
 
 /// A request to write, produced by [`Session::poll_transmit`].
+///
+/// A fresh connection is made to `destination`; through `tunnel` when one is given (write
+/// [`encode_connect`](crate::wire::encode_connect)'s request, read its answer with a
+/// [`TunnelDecoder`](crate::wire::TunnelDecoder)); then a TLS handshake checking
+/// `tls_server_name` when one is given. Only then is the request written. A connection is
+/// reused only for the same destination, tunnel and server name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit<'a> {
     /// Where to connect: the gateway, or the proxy when one is configured.
     pub destination: &'a Endpoint,
+    /// For an `https://` gateway behind a proxy: the tunnel to open through the proxy first.
+    pub tunnel: Option<Tunnel<'a>>,
+    /// For an `https://` gateway: the name its certificate must hold (the host the request
+    /// goes to, so also the host a `GW-IP` moved the session to; an IP literal is checked as
+    /// an IP address).
+    pub tls_server_name: Option<&'a str>,
     /// Whether to reuse the current connection.
     pub connection: Connection,
     /// What the request is.
     pub kind: RequestKind,
     /// How many bytes were appended to the output buffer.
     pub len: usize,
+}
+
+/// The `CONNECT` tunnel through a proxy to an `https://` gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel<'a> {
+    /// The gateway the tunnel leads to.
+    pub to: &'a Endpoint,
+    /// The proxy's credentials (user, password), for `Proxy-Authorization: Basic`.
+    pub credentials: Option<(&'a str, &'a str)>,
 }
 
 /// Counters over a session's life.
@@ -103,6 +127,10 @@ enum Disposition {
 #[derive(Clone, Debug)]
 struct Settings {
     proxy: Option<Endpoint>,
+    /// Credentials for the proxy's `CONNECT` (an `https://` gateway's requests do not carry
+    /// them: the proxy cannot read them, the gateway must not).
+    tunnel_credentials: Option<(String, String)>,
+    tls: bool,
     request_timeout: Duration,
     max_request_body_bytes: usize,
     max_inbound_bytes: usize,
@@ -298,14 +326,24 @@ impl Session {
         config.check()?;
         Endpoint::parse(&target.ip, 1863).map_err(ConfigError::InvalidTarget)?;
         let route = GatewayRoute::new(config.gateway.clone(), &target.ip, config.moves);
-        let credentials = config.proxy.as_ref().and_then(|p| p.credentials.as_ref());
+        let tls = config.scheme == Scheme::Https;
+        let credentials = config.proxy.as_ref().and_then(|p| p.credentials.clone());
+        let in_requests = credentials.as_ref().filter(|_| !tls);
         let encoder = RequestEncoder::new(
             &config.gateway_path,
             &config.headers,
-            credentials.map(|(user, password)| (user.as_str(), password.as_str())),
-        )?;
+            in_requests.map(|(user, password)| (user.as_str(), password.as_str())),
+        )?
+        .for_scheme(config.scheme);
+        let tunnel_credentials = credentials.filter(|_| tls);
+        if let Some((user, password)) = &tunnel_credentials {
+            // Refused now rather than at the first connection.
+            encode_connect(&mut Vec::new(), &config.gateway, Some((user, password)))?;
+        }
         let settings = Settings {
             proxy: config.proxy.map(|p| p.endpoint),
+            tunnel_credentials,
+            tls,
             request_timeout: config.request_timeout,
             max_request_body_bytes: config.max_request_body_bytes,
             max_inbound_bytes: config.max_inbound_bytes,
@@ -478,9 +516,10 @@ impl Session {
                 RequestLine::Poll { session_id: &self.session_id, lifespan: self.poll.lifespan() }
             }
         };
+        // Through a tunnel the request reaches the gateway as if directly.
         let form = match self.settings.proxy {
-            Some(_) => TargetForm::Absolute,
-            None => TargetForm::Origin,
+            Some(_) if !self.settings.tls => TargetForm::Absolute,
+            _ => TargetForm::Origin,
         };
         let start = out.len();
         let body = &self.outgoing.unconfirmed()[..body_len];
@@ -503,7 +542,24 @@ impl Session {
             true => Connection::Fresh,
             false => Connection::Reuse,
         };
-        Some(Transmit { destination: self.destination(), connection, kind, len: out.len() - start })
+        let gateway = self.route.current();
+        let tunnel = match (&self.settings.proxy, self.settings.tls) {
+            (Some(_), true) => {
+                let credentials = self.settings.tunnel_credentials.as_ref();
+                let credentials =
+                    credentials.map(|(user, password)| (user.as_str(), password.as_str()));
+                Some(Tunnel { to: gateway, credentials })
+            }
+            _ => None,
+        };
+        Some(Transmit {
+            destination: self.destination(),
+            tunnel,
+            tls_server_name: self.settings.tls.then(|| gateway.host()),
+            connection,
+            kind,
+            len: out.len() - start,
+        })
     }
 
     /// Where requests are written: the proxy, or the gateway.
