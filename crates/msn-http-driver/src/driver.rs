@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, trace, warn};
 
 use crate::events::{Taken, next_event};
 use crate::runtime::Runtime;
+use crate::secure::{Link, Route, SetupFailure, TlsClient, set_up};
 use crate::shared::Shared;
 
 /// Bytes read from the socket at a time. The buffer is allocated once per session.
@@ -55,13 +56,14 @@ impl Driver {
         runtime: R,
         shared: Arc<Shared>,
         first: Option<(Endpoint, R::Stream)>,
+        tls: Option<TlsClient>,
     ) -> Self {
         // Built outside the task, so that dropping a driver that never ran ends the session.
         let end = EndOnDrop(Arc::clone(&shared));
         let span = shared.span.clone();
         let task = async move {
             let _end = end;
-            run(runtime, shared, first).await;
+            run(runtime, shared, first, tls).await;
         };
         Self { task: Box::pin(task.instrument(span)) }
     }
@@ -69,8 +71,8 @@ impl Driver {
 
 /// The open connection, and where it goes.
 struct Conn<S> {
-    stream: S,
-    destination: Endpoint,
+    link: Link<S>,
+    route: Route,
     /// Made by `connect` before the first request, and not used yet: as fresh as a new one.
     unused: bool,
 }
@@ -107,6 +109,10 @@ struct Loop<'r, R: Runtime> {
     rt: &'r R,
     shared: Arc<Shared>,
     conn: Option<Conn<R::Stream>>,
+    /// For an `https://` gateway.
+    tls: Option<TlsClient>,
+    /// Where the request to write goes, and how.
+    route: Option<Route>,
     /// The request to write, reused.
     out: Vec<u8>,
     /// What a read fills, reused.
@@ -122,20 +128,31 @@ type Timer<'r> = Pin<Box<dyn Future<Output = ()> + Send + 'r>>;
 
 /// What the session wants next.
 enum Step {
-    /// Write the request in `out`, over a new connection to this destination if one is given.
-    Write { connect_to: Option<Endpoint>, deadline: Option<Instant> },
+    /// Write the request in `out` (to `route`), over a new connection if `fresh`.
+    Write { fresh: bool, deadline: Option<Instant> },
     /// Wait for the socket, the caller, or this instant.
     Wait { until: Option<Instant> },
     /// The session has ended.
     Stop,
 }
 
-async fn run<R: Runtime>(rt: R, shared: Arc<Shared>, first: Option<(Endpoint, R::Stream)>) {
-    let conn = first.map(|(destination, stream)| Conn { stream, destination, unused: true });
+async fn run<R: Runtime>(
+    rt: R,
+    shared: Arc<Shared>,
+    first: Option<(Endpoint, R::Stream)>,
+    tls: Option<TlsClient>,
+) {
+    let conn = first.map(|(destination, stream)| Conn {
+        link: Link::Tcp(stream),
+        route: Route::plain(destination),
+        unused: true,
+    });
     let mut driver = Loop {
         rt: &rt,
         shared,
         conn,
+        tls,
+        route: None,
         out: Vec::with_capacity(1024),
         buf: vec![0u8; READ_BUFFER_BYTES],
         armed: None,
@@ -143,7 +160,7 @@ async fn run<R: Runtime>(rt: R, shared: Arc<Shared>, first: Option<(Endpoint, R:
     debug!(target: TRACING_TARGET, "driver started");
     loop {
         match driver.plan() {
-            Step::Write { connect_to, deadline } => driver.write(connect_to, deadline).await,
+            Step::Write { fresh, deadline } => driver.write(fresh, deadline).await,
             Step::Wait { until } => {
                 let wake = driver.wait(until).await;
                 driver.woken(wake);
@@ -177,15 +194,22 @@ impl<'r, R: Runtime> Loop<'r, R> {
         let now = self.rt.now();
         let conn = &self.conn;
         let request = state.session.poll_transmit(now, &mut self.out).map(|t| {
-            let reuse = conn.as_ref().is_some_and(|c| {
-                (t.connection == Connection::Reuse || c.unused) && c.destination == *t.destination
+            let route = Route::of(&t);
+            // The connection made before the first request is plain TCP to the destination:
+            // it is set up for the route (tunnel, TLS) when it is first used.
+            let reuse = conn.as_ref().is_some_and(|c| match c.unused {
+                true => c.route.destination == route.destination,
+                false => t.connection == Connection::Reuse && c.route == route,
             });
             trace!(target: TRACING_TARGET, kind = %t.kind, destination = %t.destination, reuse, bytes = t.len, "request");
-            (!reuse).then(|| t.destination.clone())
+            (route, !reuse)
         });
         let deadline = state.session.poll_timeout();
         match request {
-            Some(connect_to) => Step::Write { connect_to, deadline },
+            Some((route, fresh)) => {
+                self.route = Some(route);
+                Step::Write { fresh, deadline }
+            }
             // While a response is awaited, wake no later than the soonest poll the session
             // can want after it (see `Session::poll_wait_hint`).
             None => Step::Wait {
@@ -199,19 +223,21 @@ impl<'r, R: Runtime> Loop<'r, R> {
         }
     }
 
-    /// Writes the request, connecting first when asked to; failures go to the session.
-    async fn write(&mut self, connect_to: Option<Endpoint>, deadline: Option<Instant>) {
-        if let Some(destination) = connect_to {
+    /// Writes the request, connecting (and setting the connection up) first when needed;
+    /// failures go to the session.
+    async fn write(&mut self, fresh: bool, deadline: Option<Instant>) {
+        let Some(route) = self.route.take() else {
+            return;
+        };
+        if fresh {
             // A fresh connection: the core asked for one, or there is none to this host.
             self.conn = None;
-            match connect(self.rt, &destination, deadline).await {
+            let destination = &route.destination;
+            match connect(self.rt, destination, deadline).await {
                 Ok(stream) => {
                     debug!(target: TRACING_TARGET, %destination, "connected");
-                    self.conn = Some(Conn { stream, destination, unused: false });
-                    // The caller may have aborted while we connected.
-                    if self.shared.lock().session.is_closed() {
-                        return;
-                    }
+                    let plain = Route::plain(destination.clone());
+                    self.conn = Some(Conn { link: Link::Tcp(stream), route: plain, unused: true });
                 }
                 Err(error) => {
                     warn!(target: TRACING_TARGET, %destination, %error, "connect failed");
@@ -222,11 +248,18 @@ impl<'r, R: Runtime> Loop<'r, R> {
                 }
             }
         }
+        if !self.set_up(route, deadline).await {
+            return;
+        }
+        // The caller may have aborted while we connected.
+        if self.shared.lock().session.is_closed() {
+            return;
+        }
         let Some(c) = self.conn.as_mut() else {
             return;
         };
         c.unused = false;
-        if let Err(failure) = write_request(self.rt, &mut c.stream, &self.out, deadline).await {
+        if let Err(failure) = write_request(self.rt, &mut c.link, &self.out, deadline).await {
             self.conn = None;
             let mut state = self.shared.lock();
             match failure {
@@ -243,6 +276,49 @@ impl<'r, R: Runtime> Loop<'r, R> {
         }
     }
 
+    /// Sets a connection not used yet up for `route` (the tunnel, the TLS handshake); `false`
+    /// when that failed (the session is told) or there is no connection.
+    async fn set_up(&mut self, route: Route, deadline: Option<Instant>) -> bool {
+        let Some(c) = self.conn.take() else {
+            return false;
+        };
+        if !c.unused || !route.needs_setup() {
+            self.conn = Some(Conn { route, ..c });
+            return true;
+        }
+        let Link::Tcp(tcp) = c.link else {
+            self.conn = Some(c);
+            return true;
+        };
+        match set_up(self.rt, tcp, &route, self.tls.as_ref(), deadline).await {
+            Ok(link) => {
+                debug!(target: TRACING_TARGET, destination = %route.destination, "connection set up");
+                self.conn = Some(Conn { link, route, unused: true });
+                true
+            }
+            Err(failure) => {
+                let now = self.rt.now();
+                let mut state = self.shared.lock();
+                match failure {
+                    SetupFailure::Io(error) => {
+                        warn!(target: TRACING_TARGET, %error, "connection set-up failed");
+                        state.session.handle_connect_failed(now, error.kind());
+                    }
+                    SetupFailure::Tunnel(error) => {
+                        warn!(target: TRACING_TARGET, %error, "tunnel refused");
+                        state.session.handle_tunnel_failed(now, error);
+                    }
+                    SetupFailure::Tls(error) => {
+                        warn!(target: TRACING_TARGET, %error, "TLS failed");
+                        state.session.handle_tls_failed(now, error);
+                    }
+                }
+                state.wake_all();
+                false
+            }
+        }
+    }
+
     /// Waits for the socket (a response, or the gateway closing an idle connection), the
     /// session's deadline `until`, or the caller — polled in that order.
     async fn wait(&mut self, until: Option<Instant>) -> Wake {
@@ -254,7 +330,7 @@ impl<'r, R: Runtime> Loop<'r, R> {
         let (conn, buf, armed, rt) = (&mut self.conn, &mut self.buf, &mut self.armed, self.rt);
         let read = async {
             match conn.as_mut() {
-                Some(c) => Wake::Read(rt.read(&mut c.stream, buf).await),
+                Some(c) => Wake::Read(c.link.read(rt, buf).await),
                 None => pending().await,
             }
         };
@@ -334,11 +410,11 @@ pub(crate) async fn connect<R: Runtime>(
 /// Writes a whole request (head and body, one buffer: one `write` when the socket has room).
 async fn write_request<R: Runtime>(
     rt: &R,
-    stream: &mut R::Stream,
+    link: &mut Link<R::Stream>,
     request: &[u8],
     deadline: Option<Instant>,
 ) -> Result<(), WriteFailure> {
-    let writing = rt.write_all(stream, request);
+    let writing = link.write_all(rt, request);
     match deadline {
         Some(at) => or(async { Some(writing.await) }, async {
             rt.sleep_until(at).await;

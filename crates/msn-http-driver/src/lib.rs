@@ -62,6 +62,7 @@ pub mod io_traits;
 pub mod launch;
 mod open;
 pub mod runtime;
+mod secure;
 mod shared;
 pub mod stream;
 
@@ -72,4 +73,5 @@ pub use launch::{Detached, Spawn, Spawned};
 pub use msn_http_core;
 pub use open::OpenError;
 pub use runtime::Runtime;
+pub use secure::TlsSetupError;
 pub use stream::{ByteReader, ByteStream, ByteWriter, DEFAULT_PING_ANSWER, StreamError};

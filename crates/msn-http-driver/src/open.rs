@@ -4,12 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use msn_http_core::Endpoint;
 use msn_http_core::client::{ClientConfig, OutputMode, Session, Target};
 use msn_http_core::error::{ConfigError, NetworkError};
 
+use msn_http_core::{Endpoint, Scheme};
+
 use crate::driver::{self, Driver};
 use crate::runtime::Runtime;
+use crate::secure::{TlsClient, TlsSetupError};
 use crate::shared::Shared;
 
 /// Why a session could not be opened.
@@ -24,6 +26,9 @@ pub enum OpenError {
     NoRuntime,
     /// `connect` could not connect to the gateway (or proxy).
     Connect(NetworkError),
+    /// The TLS settings of an `https://` gateway could not be made (bad extra CA
+    /// certificates, or nothing to trust).
+    Tls(TlsSetupError),
 }
 
 impl fmt::Display for OpenError {
@@ -32,6 +37,7 @@ impl fmt::Display for OpenError {
             Self::Config(e) => write!(f, "invalid session configuration: {e}"),
             Self::NoRuntime => f.write_str("no runtime to run the session on"),
             Self::Connect(e) => e.fmt(f),
+            Self::Tls(e) => write!(f, "cannot set up TLS: {e}"),
         }
     }
 }
@@ -43,7 +49,7 @@ impl OpenError {
         let kind = match &self {
             Self::Connect(NetworkError::ConnectFailed { kind, .. }) => *kind,
             Self::Connect(_) => std::io::ErrorKind::ConnectionAborted,
-            Self::Config(_) => std::io::ErrorKind::InvalidInput,
+            Self::Config(_) | Self::Tls(_) => std::io::ErrorKind::InvalidInput,
             Self::NoRuntime => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, self)
@@ -56,6 +62,7 @@ impl std::error::Error for OpenError {
             Self::Config(e) => Some(e),
             Self::NoRuntime => None,
             Self::Connect(e) => Some(e),
+            Self::Tls(e) => Some(e),
         }
     }
 }
@@ -77,9 +84,13 @@ pub(crate) fn open<R: Runtime>(
         server = target.server.as_str(),
         ip = %target.ip,
     );
+    let tls = match config.scheme {
+        Scheme::Https => Some(TlsClient::new(&config.tls_roots).map_err(OpenError::Tls)?),
+        _ => None,
+    };
     let session = Session::new(config, target, runtime.now()).map_err(OpenError::Config)?;
     let shared = Arc::new(Shared::new(session, span, handles, output));
-    let driver = Driver::new(runtime, Arc::clone(&shared), first);
+    let driver = Driver::new(runtime, Arc::clone(&shared), first, tls);
     Ok((shared, driver))
 }
 

@@ -255,3 +255,71 @@ pub mod scenarios {
         assert!(!got.starts_with(b"HTTP/"), "no HTTP over the TLS port: {got:?}");
     }
 }
+
+/// The library's client against a TLS gateway: settings, the exchange, and the typed failure.
+pub mod client {
+    use std::net::{SocketAddr, TcpListener};
+    use std::thread;
+    use std::time::Duration;
+
+    use msn_http_core::client::{ClientConfig, CloseReason, TlsRoots};
+    use msn_http_core::error::{SessionError, TlsError};
+    use msn_http_driver::{Client, RecvError};
+
+    use super::TestCa;
+
+    /// Settings for the `https://` gateway at `gateway`, named `host` in the URL, trusting
+    /// `ca` alone, with requests that give up after `timeout`.
+    pub fn https_config(
+        gateway: SocketAddr,
+        host: &str,
+        ca: &TestCa,
+        timeout: Duration,
+    ) -> ClientConfig {
+        let url = format!("https://{host}:{}", gateway.port());
+        let mut config = ClientConfig::from_url(&url).expect("a valid URL");
+        let mut roots = TlsRoots::default().with_extra_pem(ca.cert_pem.clone().into_bytes());
+        roots.platform = false;
+        config.tls_roots = roots;
+        config.request_timeout = timeout;
+        config
+    }
+
+    /// Sends `VER` to the echo backend and receives it back, then closes cleanly.
+    pub async fn echo_over_https<L>(mut client: Client<L>) {
+        client.send(b"VER 1 MSNP8 CVR0\r\n").await.expect("queued");
+        let echoed = client.recv().await.expect("the echo");
+        assert_eq!(echoed.to_string(), "VER 1 MSNP8 CVR0");
+        let end = client.close().await;
+        assert!(end.is_clean(), "{:?}", end.reason);
+    }
+
+    /// Sends `VER` and returns the TLS error the session ended with.
+    pub async fn tls_failure<L>(mut client: Client<L>) -> TlsError {
+        client.send(b"VER 1 MSNP8 CVR0\r\n").await.expect("queued");
+        match client.recv().await {
+            Err(RecvError::Ended(end)) => match end.reason {
+                CloseReason::Failed(SessionError::Tls(error)) => error,
+                other => panic!("ended for another reason: {other}"),
+            },
+            other => panic!("the session did not end: {other:?}"),
+        }
+    }
+
+    /// A listener that accepts connections and never says a word (a stalled TLS server),
+    /// holding each for `hold`.
+    pub fn silent_listener(hold: Duration) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let Ok(stream) = stream else { return };
+                thread::spawn(move || {
+                    thread::sleep(hold);
+                    drop(stream);
+                });
+            }
+        });
+        addr
+    }
+}

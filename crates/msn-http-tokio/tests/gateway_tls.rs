@@ -1,15 +1,26 @@
-//! The gateway server with TLS on its listener, on tokio, over real loopback sockets: a
-//! session through HTTPS checked by name and by IP, and the failures a client meets — a CA it
-//! does not trust, a name the certificate does not hold, plain HTTP on the TLS port.
+//! HTTPS on tokio, over real loopback sockets: our gateway with TLS on its listener (a session
+//! checked by name and by IP; a CA the client does not trust, a name the certificate does not
+//! hold, plain HTTP on the TLS port), and our client to it (a session, and each TLS failure
+//! as its typed error: a wrong CA, a name mismatch, a handshake that stalls).
 
 use msn_http_core::Endpoint;
 use msn_http_core::gateway::{BackendAllowlist, GatewayConfig};
-use msn_http_testkit::tls::{TestCa, scenarios};
+use std::time::Duration;
+
+use msn_http_core::client::Target;
+use msn_http_core::error::TlsErrorKind;
+use msn_http_testkit::tls::{TestCa, client, scenarios};
+use msn_http_tokio::Client;
 use msn_http_tokio::gateway::{GatewayHandle, GatewayServer, TlsConfig};
 
 /// A TLS gateway whose NS sessions reach an echo backend, on `rt`.
 fn tls_gateway(rt: &tokio::runtime::Runtime, ca: &TestCa) -> GatewayHandle {
-    let cert = ca.issue(&[scenarios::NAME, "127.0.0.1"]);
+    tls_gateway_for(rt, ca, &[scenarios::NAME, "127.0.0.1"])
+}
+
+/// The same with a certificate for `names`.
+fn tls_gateway_for(rt: &tokio::runtime::Runtime, ca: &TestCa, names: &[&str]) -> GatewayHandle {
+    let cert = ca.issue(names);
     let tls = TlsConfig::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
     let backend = Endpoint::parse(&scenarios::echo_backend(8).to_string(), 1863).unwrap();
     let backends = BackendAllowlist::new().route(scenarios::BACKEND_HOST, None, backend);
@@ -24,25 +35,58 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn a_session_runs_over_https_checked_by_name_and_by_ip() {
-    let rt = runtime();
-    let ca = TestCa::new();
-    let gateway = tls_gateway(&rt, &ca);
-    scenarios::a_session_over_https(gateway.local_addr(), &ca, scenarios::NAME);
-    scenarios::a_session_over_https(gateway.local_addr(), &ca, "127.0.0.1");
-    let stats = rt.block_on(gateway.shutdown()).unwrap();
-    assert_eq!(stats.core.sessions_opened, 2);
-}
-
-#[test]
-fn a_wrong_ca_a_wrong_name_and_plain_http_are_refused() {
+fn our_gateway_serves_https_checked_by_name_and_by_ip_and_refuses_what_is_not() {
     let rt = runtime();
     let ca = TestCa::new();
     let gateway = tls_gateway(&rt, &ca);
     let addr = gateway.local_addr();
+    scenarios::a_session_over_https(addr, &ca, scenarios::NAME);
+    scenarios::a_session_over_https(addr, &ca, "127.0.0.1");
     scenarios::the_gateway_refuses_wrong_trust_wrong_names_and_plain_http(addr, &ca);
-    // The server serves on after all three.
+    // The server serves on after the refusals.
     scenarios::a_session_over_https(addr, &ca, scenarios::NAME);
     let stats = rt.block_on(gateway.shutdown()).unwrap();
-    assert_eq!(stats.core.sessions_opened, 1);
+    assert_eq!(stats.core.sessions_opened, 3);
+}
+
+/// Opens a client session to the echo backend with `config`.
+async fn open(config: msn_http_core::client::ClientConfig) -> Client {
+    Client::connect_with(config, Target::notification(scenarios::BACKEND_HOST)).await.unwrap()
+}
+
+#[test]
+fn our_client_runs_a_session_over_https_and_names_each_tls_failure() {
+    let rt = runtime();
+    let ca = TestCa::new();
+    let gateway = tls_gateway(&rt, &ca);
+    let addr = gateway.local_addr();
+    let wait = Duration::from_secs(10);
+    rt.block_on(async {
+        client::echo_over_https(open(client::https_config(addr, "localhost", &ca, wait)).await)
+            .await;
+        client::echo_over_https(open(client::https_config(addr, "127.0.0.1", &ca, wait)).await)
+            .await;
+        let stranger = TestCa::new();
+        let error = client::tls_failure(
+            open(client::https_config(addr, "localhost", &stranger, wait)).await,
+        )
+        .await;
+        assert_eq!((error.kind, error.host.as_str()), (TlsErrorKind::BadCertificate, "localhost"));
+        assert!(error.to_string().contains("its certificate is not trusted"), "{error}");
+    });
+    // A certificate for another name only.
+    let other = tls_gateway_for(&rt, &ca, &["other.example"]);
+    let other_addr = other.local_addr();
+    let stalled = client::silent_listener(Duration::from_secs(3));
+    rt.block_on(async {
+        let config = client::https_config(other_addr, "127.0.0.1", &ca, wait);
+        let error = client::tls_failure(open(config).await).await;
+        assert_eq!((error.kind, error.host.as_str()), (TlsErrorKind::NameMismatch, "127.0.0.1"));
+        let config = client::https_config(stalled, "localhost", &ca, Duration::from_millis(300));
+        let error = client::tls_failure(open(config).await).await;
+        assert_eq!(error.kind, TlsErrorKind::HandshakeTimeout);
+    });
+    let stats = rt.block_on(gateway.shutdown()).unwrap();
+    assert_eq!(stats.core.sessions_opened, 2, "the refused handshakes opened no session");
+    rt.block_on(other.shutdown()).unwrap();
 }

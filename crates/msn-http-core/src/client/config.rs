@@ -45,6 +45,41 @@ pub struct Proxy {
     pub credentials: Option<(String, String)>,
 }
 
+/// The certificate authorities an `https://` gateway's certificate may be signed by.
+///
+/// ```
+/// use msn_http_core::client::TlsRoots;
+///
+/// let roots = TlsRoots::default().with_extra_pem(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
+/// assert!(roots.platform);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsRoots {
+    /// The platform's trusted roots (its certificate store). Default `true`.
+    pub platform: bool,
+    /// More CA certificates, PEM: a revival network's own CA, a test CA. The driver parses
+    /// them when the session opens. Default none.
+    pub extra_pem: Vec<u8>,
+}
+
+impl Default for TlsRoots {
+    fn default() -> Self {
+        Self { platform: true, extra_pem: Vec::new() }
+    }
+}
+
+impl TlsRoots {
+    /// Adds the CA certificates in `pem` to [`extra_pem`](Self::extra_pem).
+    pub fn with_extra_pem(mut self, pem: Vec<u8>) -> Self {
+        if !self.extra_pem.is_empty() && !self.extra_pem.ends_with(b"\n") {
+            self.extra_pem.push(b'\n');
+        }
+        self.extra_pem.extend_from_slice(&pem);
+        self
+    }
+}
+
 /// When to poll while nothing is queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollPolicy {
@@ -138,6 +173,9 @@ pub struct ClientConfig {
     /// How the gateway (and every host a move leads to) is reached: `Http`, or `Https` (TLS,
     /// each host's certificate checked against its name). Default `Http`.
     pub scheme: Scheme,
+    /// Whom an `https://` gateway's certificate may be signed by. Default: the platform's
+    /// roots.
+    pub tls_roots: TlsRoots,
     /// The gateway script. Default `/gateway/gateway.dll`.
     pub gateway_path: String,
     /// An HTTP proxy to send every request through: absolute-form targets for `http://`
@@ -195,6 +233,7 @@ impl ClientConfig {
         Self {
             gateway,
             scheme: Scheme::Http,
+            tls_roots: TlsRoots::default(),
             gateway_path: DEFAULT_GATEWAY_PATH.to_owned(),
             proxy: None,
             headers: HeaderSet::official(),

@@ -119,7 +119,8 @@ mod session;
 
 pub use crate::ping::PingPolicy;
 pub use config::{
-    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PollPolicy, Proxy, Target, UnconfirmedPolicy,
+    ClientConfig, OFFICIAL_GATEWAY_HOST, OutputMode, PollPolicy, Proxy, Target, TlsRoots,
+    UnconfirmedPolicy,
 };
 pub use event::{
     CloseReason, Closed, Event, MoveRefusal, Notice, OutReason, Recovery, RequestKind,

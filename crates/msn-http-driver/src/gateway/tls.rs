@@ -18,6 +18,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::runtime::{GatewayRuntime, GatewayStream, Interest};
+use crate::secure::read_plaintext;
 
 /// Plaintext bytes the TLS layer accepts for writing beyond what the socket took: about one
 /// answer's worth; more waits in the driver's own queue, so backpressure stays exact.
@@ -257,13 +258,8 @@ impl<S: GatewayStream> GatewayStream for MaybeTls<S> {
         };
         let mut state = Self::lock(tls);
         loop {
-            match state.session.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                // A peer that closed without `close_notify`: the HTTP framing tells whether
-                // anything was cut short, as on a plain socket.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            if let Some(n) = read_plaintext(state.session.reader(), buf)? {
+                return Ok(n);
             }
             if state.eof {
                 return Ok(0);
