@@ -1,10 +1,11 @@
 //! What the subcommands share: gateway and proxy URLs, poll policy flags, durations, and the
 //! client settings built from them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use msn_http_core::client::{ClientConfig, PollPolicy, Proxy, UnconfirmedPolicy};
+use msn_http_core::client::{ClientConfig, PollPolicy, Proxy, TlsRoots, UnconfirmedPolicy};
 use msn_http_core::{GatewayUrl, Scheme};
 
 /// Why a subcommand failed, and the exit code to show it.
@@ -121,21 +122,33 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Where a client subcommand's sessions go: the gateway, an optional proxy, the poll policy.
 #[derive(Args, Debug)]
 pub(crate) struct GatewayArgs {
-    /// The gateway: `http://HOST[:PORT][/PATH]` (the path defaults to /gateway/gateway.dll).
-    #[arg(long, value_name = "URL", value_parser = http_url)]
+    /// The gateway: `http[s]://HOST[:PORT][/PATH]` (the path defaults to
+    /// /gateway/gateway.dll; https:// checks the certificate against HOST).
+    #[arg(long, value_name = "URL", value_parser = gateway_url)]
     pub(crate) gateway: GatewayUrl,
-    /// An HTTP proxy to reach the gateway through: `http://[USER:PASSWORD@]HOST:PORT`.
-    #[arg(long, value_name = "URL", value_parser = http_url)]
+    /// An HTTP proxy to reach the gateway through: `http://[USER:PASSWORD@]HOST:PORT` (an
+    /// https:// gateway is reached through a CONNECT tunnel).
+    #[arg(long, value_name = "URL", value_parser = proxy_url)]
     pub(crate) proxy: Option<GatewayUrl>,
+    /// Also trust the CA certificates in this PEM file for an https:// gateway (besides the
+    /// system's).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) policy: PolicyArgs,
 }
 
 impl GatewayArgs {
-    /// Client settings for these flags.
-    pub(crate) fn client_config(&self) -> ClientConfig {
+    /// Client settings for these flags (reading --ca-cert).
+    pub(crate) fn client_config(&self) -> Result<ClientConfig, String> {
         let mut config = ClientConfig::new(self.gateway.endpoint().clone());
+        config.scheme = self.gateway.scheme();
         config.gateway_path = self.gateway.path().to_owned();
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?;
+            config.tls_roots = TlsRoots::default().with_extra_pem(pem);
+        }
         config.proxy = self.proxy.as_ref().map(|p| Proxy {
             endpoint: p.endpoint().clone(),
             credentials: p.credentials().map(|(user, password)| (user.into(), password.into())),
@@ -144,16 +157,23 @@ impl GatewayArgs {
         // No one is at hand to decide about a request whose fate is unknown: send it again (MSNP
         // servers answer a repeated command again; losing one is worse).
         config.unconfirmed = UnconfirmedPolicy::Resend;
-        config
+        Ok(config)
     }
 }
 
-/// Parses a gateway or proxy URL (see [`GatewayUrl`]); only `http://` is served so far.
-pub(crate) fn http_url(text: &str) -> Result<GatewayUrl, String> {
-    let url = GatewayUrl::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+/// Parses a gateway URL (see [`GatewayUrl`]).
+pub(crate) fn gateway_url(text: &str) -> Result<GatewayUrl, String> {
+    GatewayUrl::parse(text).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// Parses a proxy URL: the proxy itself is spoken to in plain HTTP.
+pub(crate) fn proxy_url(text: &str) -> Result<GatewayUrl, String> {
+    let url = gateway_url(text)?;
     match url.scheme() {
         Scheme::Http => Ok(url),
-        other => Err(format!("`{text}`: only http:// is supported, not {}://", other.as_str())),
+        other => {
+            Err(format!("`{text}`: a proxy is reached with http://, not {}://", other.as_str()))
+        }
     }
 }
 
@@ -163,18 +183,24 @@ mod tests {
 
     #[test]
     fn urls() {
-        let u = http_url("http://127.0.0.1:8080").unwrap();
+        let u = gateway_url("http://127.0.0.1:8080").unwrap();
         assert_eq!(u.to_string(), "http://127.0.0.1:8080/gateway/gateway.dll");
-        let u = http_url("gw.example.net/custom/gw.dll?x=1").unwrap();
+        let u = gateway_url("gw.example.net/custom/gw.dll?x=1").unwrap();
         assert_eq!((u.endpoint().port(), u.path()), (80, "/custom/gw.dll"));
-        let u = http_url("http://me:secret@proxy.example:3128").unwrap();
+        let u = gateway_url("https://gw.example.net").unwrap();
+        assert_eq!(u.to_string(), "https://gw.example.net:443/gateway/gateway.dll");
+        let u = proxy_url("http://me:secret@proxy.example:3128").unwrap();
         assert_eq!(u.credentials(), Some(("me", "secret")));
         assert_eq!(
-            http_url("https://x").unwrap_err(),
-            "`https://x`: only http:// is supported, not https://"
+            proxy_url("https://x").unwrap_err(),
+            "`https://x`: a proxy is reached with http://, not https://"
         );
         assert_eq!(
-            http_url("http://bad host").unwrap_err(),
+            gateway_url("ftp://x").unwrap_err(),
+            "`ftp://x`: unsupported scheme \"ftp\" (use http or https)"
+        );
+        assert_eq!(
+            gateway_url("http://bad host").unwrap_err(),
             "`http://bad host`: bad address: invalid character in host"
         );
     }

@@ -66,7 +66,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let config = args.sessions.client_config();
+    let config = args.sessions.client_config()?;
     let target = match args.server {
         Server::Ns => Target::notification(args.ip.clone()),
         Server::Sb => Target::switchboard(args.ip.clone()),

@@ -244,7 +244,7 @@ pub(crate) async fn run(args: RelayArgs) -> Result<(), Failure> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop) = watch::channel(false);
     let relay = Arc::new(Relay {
-        config: args.sessions.client_config(),
+        config: args.sessions.client_config()?,
         host: local.ip(),
         limits: args.limits,
         listeners: Mutex::default(),

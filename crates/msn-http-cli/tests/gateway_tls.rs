@@ -1,5 +1,6 @@
 //! `msn-http gateway --tls-cert --tls-key`: HTTPS in front of the built-in MSNP server, with a
-//! certificate made by the test, and the mistakes in its flags said before anything listens.
+//! certificate made by the test, and the mistakes in its flags said before anything listens;
+//! `msn-http connect` to it with `--ca-cert`, and without (the certificate is not trusted).
 
 mod support;
 
@@ -33,6 +34,27 @@ fn the_gateway_serves_https_with_the_given_certificate() {
         "VER 1 MSNP7\r\n",
     );
     scenarios::plain_http_gets_no_http_answer(addr);
+
+    // `connect` trusts the test's CA with --ca-cert, and only then.
+    let ca_file = TempFile::new("tls-ca.pem", &ca.cert_pem);
+    let https = format!("https://localhost:{}", addr.port());
+    let login = ["connect", "--gateway", &https, "--policy", "adaptive", "--expect", "VER 1 MSNP7"];
+    let connect = |args: &[&str]| {
+        assert_cmd::Command::new(support::bin())
+            .args(args)
+            .write_stdin("VER 1 MSNP7 CVR0\n")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+    };
+    let out = connect(&[&login[..], &["--ca-cert", ca_file.path()]].concat()).success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("<< VER 1 MSNP7"), "{stdout}");
+    let out = connect(&login).failure().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("TLS with localhost failed: its certificate is not trusted"),
+        "{stderr}"
+    );
 }
 
 #[test]
