@@ -67,9 +67,10 @@ fn every_scenario(spawner: Spawner) {
         let config = client::https_config(stalled, "localhost", &ca, Duration::from_millis(300));
         let error = client::tls_failure(open(config, &spawner).await).await;
         assert_eq!(error.kind, TlsErrorKind::HandshakeTimeout);
+        client::through_connect_proxies(addr, &ca, |config| open(config, &spawner)).await;
     });
     let stats = smol::block_on(gateway.shutdown()).unwrap();
-    assert_eq!(stats.core.sessions_opened, 5);
+    assert_eq!(stats.core.sessions_opened, 7);
     smol::block_on(other.shutdown()).unwrap();
 }
 

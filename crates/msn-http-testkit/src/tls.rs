@@ -262,11 +262,14 @@ pub mod client {
     use std::thread;
     use std::time::Duration;
 
-    use msn_http_core::client::{ClientConfig, CloseReason, TlsRoots};
-    use msn_http_core::error::{SessionError, TlsError};
+    use msn_http_core::Endpoint;
+    use msn_http_core::client::{ClientConfig, CloseReason, Proxy, TlsRoots};
+    use msn_http_core::error::{RemoteError, SessionError, TlsError, TunnelError};
     use msn_http_driver::{Client, RecvError};
 
     use super::TestCa;
+    use super::proxy::{Behaviour, ConnectProxy};
+    use super::scenarios::WAIT;
 
     /// Settings for the `https://` gateway at `gateway`, named `host` in the URL, trusting
     /// `ca` alone, with requests that give up after `timeout`.
@@ -294,16 +297,70 @@ pub mod client {
         assert!(end.is_clean(), "{:?}", end.reason);
     }
 
-    /// Sends `VER` and returns the TLS error the session ended with.
-    pub async fn tls_failure<L>(mut client: Client<L>) -> TlsError {
+    /// Sends `VER` and returns the error the session ended with.
+    pub async fn failure<L>(mut client: Client<L>) -> SessionError {
         client.send(b"VER 1 MSNP8 CVR0\r\n").await.expect("queued");
         match client.recv().await {
             Err(RecvError::Ended(end)) => match end.reason {
-                CloseReason::Failed(SessionError::Tls(error)) => error,
+                CloseReason::Failed(error) => error,
                 other => panic!("ended for another reason: {other}"),
             },
             other => panic!("the session did not end: {other:?}"),
         }
+    }
+
+    /// Sends `VER` and returns the TLS error the session ended with.
+    pub async fn tls_failure<L>(client: Client<L>) -> TlsError {
+        match failure(client).await {
+            SessionError::Tls(error) => error,
+            other => panic!("ended for another reason: {other}"),
+        }
+    }
+
+    /// Sessions through `CONNECT` proxies to the TLS `gateway` (certificate for `localhost`
+    /// by `ca`), each opened with `open`: a tunnel without and with credentials, and the
+    /// refusals (credentials missing, a `403`) as their typed errors.
+    pub async fn through_connect_proxies<L, F, Fut>(gateway: SocketAddr, ca: &TestCa, open: F)
+    where
+        F: Fn(ClientConfig) -> Fut,
+        Fut: Future<Output = Client<L>>,
+    {
+        let via = |proxy: &ConnectProxy, credentials: Option<(&str, &str)>| {
+            let mut config = https_config(gateway, "localhost", ca, WAIT);
+            config.proxy = Some(Proxy {
+                endpoint: Endpoint::parse(&proxy.addr.to_string(), 80).expect("loopback"),
+                credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            });
+            config
+        };
+        let tunnel_to = |host: &str| {
+            format!("CONNECT {host}:{0} HTTP/1.1\r\nHost: {host}:{0}\r\n", gateway.port())
+        };
+        let connect = tunnel_to("localhost");
+        let open_proxy = ConnectProxy::start(Behaviour::Tunnel(None), 4);
+        echo_over_https(open(via(&open_proxy, None)).await).await;
+        // The gateway announces `GW-IP=127.0.0.1`: the session moves there, through a second
+        // tunnel, and TLS checks that host by its own name (an IP, in the certificate too).
+        let second = format!("{}\r\n", tunnel_to("127.0.0.1"));
+        assert_eq!(open_proxy.heads(), [format!("{connect}\r\n"), second]);
+
+        // `me:secret`, as Basic credentials.
+        let guarded = ConnectProxy::start(Behaviour::Tunnel(Some("bWU6c2VjcmV0")), 4);
+        echo_over_https(open(via(&guarded, Some(("me", "secret")))).await).await;
+        let auth = "Proxy-Authorization: Basic bWU6c2VjcmV0\r\n";
+        assert_eq!(guarded.heads()[0], format!("{connect}{auth}\r\n"));
+        let refused = failure(open(via(&guarded, None)).await).await;
+        let want = TunnelError::ProxyAuthentication { credentials_sent: false };
+        assert_eq!(refused, SessionError::Remote(RemoteError::Tunnel(want)));
+        let refused = failure(open(via(&guarded, Some(("me", "wrong")))).await).await;
+        let want = TunnelError::ProxyAuthentication { credentials_sent: true };
+        assert_eq!(refused, SessionError::Remote(RemoteError::Tunnel(want)));
+
+        let forbidding = ConnectProxy::start(Behaviour::Refuse(403), 4);
+        let refused = failure(open(via(&forbidding, None)).await).await;
+        let want = TunnelError::Refused { status: 403 };
+        assert_eq!(refused, SessionError::Remote(RemoteError::Tunnel(want)));
+        assert_eq!(refused.to_string(), "the proxy refused the tunnel: HTTP 403");
     }
 
     /// A listener that accepts connections and never says a word (a stalled TLS server),
@@ -321,5 +378,110 @@ pub mod client {
             }
         });
         addr
+    }
+}
+
+/// An HTTP proxy that answers `CONNECT` (opening a tunnel, asking for credentials, or
+/// refusing), on blocking threads, for the client's tunnel tests.
+pub mod proxy {
+    use std::io::{self, Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    use super::scenarios::WAIT;
+
+    /// What the proxy does with a `CONNECT`.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Behaviour {
+        /// Opens the tunnel; with `Some(basic)`, only for `Proxy-Authorization: Basic {basic}`
+        /// (else `407`).
+        Tunnel(Option<&'static str>),
+        /// Answers with this status and closes.
+        Refuse(u16),
+    }
+
+    /// A proxy on loopback, and the heads of the requests it got.
+    pub struct ConnectProxy {
+        /// Where it listens.
+        pub addr: SocketAddr,
+        heads: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl ConnectProxy {
+        /// Starts one, for at most `connections` connections.
+        pub fn start(behaviour: Behaviour, connections: usize) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            let addr = listener.local_addr().expect("its address");
+            let heads = Arc::new(Mutex::new(Vec::new()));
+            let seen = Arc::clone(&heads);
+            thread::spawn(move || {
+                for stream in listener.incoming().take(connections) {
+                    let Ok(stream) = stream else { return };
+                    let seen = Arc::clone(&seen);
+                    thread::spawn(move || {
+                        let _ = serve(stream, behaviour, &seen);
+                    });
+                }
+            });
+            Self { addr, heads }
+        }
+
+        /// The heads received so far, as text.
+        pub fn heads(&self) -> Vec<String> {
+            self.heads.lock().expect("not poisoned").clone()
+        }
+    }
+
+    fn serve(
+        mut client: TcpStream,
+        behaviour: Behaviour,
+        seen: &Mutex<Vec<String>>,
+    ) -> io::Result<()> {
+        client.set_read_timeout(Some(WAIT))?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 * 1024 || client.read(&mut byte)? == 0 {
+                return Ok(());
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        seen.lock().expect("not poisoned").push(head.clone());
+        let refuse = |client: &mut TcpStream, status: u16| {
+            let answer = format!("HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n");
+            client.write_all(answer.as_bytes())
+        };
+        let authority = head
+            .strip_prefix("CONNECT ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        match behaviour {
+            Behaviour::Refuse(status) => return refuse(&mut client, status),
+            Behaviour::Tunnel(Some(basic))
+                if !head.contains(&format!("\r\nProxy-Authorization: Basic {basic}\r\n")) =>
+            {
+                return refuse(&mut client, 407);
+            }
+            Behaviour::Tunnel(_) if authority.is_empty() => return refuse(&mut client, 405),
+            Behaviour::Tunnel(_) => {}
+        }
+        let Ok(upstream) = TcpStream::connect(&authority) else {
+            return refuse(&mut client, 502);
+        };
+        client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+        client.set_read_timeout(None)?;
+        let (mut up_read, mut client_write) = (upstream.try_clone()?, client.try_clone()?);
+        let down = thread::spawn(move || {
+            let _ = io::copy(&mut up_read, &mut client_write);
+            let _ = client_write.shutdown(Shutdown::Write);
+        });
+        let mut up_write = upstream;
+        let _ = io::copy(&mut client, &mut up_write);
+        let _ = up_write.shutdown(Shutdown::Write);
+        let _ = down.join();
+        Ok(())
     }
 }

@@ -86,7 +86,8 @@ fn our_client_runs_a_session_over_https_and_names_each_tls_failure() {
         let error = client::tls_failure(open(config).await).await;
         assert_eq!(error.kind, TlsErrorKind::HandshakeTimeout);
     });
+    rt.block_on(client::through_connect_proxies(addr, &ca, open));
     let stats = rt.block_on(gateway.shutdown()).unwrap();
-    assert_eq!(stats.core.sessions_opened, 2, "the refused handshakes opened no session");
+    assert_eq!(stats.core.sessions_opened, 4, "the refused handshakes and tunnels opened none");
     rt.block_on(other.shutdown()).unwrap();
 }
