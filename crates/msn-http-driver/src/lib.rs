@@ -54,6 +54,8 @@
 pub const TRACING_TARGET: &str = "msn_http";
 
 pub mod api;
+#[cfg(feature = "self-made-certs")]
+pub mod certs;
 pub mod client;
 mod driver;
 pub mod events;

@@ -4,67 +4,37 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use msn_http_driver::certs::{SelfMadeCa, SelfMadeCert};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// A CA made for one test, and what it signs.
 pub struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
+    ca: SelfMadeCa,
     /// The CA's certificate, to trust.
     pub cert_pem: String,
 }
 
 /// A server certificate (leaf) with its key, both PEM.
-pub struct TestCert {
-    /// The certificate chain: the leaf, signed by its [`TestCa`].
-    pub cert_pem: String,
-    /// The leaf's private key (PKCS #8).
-    pub key_pem: String,
-}
+pub type TestCert = SelfMadeCert;
 
 impl TestCa {
-    /// A fresh CA.
+    /// A fresh CA (a stranger to every other one).
     pub fn new() -> Self {
-        let key = KeyPair::generate().expect("a key pair can be made");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names to check");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // A name of its own: another test's CA must be a stranger, not a forger.
-        static MADE: AtomicUsize = AtomicUsize::new(0);
-        let serial = MADE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("msn-http test CA {} {serial}", std::process::id());
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.self_signed(&key).expect("a CA can sign itself");
-        Self { issuer: Issuer::new(params, key), cert_pem: cert.pem() }
+        let ca = SelfMadeCa::new().expect("a CA can be made");
+        Self { cert_pem: ca.cert_pem.clone(), ca }
     }
 
     /// A certificate for `names` (DNS names, or IP addresses, which become IP SANs).
     pub fn issue(&self, names: &[&str]) -> TestCert {
-        let key = KeyPair::generate().expect("a key pair can be made");
-        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-        let params = CertificateParams::new(names).expect("valid names");
-        let cert = params.signed_by(&key, &self.issuer).expect("the CA signs");
-        TestCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+        self.ca.issue(names).expect("the CA signs")
     }
 
     /// A client configuration that trusts this CA alone (ALPN `http/1.1`).
     pub fn client_config(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
-            roots.add(cert.expect("our own PEM")).expect("our own CA");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("the default versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
+        self.ca.client_config()
     }
 }
 
