@@ -253,13 +253,7 @@ pub enum Op {
 /// Runs `ops` against a gateway set up as `params` says, on a fake clock starting at `epoch`,
 /// then lets every timer run out; panics when an invariant breaks.
 pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
-    let Some(mut w) = World::new(params, epoch) else {
-        return;
-    };
-    for op in ops.into_iter().take(MAX_OPS) {
-        w.step(op);
-    }
-    w.finish();
+    crate::drive(World::new(params, epoch), ops, MAX_OPS, World::step, World::finish);
 }
 
 /// A gateway driven by an arbitrary sequence of client, backend and clock operations on a fake
@@ -267,10 +261,5 @@ pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
 /// closed backend, a `200` only for the one request holding a session's latest ID, backend
 /// bytes delivered in order and once, and every timer running out in the end.
 pub fn gateway(data: &[u8], epoch: Instant) {
-    let mut u = Unstructured::new(data);
-    let Ok(params) = Params::arbitrary(&mut u) else {
-        return;
-    };
-    let ops = std::iter::from_fn(|| if u.is_empty() { None } else { Op::arbitrary(&mut u).ok() });
-    run(&params, ops, epoch);
+    crate::setup_and_ops(data, |params: &Params, ops| run(params, ops, epoch));
 }
