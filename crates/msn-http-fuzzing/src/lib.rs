@@ -90,6 +90,16 @@ pub(crate) fn setup_and_ops<'a, P: Arbitrary<'a>, O: Arbitrary<'a>>(
     run(&setup, &mut ops);
 }
 
+/// Appends `body` in the chunked transfer coding, `size` bytes a chunk, and the last chunk.
+pub(crate) fn write_chunked(out: &mut Vec<u8>, body: &[u8], size: usize) {
+    for chunk in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
 /// Cuts `data` into pieces whose sizes come from `seed`: mostly small (down to one byte), now
 /// and then large, so heads, chunk lines and commands get cut everywhere.
 pub(crate) fn split(data: &[u8], seed: u64) -> Vec<&[u8]> {

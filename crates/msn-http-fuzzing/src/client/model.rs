@@ -108,13 +108,7 @@ impl World {
         }
         let body_start = wire.len();
         if a.framing % 4 == 2 {
-            let size = 1 + usize::from(a.framing >> 2);
-            for chunk in body.chunks(size) {
-                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                wire.extend_from_slice(chunk);
-                wire.extend_from_slice(b"\r\n");
-            }
-            wire.extend_from_slice(b"0\r\n\r\n");
+            crate::write_chunked(&mut wire, &body, 1 + usize::from(a.framing >> 2));
         } else {
             wire.extend_from_slice(&body);
         }

@@ -47,6 +47,24 @@ pub(super) struct Backend {
     pub(super) sent_commands: usize,
 }
 
+impl Backend {
+    /// A backend the gateway just asked to connect.
+    pub(super) fn new(id: BackendId) -> Backend {
+        Backend {
+            id,
+            connected: false,
+            failed: false,
+            closed: false,
+            paused: false,
+            eof: false,
+            kept: Vec::new(),
+            accepted: Vec::new(),
+            claimed: false,
+            sent_commands: 0,
+        }
+    }
+}
+
 /// A session the harness learned of from a `200`.
 #[derive(Debug)]
 pub(super) struct Known {
@@ -356,12 +374,7 @@ impl World {
         wire.extend_from_slice(b"\r\n");
         if !no_length {
             if spec.chunked && !spec.http10 {
-                for chunk in body.chunks(7) {
-                    wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                    wire.extend_from_slice(chunk);
-                    wire.extend_from_slice(b"\r\n");
-                }
-                wire.extend_from_slice(b"0\r\n\r\n");
+                crate::write_chunked(&mut wire, &body, 7);
             } else {
                 wire.extend_from_slice(&body);
             }
