@@ -36,3 +36,34 @@ pub(crate) fn limits_and_pieces(
     let pieces = split(stream, u64::from(cut_seed) << 32 | stream.len() as u64);
     Some((limits, pieces, stream))
 }
+
+/// What a decoder loop does after one `decode` call.
+pub(crate) enum Next {
+    /// Decode again from what is left of the piece.
+    Decode,
+    /// The decoder took the whole piece and wants more.
+    NeedMore,
+    /// Decoding ended (with an error): no more pieces.
+    Stop,
+}
+
+/// Feeds `pieces` in order to `step`, which makes one `decode` call on what is left of the
+/// piece, until it says [`Next::Stop`] or the pieces run out. Checks the decoder's promises
+/// to every caller: it makes progress, and it wants more only once it has read everything.
+pub(crate) fn feed(pieces: &[&[u8]], mut step: impl FnMut(&mut &[u8]) -> Next) {
+    for piece in pieces {
+        let mut input = *piece;
+        for steps in 1.. {
+            assert!(steps <= 4 * piece.len() + 16, "the decoder makes no progress");
+            match step(&mut input) {
+                Next::Decode => {}
+                Next::NeedMore => {
+                    // Bytes left unread here would be lost by every caller.
+                    assert!(input.is_empty(), "NeedMore with {} bytes unread", input.len());
+                    break;
+                }
+                Next::Stop => return,
+            }
+        }
+    }
+}
