@@ -11,7 +11,7 @@ use msn_http_core::wire::{
 };
 
 use super::request::{QueryView, ReqEvent, decode_requests, same_requests};
-use super::response::{RespEnd, RespEvent, decode_responses, same_responses};
+use super::response::{RespEnd, RespEvent, RespHead, decode_responses, same_responses};
 use crate::split;
 
 #[derive(Arbitrary, Debug)]
@@ -127,8 +127,8 @@ pub fn request_roundtrip(data: &[u8]) {
         panic!("no head decoded: {events:?}");
     };
     let body: &[u8] = match rest {
-        [ReqEvent::Complete] => &[],
-        [ReqEvent::Body(body), ReqEvent::Complete] => body,
+        [ReqEvent::Complete(_)] => &[],
+        [ReqEvent::Body(body), ReqEvent::Complete(_)] => body,
         other => panic!("not one whole request: {other:?}"),
     };
     assert_eq!(body, case.body.as_slice());
@@ -251,7 +251,8 @@ pub fn response_roundtrip(data: &[u8]) {
     same_responses(&whole, &decode_responses(limits, &split(&wire, case.cut_seed)));
     let (events, end) = whole;
     assert_eq!(end, RespEnd::Eof(EofOutcome::Truncated { started: false }), "{events:?}");
-    let [RespEvent::Head { status: got, keep_alive, messenger, .. }, rest @ ..] = events.as_slice()
+    let [RespEvent::Head(RespHead { status: got, keep_alive, messenger, .. }), rest @ ..] =
+        events.as_slice()
     else {
         panic!("no head decoded: {events:?}");
     };
