@@ -75,14 +75,15 @@ pub(crate) fn drive<W, O>(
     finish(&mut world);
 }
 
-/// Reads a setup from the fuzzer's bytes, then operations for as long as the bytes last, and
-/// hands both to `run`.
-pub(crate) fn setup_and_ops<'a, P: Arbitrary<'a>, O: Arbitrary<'a>>(
+/// Reads a setup from the fuzzer's bytes with `read_setup`, then operations for as long as the
+/// bytes last, and hands both to `run`.
+pub(crate) fn setup_and_ops<'a, P, O: Arbitrary<'a>>(
     data: &'a [u8],
+    read_setup: fn(&mut Unstructured<'a>) -> arbitrary::Result<P>,
     run: impl FnOnce(&P, &mut dyn Iterator<Item = O>),
 ) {
     let mut u = Unstructured::new(data);
-    let Ok(setup) = P::arbitrary(&mut u) else {
+    let Ok(setup) = read_setup(&mut u) else {
         return;
     };
     let mut ops =

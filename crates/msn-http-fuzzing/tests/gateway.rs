@@ -7,11 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use msn_http_core::gateway::{AllowedOrigins, CorsPolicy, PingPolicy};
-use msn_http_fuzzing::gateway::{BodyChoice, IdChoice, Op, Params, ReqKind, ReqSpec, run};
+use msn_http_core::gateway::{AllowedOrigins, CorsPolicy, GatewayConfig, PingPolicy};
+use msn_http_fuzzing::gateway::{BodyChoice, IdChoice, Op, ReqKind, ReqSpec, base_config, run};
 use proptest::prelude::*;
 
-fn params() -> impl Strategy<Value = Params> {
+/// Setups around the harness's base configuration.
+fn configs() -> impl Strategy<Value = GatewayConfig> {
     let secs = |range: std::ops::RangeInclusive<u64>| range.prop_map(Duration::from_secs);
     let cors = prop_oneof![
         Just(None),
@@ -49,22 +50,24 @@ fn params() -> impl Strategy<Value = Params> {
             ping,
             cors,
             (reply_wait, max_lifespan, idle_timeout, connect_timeout, request_timeout, keep_alive),
-        )| Params {
-            max_sessions: sessions,
-            max_connections: connections,
-            max_head_bytes: head,
-            max_body_bytes: body,
-            max_queued_bytes: queued,
-            max_response_body_bytes: response_body,
-            ping,
-            cors,
-            reply_wait,
-            max_lifespan,
-            idle_timeout,
-            connect_timeout,
-            request_timeout,
-            keep_alive_timeout: keep_alive,
-            extra_buffered_head_bytes: extra,
+        )| {
+            let mut c = base_config();
+            c.max_sessions = sessions;
+            c.max_connections = connections;
+            c.http_limits.max_head_bytes = head;
+            c.http_limits.max_body_bytes = body;
+            c.max_buffered_head_bytes = head + extra;
+            c.max_queued_bytes = queued;
+            c.max_response_body_bytes = response_body;
+            c.ping = ping;
+            c.cors = cors;
+            c.reply_wait = reply_wait;
+            c.max_lifespan = max_lifespan;
+            c.idle_timeout = idle_timeout;
+            c.connect_timeout = connect_timeout;
+            c.request_timeout = request_timeout;
+            c.keep_alive_timeout = keep_alive;
+            c
         },
     )
 }
@@ -158,5 +161,5 @@ fn op() -> impl Strategy<Value = Op> {
 #[test]
 fn no_input_breaks_the_gateway() {
     let ops = prop::collection::vec(op(), 1..120);
-    support::check(256, 0x6777_6179, params(), ops, run);
+    support::check(256, 0x6777_6179, configs(), ops, run);
 }

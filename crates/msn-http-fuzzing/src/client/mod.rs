@@ -197,7 +197,7 @@ pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
 /// lost nor reordered beyond what the resend policy allows, failures reported as the policy
 /// says, and nothing stalls.
 pub fn client_session(data: &[u8], epoch: Instant) {
-    crate::setup_and_ops(data, |params: &Params, ops| run(params, ops, epoch));
+    crate::setup_and_ops(data, Params::arbitrary, |params, ops| run(params, ops, epoch));
 }
 
 fn server_command(n: usize) -> Vec<u8> {
