@@ -274,6 +274,13 @@ fn base_config() -> GatewayConfig {
     GatewayConfig::new("gw.test", [42; 32]).with_backends(backends)
 }
 
+/// A simulation of a gateway with [`base_config`] as `change` leaves it.
+fn sim_with(change: impl FnOnce(&mut GatewayConfig)) -> Sim {
+    let mut config = base_config();
+    change(&mut config);
+    Sim::new(config)
+}
+
 fn client_config(policy: PollPolicy) -> ClientConfig {
     let mut config = ClientConfig::new(Endpoint::parse("gw.test", 80).unwrap());
     config.poll_policy = policy;
@@ -812,9 +819,7 @@ fn out_reaches_the_backend_before_it_is_closed() {
 
 #[test]
 fn a_payload_larger_than_a_response_is_reassembled() {
-    let mut config = base_config();
-    config.max_response_body_bytes = 16 * 1024;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.max_response_body_bytes = 16 * 1024);
     let c = sim.open_ns(PollPolicy::official());
     let mut payload = b"MSG Hotmail Hotmail 40000\r\n".to_vec();
     payload.extend((0..40_000).map(|i| b"abcdefghij"[i % 10]));
@@ -1038,10 +1043,10 @@ fn the_allowlist_refuses_other_backends() {
 
 #[test]
 fn a_flooding_backend_is_paused_and_nothing_is_lost() {
-    let mut config = base_config();
-    config.max_queued_bytes = 2048;
-    config.max_response_body_bytes = 1024;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.max_queued_bytes = 2048;
+        c.max_response_body_bytes = 1024;
+    });
     let c = sim.open_ns(PollPolicy::adaptive());
     let mut flood = Vec::new();
     for i in 0..200 {
@@ -1088,9 +1093,7 @@ fn long_polls_are_held_until_data_or_their_lifespan() {
 
 #[test]
 fn lifespans_are_capped() {
-    let mut config = base_config();
-    config.max_lifespan = Duration::from_secs(30);
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.max_lifespan = Duration::from_secs(30));
     sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 50 });
     let responses = sim.gw.stats().responses;
     sim.run_for(LONG_POLL_SETTLE + Duration::from_millis(29_999));
@@ -1157,10 +1160,10 @@ fn backend_connect_failure_and_timeout() {
 
 #[test]
 fn limits_on_sessions_and_connections() {
-    let mut config = base_config();
-    config.max_sessions = 2;
-    config.max_connections = 3;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.max_sessions = 2;
+        c.max_connections = 3;
+    });
     for _ in 0..2 {
         let resp = one_response(&sim.raw_request(&open_request("messenger.test", b"VER 1\r\n")).0);
         assert_eq!(resp.status, 200);
@@ -1184,10 +1187,10 @@ fn limits_on_sessions_and_connections() {
 
 #[test]
 fn slow_heads_are_capped_in_total() {
-    let mut config = base_config();
-    config.http_limits.max_head_bytes = 1024;
-    config.max_buffered_head_bytes = 2048;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.http_limits.max_head_bytes = 1024;
+        c.max_buffered_head_bytes = 2048;
+    });
     let partial = format!("POST /gateway/gateway.dll HTTP/1.1\r\nX-Slow: {}", "a".repeat(800));
     for id in 1..=3 {
         sim.accept_and_write(ConnectionId(id), partial.as_bytes());
@@ -1424,9 +1427,7 @@ fn a_backend_that_never_pauses_holds_an_answer_no_longer_than_the_reply_wait() {
 // PNG, CORS, and the HTTP edges
 
 fn png_scenario(policy: PingPolicy) -> (Sim, Vec<u8>) {
-    let mut config = base_config();
-    config.ping = policy;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.ping = policy);
     let open = sim.raw_request(&open_request("messenger.test", b"VER 1 MSNP8\r\n"));
     let id = one_response(&open.0).session_id();
     let (wire, _) = sim.raw_request(&send_request(&id, b"CHG 2 NLN 0\r\nPNG\r\n"));
@@ -1475,9 +1476,7 @@ fn the_client_core_never_sends_png() {
 
 #[test]
 fn cors_preflight_and_headers() {
-    let mut config = base_config();
-    config.cors = Some(CorsPolicy::any());
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.cors = Some(CorsPolicy::any()));
     let (wire, closed) = sim.raw_request(
         b"OPTIONS /gateway/gateway.dll?Action=open HTTP/1.1\r\nHost: gw.test\r\nOrigin: https://app.example\r\n\
           Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n",
@@ -1499,12 +1498,12 @@ fn cors_preflight_and_headers() {
     assert_eq!(resp.body, b"VER 1 MSNP8 CVR0\r\n");
 
     // An origin not on the list gets no grant; without CORS, OPTIONS is a plain 204.
-    let mut config = base_config();
-    config.cors = Some(CorsPolicy {
-        allowed_origins: AllowedOrigins::List(vec!["https://good.example".into()]),
-        max_age: Duration::from_secs(60),
+    let mut sim = sim_with(|c| {
+        c.cors = Some(CorsPolicy {
+            allowed_origins: AllowedOrigins::List(vec!["https://good.example".into()]),
+            max_age: Duration::from_secs(60),
+        });
     });
-    let mut sim = Sim::new(config);
     let preflight = |origin: &str| {
         format!("OPTIONS /gateway/gateway.dll HTTP/1.1\r\nHost: gw\r\nOrigin: {origin}\r\n\r\n")
             .into_bytes()
