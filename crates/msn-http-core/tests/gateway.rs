@@ -215,6 +215,18 @@ impl Client {
         std::mem::take(&mut self.events)
     }
 
+    /// The bytes of the commands received, which must be all the events there are.
+    fn take_commands(&mut self) -> Vec<u8> {
+        let events = self.take();
+        events
+            .into_iter()
+            .flat_map(|e| match e {
+                Ev::Command(bytes) => bytes,
+                other => panic!("{other:?} where only commands were due"),
+            })
+            .collect()
+    }
+
     /// The `SessionID` of every request that carried one.
     fn session_ids(&self) -> Vec<String> {
         self.requests
@@ -262,6 +274,13 @@ fn base_config() -> GatewayConfig {
     GatewayConfig::new("gw.test", [42; 32]).with_backends(backends)
 }
 
+/// A simulation of a gateway with [`base_config`] as `change` leaves it.
+fn sim_with(change: impl FnOnce(&mut GatewayConfig)) -> Sim {
+    let mut config = base_config();
+    change(&mut config);
+    Sim::new(config)
+}
+
 fn client_config(policy: PollPolicy) -> ClientConfig {
     let mut config = ClientConfig::new(Endpoint::parse("gw.test", 80).unwrap());
     config.poll_policy = policy;
@@ -295,8 +314,9 @@ impl Sim {
         self.now - self.start
     }
 
-    fn add_client(&mut self, config: ClientConfig, target: Target) -> usize {
-        let session = Session::new(config, target, self.now).expect("valid client config");
+    fn add_client(&mut self, policy: PollPolicy, target: Target) -> usize {
+        let session =
+            Session::new(client_config(policy), target, self.now).expect("valid client config");
         self.clients.push(Client {
             session,
             conn: None,
@@ -310,10 +330,27 @@ impl Sim {
     }
 
     /// An NS client that sent `VER` and got the gateway's first answer.
-    fn open_ns(&mut self, policy: PollPolicy) -> usize {
-        let c = self.add_client(client_config(policy), Target::notification("messenger.test"));
-        self.clients[c].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
+    /// A new client for `target`, polling officially, sends its first command; everything
+    /// runs until quiet.
+    fn join(&mut self, target: Target, first: &[u8]) -> usize {
+        let c = self.add_client(PollPolicy::official(), target);
+        self.send(c, first);
+        c
+    }
+
+    /// Client `c` sends `command`, and everything runs until quiet.
+    fn send(&mut self, c: usize, command: &[u8]) {
+        self.clients[c].session.send(command).expect("queued");
         self.pump();
+    }
+
+    fn open_ns(&mut self, policy: PollPolicy) -> usize {
+        let c = self.add_client(policy, Target::notification("messenger.test"));
+        self.send(
+            c,
+            b"VER 1 MSNP8 CVR0
+",
+        );
         assert_eq!(self.clients[c].events[1], cmd("VER 1 MSNP8 CVR0\r\n"));
         self.clients[c].take();
         c
@@ -539,11 +576,16 @@ impl Sim {
 
     /// Sends raw bytes on a new connection and returns everything written back, and whether
     /// the gateway closed the connection.
+    /// A client connection `id` is accepted and writes `bytes`; nothing runs yet.
+    fn accept_and_write(&mut self, id: ConnectionId, bytes: &[u8]) {
+        self.gw.handle_accept(self.now, id).expect("accepted");
+        self.gw.handle_client_input(self.now, id, bytes);
+    }
+
     fn raw_request(&mut self, bytes: &[u8]) -> (Vec<u8>, bool) {
         self.next_conn += 1;
         let id = ConnectionId(self.next_conn);
-        self.gw.handle_accept(self.now, id).unwrap();
-        self.gw.handle_client_input(self.now, id, bytes);
+        self.accept_and_write(id, bytes);
         self.pump();
         self.raw.remove(&id).unwrap_or_default()
     }
@@ -662,6 +704,9 @@ fn poll_request(session_id: &str) -> Vec<u8> {
     request(RequestLine::Poll { session_id, lifespan: None }, b"")
 }
 
+/// A switchboard session's first command.
+const SB_LOGIN: &[u8] = b"USR 1 alice@example.com 17262740.1050826919.32308\r\n";
+
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 
 // ---------------------------------------------------------------------------------------------
@@ -670,17 +715,9 @@ const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r
 #[test]
 fn ns_login_through_the_gateway() {
     let mut sim = Sim::new(base_config());
-    let c = sim
-        .add_client(client_config(PollPolicy::official()), Target::notification("messenger.test"));
-    sim.clients[c].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
-    sim.pump();
-    sim.clients[c]
-        .session
-        .send(b"CVR 2 0x0409 win 4.10 i386 MSNMSGR 5.0.0544 MSMSGS alice@example.com\r\n")
-        .unwrap();
-    sim.pump();
-    sim.clients[c].session.send(b"USR 3 TWN I alice@example.com\r\n").unwrap();
-    sim.pump();
+    let c = sim.join(Target::notification("messenger.test"), b"VER 1 MSNP8 CVR0\r\n");
+    sim.send(c, b"CVR 2 0x0409 win 4.10 i386 MSNMSGR 5.0.0544 MSMSGS alice@example.com\r\n");
+    sim.send(c, b"USR 3 TWN I alice@example.com\r\n");
 
     let events = sim.clients[c].take();
     let Ev::Established(first_id) = &events[0] else { panic!("{events:?}") };
@@ -729,22 +766,17 @@ fn ns_login_through_the_gateway() {
 #[test]
 fn sb_session_sends_and_leaves_with_out() {
     let mut sim = Sim::new(base_config());
-    let c = sim
-        .add_client(client_config(PollPolicy::official()), Target::switchboard("127.0.0.1:1864"));
-    sim.clients[c].session.send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n").unwrap();
-    sim.pump();
+    let c = sim.join(Target::switchboard("127.0.0.1:1864"), SB_LOGIN);
     assert_eq!(sim.connects[0].1, "127.0.0.1:1864");
     assert_eq!(sim.connects[0].2, ServerKind::Switchboard);
-    sim.clients[c].session.send(b"CAL 2 bob@example.com\r\n").unwrap();
-    sim.pump();
+    sim.send(c, b"CAL 2 bob@example.com\r\n");
     // Bob joins and writes, unprompted: it arrives with the next poll.
     sim.backend(0)
         .pending
         .extend_from_slice(b"JOI bob@example.com Bob\r\nMSG bob@example.com Bob 5\r\nhello");
     sim.pump();
     sim.run_for(Duration::from_secs(2));
-    sim.clients[c].session.send(b"MSG 3 N 3\r\nhey").unwrap();
-    sim.pump();
+    sim.send(c, b"MSG 3 N 3\r\nhey");
     let events = sim.clients[c].take();
     assert_eq!(
         events[1..],
@@ -775,8 +807,7 @@ fn out_reaches_the_backend_before_it_is_closed() {
     let id = one_response(&open.0).session_id();
     let backend = sim.only_backend();
     sim.gw.handle_client_input(sim.now, ConnectionId(99), b"ignored: unknown connection");
-    sim.gw.handle_accept(sim.now, ConnectionId(50)).unwrap();
-    sim.gw.handle_client_input(sim.now, ConnectionId(50), &send_request(&id, b"OUT\r\nVER 2\r\n"));
+    sim.accept_and_write(ConnectionId(50), &send_request(&id, b"OUT\r\nVER 2\r\n"));
     let outs = drain(&mut sim.gw, sim.now);
     assert_eq!(outs.len(), 3, "{outs:?}");
     assert_eq!(outs[0], Out::Backend(backend, b"OUT\r\n".to_vec()));
@@ -788,9 +819,7 @@ fn out_reaches_the_backend_before_it_is_closed() {
 
 #[test]
 fn a_payload_larger_than_a_response_is_reassembled() {
-    let mut config = base_config();
-    config.max_response_body_bytes = 16 * 1024;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.max_response_body_bytes = 16 * 1024);
     let c = sim.open_ns(PollPolicy::official());
     let mut payload = b"MSG Hotmail Hotmail 40000\r\n".to_vec();
     payload.extend((0..40_000).map(|i| b"abcdefghij"[i % 10]));
@@ -906,14 +935,8 @@ fn port_less_opens_reach_the_msnp_port_of_their_kind() {
         .with_backends(BackendAllowlist::new().allow("127.0.0.1", None));
     let mut sim = Sim::new(config);
     sim.port_scripts = vec![(1863, ns_only_server), (1864, sb_only_server)];
-    let ns =
-        sim.add_client(client_config(PollPolicy::official()), Target::notification("127.0.0.1"));
-    sim.clients[ns].session.send(b"VER 1 MSNP8 CVR0\r\n").unwrap();
-    sim.pump();
-    let sb =
-        sim.add_client(client_config(PollPolicy::official()), Target::switchboard("127.0.0.1"));
-    sim.clients[sb].session.send(b"USR 1 alice@example.com 17262740.1050826919.32308\r\n").unwrap();
-    sim.pump();
+    let ns = sim.join(Target::notification("127.0.0.1"), b"VER 1 MSNP8 CVR0\r\n");
+    let sb = sim.join(Target::switchboard("127.0.0.1"), SB_LOGIN);
     assert_eq!(sim.clients[ns].take()[1..], [cmd("VER 1 MSNP8 CVR0\r\n")]);
     assert_eq!(sim.clients[sb].take()[1..], [cmd("USR 1 OK alice@example.com Alice\r\n")]);
     let connects: Vec<(&str, ServerKind)> =
@@ -1010,10 +1033,7 @@ fn the_allowlist_refuses_other_backends() {
     assert!(sim.connects.is_empty());
     assert_eq!(sim.gw.stats().refused_backends, 3);
     // The client core sees the refusal as a failed session.
-    let c =
-        sim.add_client(client_config(PollPolicy::official()), Target::notification("evil.test"));
-    sim.clients[c].session.send(b"VER 1 MSNP8\r\n").unwrap();
-    sim.pump();
+    let c = sim.join(Target::notification("evil.test"), b"VER 1 MSNP8\r\n");
     assert_eq!(
         sim.clients[c].take(),
         [Ev::Closed(CloseReason::Failed(SessionError::Remote(RemoteError::UnexpectedStatus(403))))]
@@ -1023,10 +1043,10 @@ fn the_allowlist_refuses_other_backends() {
 
 #[test]
 fn a_flooding_backend_is_paused_and_nothing_is_lost() {
-    let mut config = base_config();
-    config.max_queued_bytes = 2048;
-    config.max_response_body_bytes = 1024;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.max_queued_bytes = 2048;
+        c.max_response_body_bytes = 1024;
+    });
     let c = sim.open_ns(PollPolicy::adaptive());
     let mut flood = Vec::new();
     for i in 0..200 {
@@ -1042,14 +1062,7 @@ fn a_flooding_backend_is_paused_and_nothing_is_lost() {
         sim.backends.values().all(|b| b.pending.is_empty())
             && sim.clients[0].events.iter().filter(|e| matches!(e, Ev::Command(_))).count() == 200
     });
-    let got: Vec<u8> = sim.clients[c]
-        .take()
-        .into_iter()
-        .flat_map(|e| match e {
-            Ev::Command(b) => b,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let got = sim.clients[c].take_commands();
     assert_eq!(got, flood);
     let pauses = sim.actions.iter().filter(|a| **a == Action::PauseBackend(backend)).count();
     let resumes = sim.actions.iter().filter(|a| **a == Action::ResumeBackend(backend)).count();
@@ -1080,9 +1093,7 @@ fn long_polls_are_held_until_data_or_their_lifespan() {
 
 #[test]
 fn lifespans_are_capped() {
-    let mut config = base_config();
-    config.max_lifespan = Duration::from_secs(30);
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.max_lifespan = Duration::from_secs(30));
     sim.open_ns(PollPolicy::LongPoll { lifespan_secs: 50 });
     let responses = sim.gw.stats().responses;
     sim.run_for(LONG_POLL_SETTLE + Duration::from_millis(29_999));
@@ -1099,13 +1110,11 @@ fn a_dropped_connection_loses_nothing_and_the_request_may_be_repeated() {
     sim.backend(0).pending.extend_from_slice(b"CHL 0 99\r\n");
     sim.pump();
     // A poll whose connection drops before the answer is written...
-    sim.gw.handle_accept(sim.now, ConnectionId(70)).unwrap();
-    sim.gw.handle_client_input(sim.now, ConnectionId(70), &poll_request(&id));
+    sim.accept_and_write(ConnectionId(70), &poll_request(&id));
     sim.gw.handle_client_eof(sim.now, ConnectionId(70));
     // ...and a send whose body never arrives whole.
     let send = send_request(&id, b"CVR 2 x\r\n");
-    sim.gw.handle_accept(sim.now, ConnectionId(71)).unwrap();
-    sim.gw.handle_client_input(sim.now, ConnectionId(71), &send[..send.len() - 3]);
+    sim.accept_and_write(ConnectionId(71), &send[..send.len() - 3]);
     sim.gw.handle_client_eof(sim.now, ConnectionId(71));
     sim.pump();
     assert_eq!(sim.backend(0).received, b"VER 1 MSNP8\r\n");
@@ -1121,12 +1130,7 @@ fn a_dropped_connection_loses_nothing_and_the_request_may_be_repeated() {
 fn backend_connect_failure_and_timeout() {
     let mut sim = Sim::new(base_config());
     sim.auto_connect = false;
-    sim.gw.handle_accept(sim.now, ConnectionId(1)).unwrap();
-    sim.gw.handle_client_input(
-        sim.now,
-        ConnectionId(1),
-        &open_request("messenger.test", b"VER 1\r\n"),
-    );
+    sim.accept_and_write(ConnectionId(1), &open_request("messenger.test", b"VER 1\r\n"));
     sim.pump();
     let backend = sim.only_backend();
     sim.gw.handle_backend_connect_failed(sim.now, backend, ConnectFailure::Unreachable);
@@ -1137,8 +1141,7 @@ fn backend_connect_failure_and_timeout() {
     assert_eq!(sim.actions.last(), Some(&Action::CloseBackend(backend)));
 
     // Out of descriptors here is not the backend's fault: the gateway is full.
-    sim.gw.handle_accept(sim.now, ConnectionId(3)).unwrap();
-    sim.gw.handle_client_input(sim.now, ConnectionId(3), &open_request("messenger.test", b""));
+    sim.accept_and_write(ConnectionId(3), &open_request("messenger.test", b""));
     sim.pump();
     let backend = *sim.backends.keys().last().unwrap();
     sim.gw.handle_backend_connect_failed(sim.now, backend, ConnectFailure::OutOfResources);
@@ -1146,12 +1149,7 @@ fn backend_connect_failure_and_timeout() {
     let (wire, _) = sim.raw.remove(&ConnectionId(3)).unwrap();
     assert_eq!(wire, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
 
-    sim.gw.handle_accept(sim.now, ConnectionId(2)).unwrap();
-    sim.gw.handle_client_input(
-        sim.now,
-        ConnectionId(2),
-        &open_request("messenger.test", b"VER 1\r\n"),
-    );
+    sim.accept_and_write(ConnectionId(2), &open_request("messenger.test", b"VER 1\r\n"));
     sim.pump();
     sim.run_for(Duration::from_secs(10));
     let (wire, _) = sim.raw.remove(&ConnectionId(2)).unwrap();
@@ -1162,10 +1160,10 @@ fn backend_connect_failure_and_timeout() {
 
 #[test]
 fn limits_on_sessions_and_connections() {
-    let mut config = base_config();
-    config.max_sessions = 2;
-    config.max_connections = 3;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.max_sessions = 2;
+        c.max_connections = 3;
+    });
     for _ in 0..2 {
         let resp = one_response(&sim.raw_request(&open_request("messenger.test", b"VER 1\r\n")).0);
         assert_eq!(resp.status, 200);
@@ -1189,14 +1187,13 @@ fn limits_on_sessions_and_connections() {
 
 #[test]
 fn slow_heads_are_capped_in_total() {
-    let mut config = base_config();
-    config.http_limits.max_head_bytes = 1024;
-    config.max_buffered_head_bytes = 2048;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| {
+        c.http_limits.max_head_bytes = 1024;
+        c.max_buffered_head_bytes = 2048;
+    });
     let partial = format!("POST /gateway/gateway.dll HTTP/1.1\r\nX-Slow: {}", "a".repeat(800));
     for id in 1..=3 {
-        sim.gw.handle_accept(sim.now, ConnectionId(id)).unwrap();
-        sim.gw.handle_client_input(sim.now, ConnectionId(id), partial.as_bytes());
+        sim.accept_and_write(ConnectionId(id), partial.as_bytes());
     }
     sim.pump();
     assert_eq!(sim.raw.len(), 1, "only the connection that tipped the total is refused");
@@ -1217,8 +1214,7 @@ fn slow_heads_are_capped_in_total() {
     sim.pump();
     assert_eq!(sim.raw.remove(&ConnectionId(1)).unwrap().0, BAD_REQUEST);
     // ...which releases its bytes, and another slow head fits again.
-    sim.gw.handle_accept(sim.now, ConnectionId(4)).unwrap();
-    sim.gw.handle_client_input(sim.now, ConnectionId(4), partial.as_bytes());
+    sim.accept_and_write(ConnectionId(4), partial.as_bytes());
     sim.pump();
     assert!(sim.raw.is_empty());
 }
@@ -1345,16 +1341,8 @@ fn a_reply_written_line_by_line_leaves_in_one_answer() {
     ];
     for (command, reply) in steps {
         let (start, requests) = (sim.now, sim.clients[c].requests.len());
-        sim.clients[c].session.send(command).unwrap();
-        sim.pump();
-        let got: Vec<u8> = sim.clients[c]
-            .take()
-            .into_iter()
-            .flat_map(|e| match e {
-                Ev::Command(bytes) => bytes,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        sim.send(c, command);
+        let got = sim.clients[c].take_commands();
         assert_eq!(String::from_utf8_lossy(&got), reply);
         assert_eq!(sim.clients[c].requests.len(), requests + 1, "one request, no poll");
         let lines = reply.matches("\r\n").count() - usize::from(reply.contains("Hotmail")) * 4;
@@ -1375,8 +1363,7 @@ fn bytes_queued_before_a_request_go_with_its_reply() {
     let c = sim.open_ns(PollPolicy::official());
     sim.backend(0).pending.extend_from_slice(b"ILN 0 NLN bob@example.com Bob 0\r\n");
     sim.pump();
-    sim.clients[c].session.send(b"CHG 2 NLN 0\r\n").unwrap();
-    sim.pump();
+    sim.send(c, b"CHG 2 NLN 0\r\n");
     assert_eq!(
         sim.clients[c].take(),
         [cmd("ILN 0 NLN bob@example.com Bob 0\r\n"), cmd("CHG 2 NLN 0\r\n")]
@@ -1431,8 +1418,7 @@ fn a_backend_that_never_pauses_holds_an_answer_no_longer_than_the_reply_wait() {
     sim.backend(0).quirks.line_gap = Duration::ZERO;
     sim.backend(0).write(start, big.as_bytes());
     let answers = sim.clients[c].answered_at.len();
-    sim.clients[c].session.send(b"CHG 3 NLN 0\r\n").unwrap();
-    sim.pump();
+    sim.send(c, b"CHG 3 NLN 0\r\n");
     assert_eq!(sim.gw.stats().responses, responses + 1);
     assert_eq!(sim.clients[c].answered_at[answers], start, "answered at once");
 }
@@ -1441,9 +1427,7 @@ fn a_backend_that_never_pauses_holds_an_answer_no_longer_than_the_reply_wait() {
 // PNG, CORS, and the HTTP edges
 
 fn png_scenario(policy: PingPolicy) -> (Sim, Vec<u8>) {
-    let mut config = base_config();
-    config.ping = policy;
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.ping = policy);
     let open = sim.raw_request(&open_request("messenger.test", b"VER 1 MSNP8\r\n"));
     let id = one_response(&open.0).session_id();
     let (wire, _) = sim.raw_request(&send_request(&id, b"CHG 2 NLN 0\r\nPNG\r\n"));
@@ -1492,9 +1476,7 @@ fn the_client_core_never_sends_png() {
 
 #[test]
 fn cors_preflight_and_headers() {
-    let mut config = base_config();
-    config.cors = Some(CorsPolicy::any());
-    let mut sim = Sim::new(config);
+    let mut sim = sim_with(|c| c.cors = Some(CorsPolicy::any()));
     let (wire, closed) = sim.raw_request(
         b"OPTIONS /gateway/gateway.dll?Action=open HTTP/1.1\r\nHost: gw.test\r\nOrigin: https://app.example\r\n\
           Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n",
@@ -1516,12 +1498,12 @@ fn cors_preflight_and_headers() {
     assert_eq!(resp.body, b"VER 1 MSNP8 CVR0\r\n");
 
     // An origin not on the list gets no grant; without CORS, OPTIONS is a plain 204.
-    let mut config = base_config();
-    config.cors = Some(CorsPolicy {
-        allowed_origins: AllowedOrigins::List(vec!["https://good.example".into()]),
-        max_age: Duration::from_secs(60),
+    let mut sim = sim_with(|c| {
+        c.cors = Some(CorsPolicy {
+            allowed_origins: AllowedOrigins::List(vec!["https://good.example".into()]),
+            max_age: Duration::from_secs(60),
+        });
     });
-    let mut sim = Sim::new(config);
     let preflight = |origin: &str| {
         format!("OPTIONS /gateway/gateway.dll HTTP/1.1\r\nHost: gw\r\nOrigin: {origin}\r\n\r\n")
             .into_bytes()

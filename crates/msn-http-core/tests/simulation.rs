@@ -53,10 +53,7 @@ fn idle_hour_under_official_polling_is_exactly_1800_polls() {
 fn a_chat_burst_is_coalesced_in_order_and_cut_between_commands() {
     let mut cfg = config();
     cfg.max_request_body_bytes = 64;
-    let mut h = Harness::ns(cfg);
-    h.open("s");
-    h.advance(2 * SECOND);
-    assert_eq!(h.request().kind(), RequestKind::Poll);
+    let mut h = Harness::polling(cfg);
     // While the poll is in flight, the caller sends 40 commands; none may go out yet.
     let mut sent = Vec::new();
     for n in 0..40 {
@@ -83,9 +80,7 @@ fn a_chat_burst_is_coalesced_in_order_and_cut_between_commands() {
 
 #[test]
 fn a_payload_split_across_three_responses_arrives_whole() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(config());
     let payload = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhello";
     let whole =
         [format!("MSG bob@example.com Bob {}\r\n", payload.len()).as_bytes(), payload].concat();
@@ -105,11 +100,7 @@ fn a_payload_split_across_three_responses_arrives_whole() {
 
 #[test]
 fn gw_ip_moves_the_next_request_only_after_the_response() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     let response = ok("SessionID=s; GW-IP=gw2.test:443", b"NLN 1\r\n");
     let (head, body) = response.split_at(response.len() - 3);
     h.feed(head);
@@ -169,9 +160,7 @@ fn a_repeated_header_value_means_the_same_every_time() {
 
 #[test]
 fn session_close_mid_conversation_delivers_the_body_then_ends() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(config());
     h.session.send(b"OUT\r\n").unwrap();
     assert_eq!(h.request().kind(), RequestKind::Send);
     h.session.send(b"CHG 9 NLN\r\n").unwrap();
@@ -198,11 +187,7 @@ fn session_close_mid_conversation_delivers_the_body_then_ends() {
 
 #[test]
 fn status_400_ends_the_session() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad Request");
     assert_eq!(
         h.take_events(),
@@ -217,11 +202,7 @@ fn status_400_ends_the_session() {
 
 #[test]
 fn a_400_cut_short_still_ends_the_session() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad");
     h.eof();
     assert!(matches!(
@@ -232,11 +213,7 @@ fn a_400_cut_short_still_ends_the_session() {
 
 #[test]
 fn status_500_on_a_poll_is_retried_and_the_session_survives() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(&status(500, "Internal Server Error"));
     let error = SessionError::Remote(RemoteError::ServerError(500));
     assert_eq!(h.take_events(), [Ev::Failed(RequestKind::Poll, error, Recovery::Resending)]);
@@ -249,9 +226,7 @@ fn status_500_on_a_poll_is_retried_and_the_session_survives() {
 
 #[test]
 fn status_500_on_a_send_waits_for_the_callers_decision() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(config());
     h.session.send(b"CHG 2 NLN\r\n").unwrap();
     h.request();
     h.feed(&status(503, "Service Unavailable"));
@@ -306,9 +281,7 @@ fn resend_policy_resends_and_discard_policy_drops_with_a_report() {
     ] {
         let mut cfg = config();
         cfg.unconfirmed = policy;
-        let mut h = Harness::ns(cfg);
-        h.open("s");
-        h.take_events();
+        let mut h = Harness::opened(cfg);
         h.session.send(b"CHG 2 NLN\r\n").unwrap();
         h.request();
         h.eof();
@@ -333,11 +306,7 @@ fn interim_100_continue_is_skipped() {
 
 #[test]
 fn chunked_bodies_are_reassembled_across_chunks_and_responses() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(
         b"HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nNLN \r\nA\r\nNLN bob@ex\r\n0\r\n\r\n",
     );
@@ -350,11 +319,7 @@ fn chunked_bodies_are_reassembled_across_chunks_and_responses() {
 
 #[test]
 fn http10_close_delimited_body_ends_at_eof_and_needs_a_new_connection() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(b"HTTP/1.0 200 OK\r\nX-MSN-Messenger: SessionID=s; GW-IP=gw.test\r\n\r\nNLN 1\r\n");
     assert_eq!(h.take_events(), [Ev::command("NLN 1\r\n")], "commands stream out at once");
     h.session.send(b"CHG 2 NLN\r\n").unwrap();
@@ -389,11 +354,7 @@ fn connection_close_on_every_response_means_a_fresh_connection_every_time() {
 
 #[test]
 fn a_stalled_response_hits_the_timeout() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     let deadline = h.session.poll_timeout().unwrap();
     assert_eq!(deadline - h.now, 20 * SECOND, "the default request timeout");
     h.advance(19 * SECOND);
@@ -423,9 +384,7 @@ fn repeated_failures_back_off_then_give_up() {
     let mut cfg = config();
     cfg.max_consecutive_failures = 3;
     cfg.retry_delay = SECOND;
-    let mut h = Harness::ns(cfg);
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(cfg);
     h.advance(2 * SECOND);
     let mut waits = Vec::new();
     let mut last = h.now;
@@ -456,8 +415,7 @@ fn an_unreachable_gw_ip_falls_back_to_the_configured_gateway() {
     h.feed(&ok("SessionID=s; GW-IP=dead.test", b""));
     h.take_events();
     h.advance(2 * SECOND);
-    let (_, dest, _) = h.transmit().unwrap();
-    assert_eq!(dest.to_string(), "dead.test:80");
+    assert_eq!(h.destination(), "dead.test:80");
     h.session.handle_connect_failed(h.now, io::ErrorKind::ConnectionRefused);
     h.drain();
     let address = Endpoint::parse("dead.test", 80).unwrap();
@@ -527,49 +485,33 @@ fn adaptive_polling_backs_off_on_empty_polls_and_snaps_back() {
     assert_eq!(h.session.poll_timeout(), Some(h.now + ms(250)), "data keeps it prompt");
 }
 
+/// `close()` queues `OUT` after the caller's commands, and the session ends after its
+/// response. A TCP client writes `OUT` and then closes: the close must not add a second one. An
+/// `OUT` inside a payload is no logout.
 #[test]
-fn close_sends_out_and_ends_after_its_response() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.session.close();
-    assert_eq!(h.session.send(b"CHG 1 NLN\r\n"), Err(SendError::Closed));
-    let req = h.request();
-    assert_eq!((req.kind(), req.body.as_slice()), (RequestKind::Send, &b"OUT\r\n"[..]));
-    h.feed(&empty_ok("s"));
-    assert_eq!(
-        h.take_events(),
-        [Ev::Closed(Closed {
+fn close_sends_one_out_after_the_queued_commands_and_ends_after_its_response() {
+    for (queued, body) in [
+        (&b""[..], &b"OUT\r\n"[..]),
+        (b"CHG 1 NLN\r\nOUT\r\n", b"CHG 1 NLN\r\nOUT\r\n"),
+        (b"MSG 2 N 5\r\nOUT\r\n", b"MSG 2 N 5\r\nOUT\r\nOUT\r\n"),
+    ] {
+        let case = String::from_utf8_lossy(queued);
+        let mut h = Harness::opened(config());
+        if !queued.is_empty() {
+            h.session.send(queued).unwrap();
+        }
+        h.session.close();
+        assert_eq!(h.session.send(b"CHG 1 NLN\r\n"), Err(SendError::Closed), "{case:?}");
+        let req = h.request();
+        assert_eq!((req.kind(), req.body.as_slice()), (RequestKind::Send, body), "{case:?}");
+        h.feed(&empty_ok("s"));
+        let closed = Closed {
             reason: CloseReason::LocalClose,
             unsent_bytes: 0,
-            incomplete_inbound_bytes: 0
-        })]
-    );
-}
-
-#[test]
-fn close_after_the_callers_own_out_sends_it_once() {
-    // A TCP client writes `OUT` and then closes; the close must not add a second `OUT`. An
-    // `OUT` inside a payload is no logout.
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.session.send(b"CHG 1 NLN\r\nOUT\r\n").unwrap();
-    h.session.close();
-    let req = h.request();
-    assert_eq!(req.body, b"CHG 1 NLN\r\nOUT\r\n");
-    h.feed(&empty_ok("s"));
-    assert!(matches!(
-        h.take_events()[..],
-        [Ev::Closed(Closed { reason: CloseReason::LocalClose, .. })]
-    ));
-
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
-    h.session.send(b"MSG 2 N 5\r\nOUT\r\n").unwrap();
-    h.session.close();
-    assert_eq!(h.request().body, b"MSG 2 N 5\r\nOUT\r\nOUT\r\n");
+            incomplete_inbound_bytes: 0,
+        };
+        assert_eq!(h.take_events(), [Ev::Closed(closed)], "{case:?}");
+    }
 }
 
 #[test]
@@ -584,9 +526,7 @@ fn png_is_refused_and_nothing_is_queued() {
 fn pings_can_be_answered_locally_at_a_command_boundary() {
     let mut cfg = config();
     cfg.ping = msn_http_core::client::PingPolicy::answer();
-    let mut h = Harness::ns(cfg);
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(cfg);
     h.session.send(b"CHG 1 NLN\r\nPNG\r\n").unwrap();
     h.drain();
     assert_eq!(h.take_events(), [Ev::command("QNG 50\r\n")], "answered at once");
@@ -693,10 +633,7 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
         ("no response within the request timeout", |h| h.advance(21 * SECOND)),
     ];
     for (what, fail) in failures {
-        let mut h = Harness::ns(config());
-        h.open("s");
-        h.advance(2 * SECOND);
-        h.request();
+        let mut h = Harness::polling(config());
         h.feed(&ok("SessionID=s; GW-IP=207.46.110.20:443", b""));
         h.take_events();
         h.advance(2 * SECOND);
@@ -731,18 +668,14 @@ fn a_moved_to_host_that_does_not_speak_http_is_given_up_after_one_failure() {
 /// failure, and non-HTTP bytes end the session as from any gateway.
 #[test]
 fn a_moved_to_host_that_answered_is_not_given_up_for_a_later_failure() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.advance(2 * SECOND);
-    h.request();
+    let mut h = Harness::polling(config());
     h.feed(&ok("SessionID=s; GW-IP=gw2.test", b""));
     h.advance(2 * SECOND);
     h.request();
     h.feed(&ok("SessionID=s; GW-IP=gw2.test", b""));
     h.take_events();
     h.advance(2 * SECOND);
-    let (_, dest, _) = h.transmit().unwrap();
-    assert_eq!(dest.to_string(), "gw2.test:80");
+    assert_eq!(h.destination(), "gw2.test:80");
     h.eof();
     assert!(matches!(h.take_events()[..], [Ev::Failed(RequestKind::Poll, _, Recovery::Resending)]));
     assert_eq!(h.session.gateway().to_string(), "gw2.test:80");
@@ -813,11 +746,7 @@ fn a_half_command_at_session_close_is_reported_or_handed_over() {
     for output in [OutputMode::Commands, OutputMode::Bytes] {
         let mut cfg = config();
         cfg.output = output;
-        let mut h = Harness::ns(cfg);
-        h.open("s");
-        h.take_events();
-        h.advance(2 * SECOND);
-        h.request();
+        let mut h = Harness::polling(cfg);
         h.feed(&ok("SessionID=s; Session=close", b"NLN x\r\nMSG a b 10\r\nhel"));
         let events = h.take_events();
         let Some(Ev::Closed(closed)) = events.last() else { panic!("{events:?}") };
@@ -841,9 +770,7 @@ fn a_half_command_at_session_close_is_reported_or_handed_over() {
 /// once, and after a followed move fails, follows no other.
 #[test]
 fn a_hostile_gateway_cannot_steer_the_session_anywhere() {
-    let mut h = Harness::ns(config());
-    h.open("s");
-    h.take_events();
+    let mut h = Harness::opened(config());
     let refused = [
         "0.0.0.0:80",
         "10.255.255.1:80",
@@ -858,8 +785,7 @@ fn a_hostile_gateway_cannot_steer_the_session_anywhere() {
     for named in refused {
         for _ in 0..3 {
             h.advance(2 * SECOND);
-            let (_, dest, _) = h.transmit().expect("a poll");
-            assert_eq!(dest.to_string(), "gw.test:80", "{named}");
+            assert_eq!(h.destination(), "gw.test:80", "{named}");
             h.feed(&ok(&format!("SessionID=s; GW-IP={named}"), b""));
         }
     }
@@ -872,15 +798,13 @@ fn a_hostile_gateway_cannot_steer_the_session_anywhere() {
     h.request();
     h.feed(&ok("SessionID=s; GW-IP=203.0.113.9:443", b""));
     h.advance(2 * SECOND);
-    let (_, dest, _) = h.transmit().unwrap();
-    assert_eq!(dest.to_string(), "203.0.113.9:443");
+    assert_eq!(h.destination(), "203.0.113.9:443");
     h.session.handle_connect_failed(h.now, io::ErrorKind::ConnectionRefused);
     h.drain();
     h.request();
     h.feed(&ok("SessionID=s; GW-IP=203.0.113.10", b""));
     h.advance(2 * SECOND);
-    let (_, dest, _) = h.transmit().unwrap();
-    assert_eq!(dest.to_string(), "gw.test:80", "no move after a failed one");
+    assert_eq!(h.destination(), "gw.test:80", "no move after a failed one");
     assert!(h.take_events().iter().any(|e| matches!(
         e,
         Ev::MoveRefused(to, MoveRefusal::AfterFallback) if to == "203.0.113.10:80"

@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use arbitrary::{Arbitrary, Unstructured};
+
 pub mod client;
 pub mod gateway;
 mod wire;
@@ -53,6 +55,51 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("client_session", Harness::Timed(client_session)),
     ("gateway", Harness::Timed(gateway)),
 ];
+
+/// Drives the world around a state machine under test (nothing when its setup was refused):
+/// at most `max_ops` of `ops`, each applied and checked by `step`, then `finish`, which runs
+/// every timer out and checks nothing was left behind.
+pub(crate) fn drive<W, O>(
+    world: Option<W>,
+    ops: impl IntoIterator<Item = O>,
+    max_ops: usize,
+    step: fn(&mut W, O),
+    finish: fn(&mut W),
+) {
+    let Some(mut world) = world else {
+        return;
+    };
+    for op in ops.into_iter().take(max_ops) {
+        step(&mut world, op);
+    }
+    finish(&mut world);
+}
+
+/// Reads a setup from the fuzzer's bytes with `read_setup`, then operations for as long as the
+/// bytes last, and hands both to `run`.
+pub(crate) fn setup_and_ops<'a, P, O: Arbitrary<'a>>(
+    data: &'a [u8],
+    read_setup: fn(&mut Unstructured<'a>) -> arbitrary::Result<P>,
+    run: impl FnOnce(&P, &mut dyn Iterator<Item = O>),
+) {
+    let mut u = Unstructured::new(data);
+    let Ok(setup) = read_setup(&mut u) else {
+        return;
+    };
+    let mut ops =
+        std::iter::from_fn(|| if u.is_empty() { None } else { O::arbitrary(&mut u).ok() });
+    run(&setup, &mut ops);
+}
+
+/// Appends `body` in the chunked transfer coding, `size` bytes a chunk, and the last chunk.
+pub(crate) fn write_chunked(out: &mut Vec<u8>, body: &[u8], size: usize) {
+    for chunk in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+}
 
 /// Cuts `data` into pieces whose sizes come from `seed`: mostly small (down to one byte), now
 /// and then large, so heads, chunk lines and commands get cut everywhere.

@@ -3,53 +3,44 @@
 //! in the proportions that reach deep into long sessions (many answers cut into reads, few
 //! faults), one suite per unconfirmed-commands policy, and one with hostile bytes and ends.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use msn_http_core::client::{OutputMode, PollPolicy, UnconfirmedPolicy};
 use msn_http_fuzzing::client::{Answer, AnswerKind, Op, Params, run};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
-fn params(unconfirmed: UnconfirmedPolicy) -> impl Strategy<Value = Params> {
-    (
-        prop_oneof![
+prop_compose! {
+    fn params(unconfirmed: UnconfirmedPolicy)(
+        poll in prop_oneof![
             Just(PollPolicy::official()),
             Just(PollPolicy::adaptive()),
             Just(PollPolicy::long_poll()),
         ],
-        prop_oneof![3 => Just(OutputMode::Commands), 1 => Just(OutputMode::Bytes)],
-        prop::bool::weighted(0.2),
-        64usize..=256,
-        16usize..=128,
-        prop_oneof![1usize..=32, 1usize..=256],
-        64u64..=256,
-        prop_oneof![1 => 1u32..=3, 5 => Just(1000u32)],
-        prop_oneof![3 => Just(20u64), 1 => 1u64..=30],
-    )
-        .prop_map(
-            move |(
-                poll,
-                output,
-                proxy,
-                max_queued_bytes,
-                max_request_body_bytes,
-                max_inbound_bytes,
-                max_body_bytes,
-                max_consecutive_failures,
-                timeout_secs,
-            )| Params {
-                unconfirmed,
-                poll,
-                output,
-                proxy,
-                max_queued_bytes,
-                max_request_body_bytes,
-                max_inbound_bytes,
-                max_body_bytes,
-                max_consecutive_failures,
-                request_timeout: Duration::from_secs(timeout_secs),
-            },
-        )
+        output in prop_oneof![3 => Just(OutputMode::Commands), 1 => Just(OutputMode::Bytes)],
+        proxy in prop::bool::weighted(0.2),
+        max_queued_bytes in 64usize..=256,
+        max_request_body_bytes in 16usize..=128,
+        max_inbound_bytes in prop_oneof![1usize..=32, 1usize..=256],
+        max_body_bytes in 64u64..=256,
+        max_consecutive_failures in prop_oneof![1 => 1u32..=3, 5 => Just(1000u32)],
+        timeout_secs in prop_oneof![3 => Just(20u64), 1 => 1u64..=30],
+    ) -> Params {
+        let request_timeout = Duration::from_secs(timeout_secs);
+        Params {
+            unconfirmed,
+            poll,
+            output,
+            proxy,
+            max_queued_bytes,
+            max_request_body_bytes,
+            max_inbound_bytes,
+            max_body_bytes,
+            max_consecutive_failures,
+            request_timeout,
+        }
+    }
 }
 
 /// Mostly `200`s (cut, chunked, close-delimited), some `5xx`.
@@ -68,27 +59,19 @@ fn ending_answer() -> impl Strategy<Value = Answer> {
     ])
 }
 
-fn answer_of(kind: impl Strategy<Value = AnswerKind>) -> impl Strategy<Value = Answer> {
-    (
-        kind,
-        any::<u8>(),
-        prop::bool::weighted(0.15),
-        prop::bool::weighted(0.15),
-        0u8..=4,
-        prop_oneof![any::<u16>(), Just(u16::MAX)],
-        any::<u8>(),
-        any::<u8>(),
-    )
-        .prop_map(|(kind, framing, interim, close, new_commands, take, id, gw)| Answer {
-            kind,
-            framing,
-            interim,
-            close,
-            new_commands,
-            take,
-            id,
-            gw,
-        })
+prop_compose! {
+    fn answer_of(kind: impl Strategy<Value = AnswerKind>)(
+        kind in kind,
+        framing in any::<u8>(),
+        interim in prop::bool::weighted(0.15),
+        close in prop::bool::weighted(0.15),
+        new_commands in 0u8..=4,
+        take in prop_oneof![any::<u16>(), Just(u16::MAX)],
+        id in any::<u8>(),
+        gw in any::<u8>(),
+    ) -> Answer {
+        Answer { kind, framing, interim, close, new_commands, take, id, gw }
+    }
 }
 
 /// The caller, the gateway, the network and the clock, without hostile bytes or ends.
@@ -120,56 +103,37 @@ fn hostile_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A fixed seed keeps runs reproducible; `PROPTEST_RNG_SEED` still picks another.
-fn config(cases: u32) -> ProptestConfig {
-    let base = ProptestConfig::default();
-    let rng_seed = match base.rng_seed {
-        RngSeed::Random => RngSeed::Fixed(0x6d73_6e70),
-        seed => seed,
-    };
-    ProptestConfig { cases, failure_persistence: None, rng_seed, ..base }
-}
-
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn resend_policy(
-        p in params(UnconfirmedPolicy::Resend),
-        ops in prop::collection::vec(op(), 1..250),
-    ) {
-        run(&p, ops, Instant::now());
-    }
-
-    #[test]
-    fn ask_policy(
-        p in params(UnconfirmedPolicy::Ask),
-        ops in prop::collection::vec(op(), 1..250),
-    ) {
-        run(&p, ops, Instant::now());
-    }
-}
-
-proptest! {
-    #![proptest_config(config(128))]
-
-    #[test]
-    fn discard_policy(
-        p in params(UnconfirmedPolicy::Discard),
-        ops in prop::collection::vec(op(), 1..250),
-    ) {
-        run(&p, ops, Instant::now());
-    }
-
-    #[test]
-    fn hostile_bytes_closes_and_aborts(
-        p in prop_oneof![
+/// A session under `policy` (any of them for `None`), driven by up to 250 operations.
+fn sessions(cases: u32, policy: Option<UnconfirmedPolicy>, op: impl Strategy<Value = Op>) {
+    let params = match policy {
+        Some(policy) => params(policy).boxed(),
+        None => prop_oneof![
             params(UnconfirmedPolicy::Resend),
             params(UnconfirmedPolicy::Ask),
             params(UnconfirmedPolicy::Discard),
-        ],
-        ops in prop::collection::vec(hostile_op(), 1..250),
-    ) {
-        run(&p, ops, Instant::now());
-    }
+        ]
+        .boxed(),
+    };
+    let ops = prop::collection::vec(op, 1..250);
+    support::check(cases, 0x6d73_6e70, params, ops, run);
+}
+
+#[test]
+fn resend_policy() {
+    sessions(256, Some(UnconfirmedPolicy::Resend), op());
+}
+
+#[test]
+fn ask_policy() {
+    sessions(256, Some(UnconfirmedPolicy::Ask), op());
+}
+
+#[test]
+fn discard_policy() {
+    sessions(128, Some(UnconfirmedPolicy::Discard), op());
+}
+
+#[test]
+fn hostile_bytes_closes_and_aborts() {
+    sessions(128, None, hostile_op());
 }

@@ -3,14 +3,16 @@
 //! for the sessions it opened, cut into reads, with hostile bytes, stale IDs, floods and
 //! events for connections and backends that are gone mixed in.
 
-use std::time::{Duration, Instant};
+mod support;
 
-use msn_http_core::gateway::{AllowedOrigins, CorsPolicy, PingPolicy};
-use msn_http_fuzzing::gateway::{BodyChoice, IdChoice, Op, Params, ReqKind, ReqSpec, run};
+use std::time::Duration;
+
+use msn_http_core::gateway::{AllowedOrigins, CorsPolicy, GatewayConfig, PingPolicy};
+use msn_http_fuzzing::gateway::{BodyChoice, IdChoice, Op, ReqKind, ReqSpec, base_config, run};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
-fn params() -> impl Strategy<Value = Params> {
+/// Setups around the harness's base configuration.
+fn configs() -> impl Strategy<Value = GatewayConfig> {
     let secs = |range: std::ops::RangeInclusive<u64>| range.prop_map(Duration::from_secs);
     let cors = prop_oneof![
         Just(None),
@@ -48,22 +50,24 @@ fn params() -> impl Strategy<Value = Params> {
             ping,
             cors,
             (reply_wait, max_lifespan, idle_timeout, connect_timeout, request_timeout, keep_alive),
-        )| Params {
-            max_sessions: sessions,
-            max_connections: connections,
-            max_head_bytes: head,
-            max_body_bytes: body,
-            max_queued_bytes: queued,
-            max_response_body_bytes: response_body,
-            ping,
-            cors,
-            reply_wait,
-            max_lifespan,
-            idle_timeout,
-            connect_timeout,
-            request_timeout,
-            keep_alive_timeout: keep_alive,
-            extra_buffered_head_bytes: extra,
+        )| {
+            let mut c = base_config();
+            c.max_sessions = sessions;
+            c.max_connections = connections;
+            c.http_limits.max_head_bytes = head;
+            c.http_limits.max_body_bytes = body;
+            c.max_buffered_head_bytes = head + extra;
+            c.max_queued_bytes = queued;
+            c.max_response_body_bytes = response_body;
+            c.ping = ping;
+            c.cors = cors;
+            c.reply_wait = reply_wait;
+            c.max_lifespan = max_lifespan;
+            c.idle_timeout = idle_timeout;
+            c.connect_timeout = connect_timeout;
+            c.request_timeout = request_timeout;
+            c.keep_alive_timeout = keep_alive;
+            c
         },
     )
 }
@@ -154,24 +158,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A fixed seed keeps runs reproducible; `PROPTEST_RNG_SEED` still picks another.
-fn config(cases: u32) -> ProptestConfig {
-    let base = ProptestConfig::default();
-    let rng_seed = match base.rng_seed {
-        RngSeed::Random => RngSeed::Fixed(0x6777_6179),
-        seed => seed,
-    };
-    ProptestConfig { cases, failure_persistence: None, rng_seed, ..base }
-}
-
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn no_input_breaks_the_gateway(
-        p in params(),
-        ops in prop::collection::vec(op(), 1..120),
-    ) {
-        run(&p, ops, Instant::now());
-    }
+#[test]
+fn no_input_breaks_the_gateway() {
+    let ops = prop::collection::vec(op(), 1..120);
+    support::check(256, 0x6777_6179, configs(), ops, run);
 }

@@ -211,6 +211,11 @@ impl Harness {
         self.transmit().expect("a request is due").0
     }
 
+    /// Where the request due now goes.
+    pub fn destination(&mut self) -> String {
+        self.transmit().expect("a request is due").1.to_string()
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) {
         self.session.handle_input(self.now, bytes);
         self.drain();
@@ -248,5 +253,22 @@ impl Harness {
         assert_eq!(open.kind(), RequestKind::Open);
         self.feed(&ok(&format!("SessionID={session_id}; GW-IP=gw.test"), b"VER 1 MSNP8\r\n"));
         open
+    }
+
+    /// A notification session opened as `s`, with its opening events taken.
+    pub fn opened(config: ClientConfig) -> Harness {
+        let mut h = Harness::ns(config);
+        h.open("s");
+        h.take_events();
+        h
+    }
+
+    /// [`Harness::opened`], with the first poll (two seconds on, as official polling makes it)
+    /// in flight.
+    pub fn polling(config: ClientConfig) -> Harness {
+        let mut h = Harness::opened(config);
+        h.advance(Duration::from_secs(2));
+        assert_eq!(h.request().kind(), RequestKind::Poll, "the first poll");
+        h
     }
 }

@@ -233,7 +233,7 @@ impl World {
                 f.kind == RequestKind::Poll
                     && f.delivered == 0
                     && !f.tainted
-                    && f.reply.as_ref().is_none_or(|r| r.sent_after == r.sent_before)
+                    && f.reply.as_ref().is_none_or(|r| r.server_bytes.is_empty())
             };
             let work = whole > 0 || !self.pending_pieces.is_empty() || server_left;
             if !work && self.flight.as_ref().is_none_or(idle_poll) {

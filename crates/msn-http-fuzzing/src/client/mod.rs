@@ -189,13 +189,7 @@ pub enum Op {
 /// then answers every request well until nothing is left to do; panics when an invariant
 /// breaks.
 pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
-    let Some(mut w) = World::new(params.clone(), epoch) else {
-        return;
-    };
-    for op in ops.into_iter().take(MAX_OPS) {
-        w.step(op);
-    }
-    w.finish();
+    crate::drive(World::new(params.clone(), epoch), ops, MAX_OPS, World::step, World::finish);
 }
 
 /// Sessions driven by an arbitrary sequence of caller, gateway, network and clock operations
@@ -203,12 +197,7 @@ pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
 /// lost nor reordered beyond what the resend policy allows, failures reported as the policy
 /// says, and nothing stalls.
 pub fn client_session(data: &[u8], epoch: Instant) {
-    let mut u = Unstructured::new(data);
-    let Ok(params) = Params::arbitrary(&mut u) else {
-        return;
-    };
-    let ops = std::iter::from_fn(|| if u.is_empty() { None } else { Op::arbitrary(&mut u).ok() });
-    run(&params, ops, epoch);
+    crate::setup_and_ops(data, Params::arbitrary, |params, ops| run(params, ops, epoch));
 }
 
 fn server_command(n: usize) -> Vec<u8> {

@@ -108,13 +108,7 @@ impl World {
         }
         let body_start = wire.len();
         if a.framing % 4 == 2 {
-            let size = 1 + usize::from(a.framing >> 2);
-            for chunk in body.chunks(size) {
-                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                wire.extend_from_slice(chunk);
-                wire.extend_from_slice(b"\r\n");
-            }
-            wire.extend_from_slice(b"0\r\n\r\n");
+            crate::write_chunked(&mut wire, &body, 1 + usize::from(a.framing >> 2));
         } else {
             wire.extend_from_slice(&body);
         }
@@ -125,9 +119,8 @@ impl World {
             outcome,
             close_delimited,
             keep_alive,
+            server_bytes: sent_before..self.sent,
             id,
-            sent_before,
-            sent_after: self.sent,
             named,
             names_bad_host: ok && a.gw % 6 == 5,
         };
@@ -214,11 +207,11 @@ impl World {
         self.answered_at = f.gateway.clone();
         self.first_after_success = None;
         self.latest_id = Some(r.id.clone());
-        let mut body = r.sent_after - r.sent_before;
+        let mut body = r.server_bytes.len();
         if r.close_delimited {
             // Only what arrived before EOF; the gateway model wrote no more.
             body = body.min(f.delivered.saturating_sub(r.body_start));
-            self.sent = r.sent_before + body;
+            self.sent = r.server_bytes.start + body;
         }
         self.pushed += body as u64;
         if !r.keep_alive {
@@ -327,7 +320,7 @@ impl World {
                 });
                 if let Some(r) = reply.filter(|_| !started) {
                     // Nothing of the answer arrived: the gateway keeps what it would have sent.
-                    self.sent = r.sent_before;
+                    self.sent = r.server_bytes.start;
                 }
                 // A 400 head ends the session however its body ends.
                 let rejected = reply.is_some_and(|r| {

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
@@ -33,16 +34,17 @@ pub(super) enum Outcome {
 
 #[derive(Clone, Debug)]
 pub(super) struct Reply {
+    /// Where its final head (after any interim `100`) and its body start in the wire.
     pub(super) final_start: usize,
     pub(super) body_start: usize,
     pub(super) outcome: Outcome,
     pub(super) close_delimited: bool,
     pub(super) keep_alive: bool,
+    /// The server bytes it carries: this range of the gateway's outbox.
+    pub(super) server_bytes: Range<usize>,
+    /// The `SessionID` its head names, the gateways it names (`GW-IP`, `X-MSN-Host`), and
+    /// whether it names a bad one.
     pub(super) id: String,
-    /// Server bytes it carries: `sent` before it and after it.
-    pub(super) sent_before: usize,
-    pub(super) sent_after: usize,
-    /// Gateways its head names (`GW-IP`, `X-MSN-Host`), and whether it names a bad one.
     pub(super) named: Vec<Endpoint>,
     pub(super) names_bad_host: bool,
 }

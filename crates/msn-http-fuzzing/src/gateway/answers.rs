@@ -1,7 +1,7 @@
 //! The gateway's outputs, checked: answers matched to their requests, backend bytes followed
 //! to the client, actions, the invariants after every operation, and the run-out at the end.
 
-use msn_http_core::gateway::{Action, ConnectionId, PingPolicy, Transmit};
+use msn_http_core::gateway::{Action, BackendId, ConnectionId, PingPolicy, Transmit};
 use msn_http_core::wire::{HttpLimits, ResponseDecoder, ResponseStep, parse_messenger_header};
 
 use super::world::{Backend, Known, World};
@@ -50,11 +50,7 @@ impl World {
                 Transmit::Backend { backend, len } => {
                     assert_eq!(len, self.out.len());
                     assert!(len > 0, "an empty backend write");
-                    let b = self
-                        .backends
-                        .iter()
-                        .find(|b| b.id == backend)
-                        .expect("bytes for a backend never announced");
+                    let b = self.announced_backend(backend);
                     assert!(!b.closed, "bytes for a closed backend");
                     assert!(b.connected && !b.failed, "bytes for a backend not connected");
                 }
@@ -62,40 +58,27 @@ impl World {
         }
     }
 
+    /// The backend `id`, which the gateway must have asked to connect.
+    fn announced_backend(&mut self, id: BackendId) -> &mut Backend {
+        let found = self.backends.iter_mut().find(|b| b.id == id);
+        found.unwrap_or_else(|| panic!("{id:?} was never announced"))
+    }
+
     pub(super) fn take_actions(&mut self) {
         while let Some(action) = self.gw.poll_action() {
             match action {
                 Action::Connect { backend, .. } => {
                     assert!(self.backends.iter().all(|b| b.id != backend), "a backend ID reused");
-                    self.backends.push(Backend {
-                        id: backend,
-                        connected: false,
-                        failed: false,
-                        closed: false,
-                        paused: false,
-                        eof: false,
-                        kept: Vec::new(),
-                        accepted: Vec::new(),
-                        claimed: false,
-                        sent_commands: 0,
-                    });
+                    self.backends.push(Backend::new(backend));
                 }
                 Action::PauseBackend(id) | Action::ResumeBackend(id) => {
                     let pause = matches!(action, Action::PauseBackend(_));
-                    let b = self
-                        .backends
-                        .iter_mut()
-                        .find(|b| b.id == id)
-                        .expect("an announced backend");
+                    let b = self.announced_backend(id);
                     assert!(!b.closed, "{action:?} after CloseBackend");
                     b.paused = pause;
                 }
                 Action::CloseBackend(id) => {
-                    let b = self
-                        .backends
-                        .iter_mut()
-                        .find(|b| b.id == id)
-                        .expect("an announced backend");
+                    let b = self.announced_backend(id);
                     assert!(!b.closed, "CloseBackend twice");
                     b.closed = true;
                     b.kept.clear();

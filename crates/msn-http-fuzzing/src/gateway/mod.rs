@@ -14,7 +14,10 @@
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use msn_http_core::gateway::{AllowedOrigins, CorsPolicy, PingPolicy};
+use msn_http_core::gateway::{
+    AllowedOrigins, BackendAllowlist, CorsPolicy, GatewayConfig, PingPolicy,
+};
+use msn_http_core::msnp::FramerLimits;
 
 mod answers;
 mod world;
@@ -24,87 +27,51 @@ use world::World;
 /// Operations one fuzz input may run.
 const MAX_OPS: usize = 256;
 
-/// The gateway's settings (the allowlist, its host name and the framer limits are fixed by the
-/// harness).
-#[derive(Clone, Debug)]
-pub struct Params {
-    /// `max_sessions`.
-    pub max_sessions: usize,
-    /// `max_connections`.
-    pub max_connections: usize,
-    /// `http_limits.max_head_bytes`.
-    pub max_head_bytes: usize,
-    /// `http_limits.max_body_bytes`.
-    pub max_body_bytes: u64,
-    /// `max_queued_bytes`.
-    pub max_queued_bytes: usize,
-    /// `max_response_body_bytes`.
-    pub max_response_body_bytes: usize,
-    /// `ping`.
-    pub ping: PingPolicy,
-    /// `cors`.
-    pub cors: Option<CorsPolicy>,
-    /// `reply_wait`.
-    pub reply_wait: Duration,
-    /// `max_lifespan`.
-    pub max_lifespan: Duration,
-    /// `idle_timeout`.
-    pub idle_timeout: Duration,
-    /// `connect_timeout`.
-    pub connect_timeout: Duration,
-    /// `request_timeout`.
-    pub request_timeout: Duration,
-    /// `keep_alive_timeout`.
-    pub keep_alive_timeout: Duration,
-    /// `max_buffered_head_bytes` beyond `max_head_bytes`.
-    pub extra_buffered_head_bytes: usize,
+/// The configuration the harness's model is written for: its host name, backend allowlist and
+/// framer limits, and the defaults for the rest. A setup changes the other fields.
+pub fn base_config() -> GatewayConfig {
+    let backends =
+        BackendAllowlist::new().allow("messenger.test", None).allow("sb.test", Some(1864));
+    let mut c = GatewayConfig::new("gw.test", [7; 32]).with_backends(backends);
+    c.framer_limits = FramerLimits { max_line_bytes: 96, max_payload_bytes: 256 };
+    c
 }
 
-impl<'a> Arbitrary<'a> for Params {
-    /// A byte per setting (two for `reply_wait` and the buffered heads), in the order the
-    /// checked-in corpus was written in.
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let max_sessions = 1 + usize::from(u8::arbitrary(u)? % 6);
-        let max_connections = 1 + usize::from(u8::arbitrary(u)? % 8);
-        let max_head_bytes = 64 + 8 * usize::from(u8::arbitrary(u)?);
-        let max_body_bytes = 4 * u64::from(u8::arbitrary(u)?);
-        let max_queued_bytes = 1 + 2 * usize::from(u8::arbitrary(u)?);
-        let max_response_body_bytes = 64 + usize::from(u8::arbitrary(u)?);
-        let ping = match u8::arbitrary(u)? % 3 {
-            0 => PingPolicy::Refuse,
-            1 => PingPolicy::answer(),
-            _ => PingPolicy::Forward,
-        };
-        let cors = match u8::arbitrary(u)? % 4 {
-            1 => Some(CorsPolicy {
-                allowed_origins: AllowedOrigins::List(vec!["https://a.example".into()]),
-                max_age: Duration::from_secs(5),
-            }),
-            3 => Some(CorsPolicy::any()),
-            _ => None,
-        };
-        let secs =
-            |u: &mut Unstructured<'a>, base: u64, range: u8| -> arbitrary::Result<Duration> {
-                Ok(Duration::from_secs(base + u64::from(u8::arbitrary(u)? % range)))
-            };
-        Ok(Params {
-            max_sessions,
-            max_connections,
-            max_head_bytes,
-            max_body_bytes,
-            max_queued_bytes,
-            max_response_body_bytes,
-            ping,
-            cors,
-            reply_wait: Duration::from_millis(u64::from(u16::arbitrary(u)? % 2000)),
-            max_lifespan: secs(u, 0, 40)?,
-            idle_timeout: secs(u, 1, 90)?,
-            connect_timeout: secs(u, 1, 20)?,
-            request_timeout: secs(u, 1, 40)?,
-            keep_alive_timeout: secs(u, 1, 150)?,
-            extra_buffered_head_bytes: usize::from(u16::arbitrary(u)?),
-        })
-    }
+/// A setup read from the fuzzer's bytes: a byte per setting (two for `reply_wait` and the
+/// buffered heads), in the order the checked-in corpus was written in.
+fn arbitrary_config(u: &mut Unstructured<'_>) -> arbitrary::Result<GatewayConfig> {
+    let mut byte = || u8::arbitrary(u);
+    let mut c = base_config();
+    c.max_sessions = 1 + usize::from(byte()? % 6);
+    c.max_connections = 1 + usize::from(byte()? % 8);
+    c.http_limits.max_head_bytes = 64 + 8 * usize::from(byte()?);
+    c.http_limits.max_body_bytes = 4 * u64::from(byte()?);
+    c.max_queued_bytes = 1 + 2 * usize::from(byte()?);
+    c.max_response_body_bytes = 64 + usize::from(byte()?);
+    c.ping = match byte()? % 3 {
+        0 => PingPolicy::Refuse,
+        1 => PingPolicy::answer(),
+        _ => PingPolicy::Forward,
+    };
+    c.cors = match byte()? % 4 {
+        1 => Some(CorsPolicy {
+            allowed_origins: AllowedOrigins::List(vec!["https://a.example".into()]),
+            max_age: Duration::from_secs(5),
+        }),
+        3 => Some(CorsPolicy::any()),
+        _ => None,
+    };
+    c.reply_wait = Duration::from_millis(u64::from(u16::arbitrary(u)? % 2000));
+    let mut secs = |base: u64, range: u8| -> arbitrary::Result<Duration> {
+        Ok(Duration::from_secs(base + u64::from(u8::arbitrary(u)? % range)))
+    };
+    c.max_lifespan = secs(0, 40)?;
+    c.idle_timeout = secs(1, 90)?;
+    c.connect_timeout = secs(1, 20)?;
+    c.request_timeout = secs(1, 40)?;
+    c.keep_alive_timeout = secs(1, 150)?;
+    c.max_buffered_head_bytes = c.http_limits.max_head_bytes + usize::from(u16::arbitrary(u)?);
+    Ok(c)
 }
 
 /// What a request asks for.
@@ -250,16 +217,10 @@ pub enum Op {
     Timeout,
 }
 
-/// Runs `ops` against a gateway set up as `params` says, on a fake clock starting at `epoch`,
-/// then lets every timer run out; panics when an invariant breaks.
-pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
-    let Some(mut w) = World::new(params, epoch) else {
-        return;
-    };
-    for op in ops.into_iter().take(MAX_OPS) {
-        w.step(op);
-    }
-    w.finish();
+/// Runs `ops` against a gateway configured as `config` (made from [`base_config`]), on a fake
+/// clock starting at `epoch`, then lets every timer run out; panics when an invariant breaks.
+pub fn run(config: &GatewayConfig, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
+    crate::drive(World::new(config, epoch), ops, MAX_OPS, World::step, World::finish);
 }
 
 /// A gateway driven by an arbitrary sequence of client, backend and clock operations on a fake
@@ -267,10 +228,5 @@ pub fn run(params: &Params, ops: impl IntoIterator<Item = Op>, epoch: Instant) {
 /// closed backend, a `200` only for the one request holding a session's latest ID, backend
 /// bytes delivered in order and once, and every timer running out in the end.
 pub fn gateway(data: &[u8], epoch: Instant) {
-    let mut u = Unstructured::new(data);
-    let Ok(params) = Params::arbitrary(&mut u) else {
-        return;
-    };
-    let ops = std::iter::from_fn(|| if u.is_empty() { None } else { Op::arbitrary(&mut u).ok() });
-    run(&params, ops, epoch);
+    crate::setup_and_ops(data, arbitrary_config, |config, ops| run(config, ops, epoch));
 }

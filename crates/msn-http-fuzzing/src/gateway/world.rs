@@ -5,12 +5,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use msn_http_core::gateway::{
-    AcceptError, BackendAllowlist, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayConfig,
+    AcceptError, BackendId, ConnectFailure, ConnectionId, Gateway, GatewayConfig,
 };
-use msn_http_core::msnp::FramerLimits;
-use msn_http_core::wire::HttpLimits;
 
-use super::{BodyChoice, IdChoice, Op, Params, ReqKind, ReqSpec};
+use super::{BodyChoice, IdChoice, Op, ReqKind, ReqSpec};
 
 /// A request written to a connection, as the harness knows it.
 #[derive(Clone, Debug)]
@@ -45,6 +43,24 @@ pub(super) struct Backend {
     pub(super) accepted: Vec<u8>,
     pub(super) claimed: bool,
     pub(super) sent_commands: usize,
+}
+
+impl Backend {
+    /// A backend the gateway just asked to connect.
+    pub(super) fn new(id: BackendId) -> Backend {
+        Backend {
+            id,
+            connected: false,
+            failed: false,
+            closed: false,
+            paused: false,
+            eof: false,
+            kept: Vec::new(),
+            accepted: Vec::new(),
+            claimed: false,
+            sent_commands: 0,
+        }
+    }
 }
 
 /// A session the harness learned of from a `200`.
@@ -83,34 +99,9 @@ pub(super) fn backend_command(backend: usize, n: usize) -> Vec<u8> {
     }
 }
 
-/// The gateway's configuration: the harness's allowlist, host and framer limits around
-/// `p`.
-fn config(p: &Params) -> GatewayConfig {
-    let backends =
-        BackendAllowlist::new().allow("messenger.test", None).allow("sb.test", Some(1864));
-    let mut c = GatewayConfig::new("gw.test", [7; 32]).with_backends(backends);
-    c.max_sessions = p.max_sessions;
-    c.max_connections = p.max_connections;
-    c.http_limits =
-        HttpLimits { max_head_bytes: p.max_head_bytes, max_body_bytes: p.max_body_bytes };
-    c.max_buffered_head_bytes = p.max_head_bytes + p.extra_buffered_head_bytes;
-    c.max_queued_bytes = p.max_queued_bytes;
-    c.max_response_body_bytes = p.max_response_body_bytes;
-    c.ping = p.ping;
-    c.cors = p.cors.clone();
-    c.reply_wait = p.reply_wait;
-    c.max_lifespan = p.max_lifespan;
-    c.idle_timeout = p.idle_timeout;
-    c.connect_timeout = p.connect_timeout;
-    c.request_timeout = p.request_timeout;
-    c.keep_alive_timeout = p.keep_alive_timeout;
-    c.framer_limits = FramerLimits { max_line_bytes: 96, max_payload_bytes: 256 };
-    c
-}
-
 impl World {
-    pub(super) fn new(p: &Params, now: Instant) -> Option<World> {
-        let config = config(p);
+    pub(super) fn new(config: &GatewayConfig, now: Instant) -> Option<World> {
+        let config = config.clone();
         let gw = Gateway::new(config.clone(), now).ok()?;
         Some(World {
             config,
@@ -356,12 +347,7 @@ impl World {
         wire.extend_from_slice(b"\r\n");
         if !no_length {
             if spec.chunked && !spec.http10 {
-                for chunk in body.chunks(7) {
-                    wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                    wire.extend_from_slice(chunk);
-                    wire.extend_from_slice(b"\r\n");
-                }
-                wire.extend_from_slice(b"0\r\n\r\n");
+                crate::write_chunked(&mut wire, &body, 7);
             } else {
                 wire.extend_from_slice(&body);
             }

@@ -7,7 +7,7 @@ use msn_http_core::wire::{
     RequestDecoder, RequestStep, ServerKind, TargetForm,
 };
 
-use super::limits_and_pieces;
+use super::{Event, Next, Position, feed, limits_and_pieces};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct QueryView {
@@ -32,12 +32,7 @@ pub(crate) struct HeadView {
     pub(crate) origin: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ReqEvent {
-    Head(Box<HeadView>),
-    Body(Vec<u8>),
-    Complete,
-}
+pub(crate) type ReqEvent = Event<Box<HeadView>>;
 
 /// Statuses a refused request may be answered with.
 const REQUEST_ERROR_STATUSES: [u16; 8] = [400, 413, 414, 415, 417, 431, 501, 505];
@@ -53,60 +48,47 @@ pub(crate) fn decode_requests(
 ) -> (Vec<ReqEvent>, Option<(RequestError, bool)>) {
     let mut d = RequestDecoder::new(limits);
     let mut events: Vec<ReqEvent> = Vec::new();
-    let mut in_head = true;
-    let mut body_len = 0u64;
-    for piece in pieces {
-        let mut input = *piece;
-        let mut steps = 0usize;
-        loop {
-            steps += 1;
-            assert!(steps <= 4 * piece.len() + 16, "the decoder makes no progress");
-            assert!(d.buffered() <= limits.max_head_bytes);
-            match d.decode(&mut input) {
-                Err(e) => {
-                    assert!(REQUEST_ERROR_STATUSES.contains(&e.status()), "{e:?}");
-                    // Errors are sticky.
-                    assert_eq!(d.decode(&mut &b"POST / HTTP/1.1\r\n"[..]), Err(e));
-                    return (events, Some((e, in_head)));
-                }
-                Ok(RequestStep::NeedMore) => {
-                    assert!(input.is_empty(), "NeedMore with {} bytes unread", input.len());
-                    break;
-                }
-                Ok(RequestStep::Head) => {
-                    assert!(in_head && d.started());
-                    in_head = false;
-                    body_len = 0;
-                    events.push(ReqEvent::Head(Box::new(head_view(&d, limits))));
-                    if d.is_complete() {
-                        events.push(ReqEvent::Complete);
-                    }
-                }
-                Ok(RequestStep::Body(bytes)) => {
-                    assert!(!in_head && !bytes.is_empty());
-                    body_len += bytes.len() as u64;
-                    assert!(body_len <= limits.max_body_bytes, "body limit broken");
-                    match events.last_mut() {
-                        Some(ReqEvent::Body(merged)) => merged.extend_from_slice(bytes),
-                        _ => events.push(ReqEvent::Body(bytes.to_vec())),
-                    }
-                }
-                Ok(RequestStep::Complete) => {
-                    assert!(!in_head && d.is_complete());
-                    if let BodyKind::Length(n) = d.head().body_kind() {
-                        assert_eq!(body_len, n);
-                    }
-                    if events.last() != Some(&ReqEvent::Complete) {
-                        events.push(ReqEvent::Complete);
-                    }
-                    d.reset();
-                    assert!(!d.started());
-                    in_head = true;
+    let mut at = Position::START;
+    let mut failure = None;
+    feed(pieces, |input| {
+        assert!(d.buffered() <= limits.max_head_bytes);
+        match d.decode(input) {
+            Err(e) => {
+                assert!(REQUEST_ERROR_STATUSES.contains(&e.status()), "{e:?}");
+                // Errors are sticky.
+                assert_eq!(d.decode(&mut &b"POST / HTTP/1.1\r\n"[..]), Err(e));
+                failure = Some((e, at.in_head));
+                return Next::Stop;
+            }
+            Ok(RequestStep::NeedMore) => return Next::NeedMore,
+            Ok(RequestStep::Head) => {
+                assert!(d.started());
+                at.head();
+                events.push(ReqEvent::Head(Box::new(head_view(&d, limits))));
+                if d.is_complete() {
+                    events.push(ReqEvent::Complete(0));
                 }
             }
+            Ok(RequestStep::Body(bytes)) => {
+                at.body(bytes.len(), limits.max_body_bytes);
+                Event::push_body(&mut events, bytes);
+            }
+            Ok(RequestStep::Complete) => {
+                let body_len = at.complete();
+                assert!(d.is_complete());
+                if let BodyKind::Length(n) = d.head().body_kind() {
+                    assert_eq!(body_len, n);
+                }
+                if !matches!(events.last(), Some(ReqEvent::Complete(_))) {
+                    events.push(ReqEvent::Complete(body_len));
+                }
+                d.reset();
+                assert!(!d.started());
+            }
         }
-    }
-    (events, None)
+        Next::Decode
+    });
+    (events, failure)
 }
 
 fn head_view(d: &RequestDecoder, limits: HttpLimits) -> HeadView {

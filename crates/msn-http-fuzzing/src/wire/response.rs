@@ -5,23 +5,21 @@ use msn_http_core::wire::{
     BodyKind, EofOutcome, HttpLimits, HttpVersion, ResponseDecoder, ResponseStep,
 };
 
-use super::limits_and_pieces;
 use super::messenger::check_messenger;
+use super::{Event, Next, Position, feed, limits_and_pieces};
 
-/// What a response decoder reported, owned, with consecutive body pieces merged.
+/// A response head, owned: the status and the headers the session reads, then the framing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum RespEvent {
-    Head {
-        status: u16,
-        version: HttpVersion,
-        keep_alive: bool,
-        body: BodyKind,
-        messenger: Option<Vec<u8>>,
-        msn_host: Option<Vec<u8>>,
-    },
-    Body(Vec<u8>),
-    Complete(u64),
+pub(crate) struct RespHead {
+    pub(crate) status: u16,
+    pub(crate) messenger: Option<Vec<u8>>,
+    pub(crate) msn_host: Option<Vec<u8>>,
+    pub(crate) version: HttpVersion,
+    pub(crate) keep_alive: bool,
+    pub(crate) body: BodyKind,
 }
+
+pub(crate) type RespEvent = Event<RespHead>;
 
 /// How decoding a byte stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,94 +33,84 @@ pub(crate) enum RespEnd {
 pub(crate) fn decode_responses(limits: HttpLimits, pieces: &[&[u8]]) -> (Vec<RespEvent>, RespEnd) {
     let mut d = ResponseDecoder::new(limits);
     let mut events: Vec<RespEvent> = Vec::new();
-    let mut in_head = true;
-    let mut body_len = 0u64;
-    for piece in pieces {
-        let mut input = *piece;
-        let mut steps = 0usize;
-        loop {
-            steps += 1;
-            assert!(steps <= 4 * piece.len() + 16, "the decoder makes no progress");
-            let before = input.len();
-            let step = d.decode(&mut input);
-            assert!(input.len() <= before);
-            match step {
-                Err(error) => return (events, RespEnd::Failed { error, in_head }),
-                Ok(ResponseStep::NeedMore) => {
-                    // Bytes left unread here would be lost by every caller.
-                    assert!(input.is_empty(), "NeedMore with {} bytes unread", input.len());
-                    break;
+    let mut at = Position::START;
+    let mut failure = None;
+    feed(pieces, |input| {
+        let before = input.len();
+        let step = d.decode(input);
+        assert!(input.len() <= before);
+        match step {
+            Err(error) => {
+                failure = Some(RespEnd::Failed { error, in_head: at.in_head });
+                return Next::Stop;
+            }
+            Ok(ResponseStep::NeedMore) => return Next::NeedMore,
+            Ok(ResponseStep::Head) => {
+                at.head();
+                let head = d.head();
+                let status = head.status();
+                // Three digits, of which httparse takes any (`083` too); interim ones are
+                // skipped.
+                assert!(status <= 999 && !(100..200).contains(&status), "status {status}");
+                if matches!(status, 204 | 304) {
+                    assert_eq!(head.body_kind(), BodyKind::Empty);
                 }
-                Ok(ResponseStep::Head) => {
-                    assert!(in_head, "a second head inside one response");
-                    in_head = false;
-                    body_len = 0;
-                    let head = d.head();
-                    let status = head.status();
-                    // Three digits, of which httparse takes any (`083` too); interim ones are
-                    // skipped.
-                    assert!(status <= 999 && !(100..200).contains(&status), "status {status}");
-                    if matches!(status, 204 | 304) {
-                        assert_eq!(head.body_kind(), BodyKind::Empty);
-                    }
-                    if head.body_kind() == BodyKind::CloseDelimited {
-                        assert!(!head.keep_alive(), "a close-delimited body ends the connection");
-                    }
-                    if let BodyKind::Length(n) = head.body_kind() {
-                        assert!(n > 0 && n <= limits.max_body_bytes);
-                    }
-                    if let Some(value) = head.messenger() {
-                        let _ = check_messenger(value);
-                    }
-                    events.push(RespEvent::Head {
-                        status,
-                        version: head.version(),
-                        keep_alive: head.keep_alive(),
-                        body: head.body_kind(),
-                        messenger: head.messenger().map(<[u8]>::to_vec),
-                        msn_host: head.msn_host().map(<[u8]>::to_vec),
-                    });
+                if head.body_kind() == BodyKind::CloseDelimited {
+                    assert!(!head.keep_alive(), "a close-delimited body ends the connection");
                 }
-                Ok(ResponseStep::Body(bytes)) => {
-                    assert!(!in_head && !bytes.is_empty());
-                    assert!(before - input.len() >= bytes.len());
-                    body_len += bytes.len() as u64;
-                    assert!(body_len <= limits.max_body_bytes, "body limit broken");
-                    assert_eq!(d.body_received(), body_len);
-                    match d.head().body_kind() {
-                        BodyKind::Empty => panic!("body bytes for an empty body"),
-                        BodyKind::Length(n) => assert!(body_len <= n),
-                        BodyKind::Chunked | BodyKind::CloseDelimited => {}
-                    }
-                    match events.last_mut() {
-                        Some(RespEvent::Body(merged)) => merged.extend_from_slice(bytes),
-                        _ => events.push(RespEvent::Body(bytes.to_vec())),
-                    }
+                if let BodyKind::Length(n) = head.body_kind() {
+                    assert!(n > 0 && n <= limits.max_body_bytes);
                 }
-                Ok(ResponseStep::Complete) => {
-                    assert!(!in_head && d.is_complete());
-                    assert_eq!(d.body_received(), body_len);
-                    match d.head().body_kind() {
-                        BodyKind::Empty => assert_eq!(body_len, 0),
-                        BodyKind::Length(n) => assert_eq!(body_len, n),
-                        BodyKind::Chunked => {}
-                        BodyKind::CloseDelimited => panic!("close-delimited completes only at EOF"),
-                    }
-                    // Complete is sticky and reads nothing more.
-                    let mut again = input;
-                    assert_eq!(d.decode(&mut again), Ok(ResponseStep::Complete));
-                    assert_eq!(again.len(), input.len());
-                    events.push(RespEvent::Complete(body_len));
-                    d.reset();
-                    in_head = true;
-                    body_len = 0;
+                if let Some(value) = head.messenger() {
+                    let _ = check_messenger(value);
                 }
+                events.push(RespEvent::Head(RespHead {
+                    status,
+                    messenger: head.messenger().map(<[u8]>::to_vec),
+                    msn_host: head.msn_host().map(<[u8]>::to_vec),
+                    version: head.version(),
+                    keep_alive: head.keep_alive(),
+                    body: head.body_kind(),
+                }));
+            }
+            Ok(ResponseStep::Body(bytes)) => {
+                at.body(bytes.len(), limits.max_body_bytes);
+                assert!(before - input.len() >= bytes.len());
+                assert_eq!(d.body_received(), at.body_len);
+                match d.head().body_kind() {
+                    BodyKind::Empty => panic!("body bytes for an empty body"),
+                    BodyKind::Length(n) => assert!(at.body_len <= n),
+                    BodyKind::Chunked | BodyKind::CloseDelimited => {}
+                }
+                Event::push_body(&mut events, bytes);
+            }
+            Ok(ResponseStep::Complete) => {
+                let body_len = at.complete();
+                assert!(d.is_complete());
+                assert_eq!(d.body_received(), body_len);
+                match d.head().body_kind() {
+                    BodyKind::Empty => assert_eq!(body_len, 0),
+                    BodyKind::Length(n) => assert_eq!(body_len, n),
+                    BodyKind::Chunked => {}
+                    BodyKind::CloseDelimited => panic!("close-delimited completes only at EOF"),
+                }
+                // Complete is sticky and reads nothing more.
+                let mut again = *input;
+                assert_eq!(d.decode(&mut again), Ok(ResponseStep::Complete));
+                assert_eq!(again.len(), input.len());
+                events.push(RespEvent::Complete(body_len));
+                d.reset();
             }
         }
+        Next::Decode
+    });
+    if let Some(failure) = failure {
+        return (events, failure);
     }
     let outcome = d.finish();
     if outcome == EofOutcome::Complete {
-        assert!(!in_head && d.is_complete());
+        let body_len = at.complete();
+        assert!(d.is_complete());
         assert_eq!(d.head().body_kind(), BodyKind::CloseDelimited);
         assert_eq!(d.body_received(), body_len);
         events.push(RespEvent::Complete(body_len));

@@ -11,7 +11,7 @@ use msn_http_core::wire::{
 };
 
 use super::request::{QueryView, ReqEvent, decode_requests, same_requests};
-use super::response::{RespEnd, RespEvent, decode_responses, same_responses};
+use super::response::{RespEnd, RespEvent, RespHead, decode_responses, same_responses};
 use crate::split;
 
 #[derive(Arbitrary, Debug)]
@@ -30,10 +30,20 @@ enum HeadersCase {
     Custom(Vec<(String, String)>),
 }
 
+/// A text field: one of a few known good values (mostly), or anything at all.
 #[derive(Arbitrary, Debug)]
-enum HostCase {
+enum TextCase {
     Known(u8),
     Text(String),
+}
+
+impl TextCase {
+    fn pick<'a>(&'a self, known: &[&'a str]) -> &'a str {
+        match self {
+            Self::Known(i) => known[usize::from(*i) % known.len()],
+            Self::Text(text) => text,
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -42,7 +52,7 @@ struct RequestCase {
     value: String,
     lifespan: Option<u32>,
     absolute: bool,
-    host: HostCase,
+    host: TextCase,
     port: u16,
     path: Option<String>,
     headers: HeadersCase,
@@ -71,10 +81,7 @@ pub fn request_roundtrip(data: &[u8]) {
         return;
     };
     const HOSTS: [&str; 5] = ["gw.test", "127.0.0.1", "[::1]", "2001:db8::1", "gw-2.example_x"];
-    let text = match &case.host {
-        HostCase::Known(i) => HOSTS[usize::from(*i) % HOSTS.len()],
-        HostCase::Text(text) => text.as_str(),
-    };
+    let text = case.host.pick(&HOSTS);
     let Ok(gateway) = Endpoint::parse(text, case.port.max(1)) else {
         return;
     };
@@ -120,8 +127,8 @@ pub fn request_roundtrip(data: &[u8]) {
         panic!("no head decoded: {events:?}");
     };
     let body: &[u8] = match rest {
-        [ReqEvent::Complete] => &[],
-        [ReqEvent::Body(body), ReqEvent::Complete] => body,
+        [ReqEvent::Complete(_)] => &[],
+        [ReqEvent::Body(body), ReqEvent::Complete(_)] => body,
         other => panic!("not one whole request: {other:?}"),
     };
     assert_eq!(body, case.body.as_slice());
@@ -161,12 +168,6 @@ pub fn request_roundtrip(data: &[u8]) {
 }
 
 #[derive(Arbitrary, Debug)]
-enum GwIpCase {
-    Known(u8),
-    Text(String),
-}
-
-#[derive(Arbitrary, Debug)]
 enum AnswerCase {
     Session,
     ContinueThenSession,
@@ -176,7 +177,7 @@ enum AnswerCase {
 
 #[derive(Arbitrary, Debug)]
 struct ResponseCase {
-    gw_ip: GwIpCase,
+    gw_ip: TextCase,
     session_id: Vec<u8>,
     session_close: bool,
     connection: u8,
@@ -204,10 +205,7 @@ pub fn response_roundtrip(data: &[u8]) {
         return;
     };
     const GW: [&str; 5] = ["", "207.46.110.18", "gw.test:8080", "[::1]:80", "2001:db8::1"];
-    let gw_ip = match &case.gw_ip {
-        GwIpCase::Known(i) => GW[usize::from(*i) % GW.len()],
-        GwIpCase::Text(text) => text.as_str(),
-    };
+    let gw_ip = case.gw_ip.pick(&GW);
     let Ok(encoder) = ResponseEncoder::new(gw_ip) else {
         return;
     };
@@ -253,7 +251,8 @@ pub fn response_roundtrip(data: &[u8]) {
     same_responses(&whole, &decode_responses(limits, &split(&wire, case.cut_seed)));
     let (events, end) = whole;
     assert_eq!(end, RespEnd::Eof(EofOutcome::Truncated { started: false }), "{events:?}");
-    let [RespEvent::Head { status: got, keep_alive, messenger, .. }, rest @ ..] = events.as_slice()
+    let [RespEvent::Head(RespHead { status: got, keep_alive, messenger, .. }), rest @ ..] =
+        events.as_slice()
     else {
         panic!("no head decoded: {events:?}");
     };
