@@ -1,7 +1,8 @@
 //! HTTPS on tokio, over real loopback sockets: our gateway with TLS on its listener (a session
 //! checked by name and by IP; a CA the client does not trust, a name the certificate does not
 //! hold, plain HTTP on the TLS port), and our client to it (a session, and each TLS failure
-//! as its typed error: a wrong CA, a name mismatch, a handshake that stalls).
+//! as its typed error: a wrong CA, a name mismatch, a handshake that stalls; through CONNECT
+//! proxies; the byte stream face).
 
 use msn_http_core::Endpoint;
 use msn_http_core::gateway::{BackendAllowlist, GatewayConfig};
@@ -10,8 +11,9 @@ use std::time::Duration;
 use msn_http_core::client::Target;
 use msn_http_core::error::TlsErrorKind;
 use msn_http_testkit::tls::{TestCa, client, scenarios};
-use msn_http_tokio::Client;
 use msn_http_tokio::gateway::{GatewayHandle, GatewayServer, TlsConfig};
+use msn_http_tokio::{Client, ClientStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TLS gateway whose NS sessions reach an echo backend, on `rt`.
 fn tls_gateway(rt: &tokio::runtime::Runtime, ca: &TestCa) -> GatewayHandle {
@@ -87,7 +89,18 @@ fn our_client_runs_a_session_over_https_and_names_each_tls_failure() {
         assert_eq!(error.kind, TlsErrorKind::HandshakeTimeout);
     });
     rt.block_on(client::through_connect_proxies(addr, &ca, open));
+    // The byte stream face, over HTTPS like over HTTP.
+    rt.block_on(async {
+        let config = client::https_config(addr, "localhost", &ca, wait);
+        let target = Target::notification(scenarios::BACKEND_HOST);
+        let mut stream = ClientStream::connect_with(config, target).await.unwrap();
+        stream.write_all(b"VER 1 MSNP8 CVR0\r\n").await.unwrap();
+        let mut echoed = [0u8; 18];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"VER 1 MSNP8 CVR0\r\n");
+        stream.shutdown().await.unwrap();
+    });
     let stats = rt.block_on(gateway.shutdown()).unwrap();
-    assert_eq!(stats.core.sessions_opened, 4, "the refused handshakes and tunnels opened none");
+    assert_eq!(stats.core.sessions_opened, 5, "the refused handshakes and tunnels opened none");
     rt.block_on(other.shutdown()).unwrap();
 }
