@@ -2,6 +2,11 @@
 //! HTTP gateway over loopback, with a transcript of the HTTP exchanges and MSNP commands and a
 //! summary of what the poll policy cost.
 //!
+//! With `--tls` the gateway serves HTTPS with a certificate the demo makes for itself (a CA
+//! of its own, trusted by its clients alone), and the clients speak TLS to it directly: an
+//! observing proxy would see only a tunnel, so the transcript shows the MSNP commands and
+//! the summary the sessions' own counters.
+//!
 //! One process holds it all: the built-in NS and SB, a [`GatewayServer`] in front of them,
 //! one observing proxy per user, and four client sessions (each user's NS and SB). Every wait
 //! is for a command the scenario needs, bounded by the step timeout; the gateway answers a
@@ -16,12 +21,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use msn_http_core::Endpoint;
-use msn_http_core::client::{ClientConfig, Proxy, Stats, Target};
+use msn_http_core::Scheme;
+use msn_http_core::client::{ClientConfig, Proxy, Stats, Target, TlsRoots};
 use msn_http_core::gateway::GatewayConfig;
 use msn_http_core::msnp::{
     CommandWriter, OwnedCommand, md5_login_response, message_text, text_message,
 };
-use msn_http_tokio::gateway::{GatewayServer, random_seed};
+use msn_http_driver::certs::{CertError, SelfMadeCa};
+use msn_http_tokio::gateway::{GatewayServer, TlsConfig, random_seed};
 use msn_http_tokio::{Client, ClientEvent, ClientSender, SessionEnd};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -40,7 +47,11 @@ const ALICE_SAYS: &str = "Hi Bob! This came to you through the HTTP gateway.";
 const BOB_SAYS: &str = "Hi Alice, and this went back the same way.";
 
 /// Runs the demo; `Err` carries the reason the scenario failed.
-pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<(), String> {
+pub(crate) async fn run(
+    policy: PolicyArgs,
+    step_timeout: Duration,
+    tls: bool,
+) -> Result<(), String> {
     let start = Instant::now();
     let transcript = Arc::new(Transcript::new(start));
     let server = BuiltinServer::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
@@ -53,13 +64,21 @@ pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<()
     let seed = random_seed().map_err(|e| format!("no random seed: {e}"))?;
     let config =
         GatewayConfig::new(gateway_addr.to_string(), seed).with_backends(server.backends());
-    let gateway = GatewayServer::from_listener(listener, config)
-        .map_err(|e| format!("cannot start the gateway: {e}"))?
-        .spawn();
+    let mut gateway = GatewayServer::from_listener(listener, config)
+        .map_err(|e| format!("cannot start the gateway: {e}"))?;
+    let tls_roots = match tls {
+        true => {
+            let (tls, roots) = self_made_tls()?;
+            gateway = gateway.with_tls(tls);
+            Some(roots)
+        }
+        false => None,
+    };
+    let gateway = gateway.spawn();
 
     let log: Log = Arc::default();
     let mut proxies = HashMap::new();
-    for user in [ALICE, BOB] {
+    for user in [ALICE, BOB].into_iter().filter(|_| !tls) {
         let observer =
             Observer::start(name(user), gateway_addr, Arc::clone(&transcript), Arc::clone(&log))
                 .await
@@ -67,7 +86,7 @@ pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<()
         proxies.insert(user.email, observer);
     }
 
-    say_intro(&server, gateway_addr, &policy);
+    say_intro(&server, gateway_addr, &policy, tls);
     // Clients start at the gateway's name; its first answer moves them to its address (GW-IP).
     let gateway_name = endpoint(&format!("localhost:{}", gateway_addr.port()))?;
     let ctx = Arc::new(Ctx {
@@ -76,6 +95,7 @@ pub(crate) async fn run(policy: PolicyArgs, step_timeout: Duration) -> Result<()
         policy,
         gateway: gateway_name,
         proxies: proxies.iter().map(|(k, v)| (*k, v.addr().to_string())).collect(),
+        tls_roots,
         sessions: Mutex::default(),
         marks: Mutex::default(),
         reply_times: Mutex::default(),
@@ -108,20 +128,45 @@ fn name(user: &User) -> &'static str {
     if user.email == ALICE.email { "alice" } else { "bob" }
 }
 
+/// A certificate for the gateway's names by a CA made here, and the roots that trust it.
+fn self_made_tls() -> Result<(TlsConfig, TlsRoots), String> {
+    let made = |e: CertError| e.to_string();
+    let ca = SelfMadeCa::new().map_err(made)?;
+    let cert = ca.issue(&["localhost", "127.0.0.1"]).map_err(made)?;
+    let tls = TlsConfig::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+        .map_err(|e| format!("cannot serve HTTPS: {e}"))?;
+    let mut roots = TlsRoots::default().with_extra_pem(ca.cert_pem.into_bytes());
+    roots.platform = false;
+    Ok((tls, roots))
+}
+
 #[allow(clippy::print_stdout)]
-fn say_intro(server: &BuiltinServer, gateway: std::net::SocketAddr, policy: &PolicyArgs) {
+fn say_intro(
+    server: &BuiltinServer,
+    gateway: std::net::SocketAddr,
+    policy: &PolicyArgs,
+    tls: bool,
+) {
+    let scheme = if tls { "https" } else { "http" };
     println!("msn-http demo: alice and bob chat through the HTTP gateway, all on loopback");
     println!(
         "  built-in MSNP server  NS {} (IP={NS_NAME}), SB {}",
         server.ns_addr(),
         server.sb_addr()
     );
-    println!("  gateway               http://{gateway}/gateway/gateway.dll");
+    println!("  gateway               {scheme}://{gateway}/gateway/gateway.dll");
     println!("  poll policy           {}", policy.describe());
-    println!("  each user's requests pass an observing HTTP proxy, which prints them:");
-    println!(
-        "    POST <target> [body bytes]  -> <status>  X-MSN-Messenger: ...  [body bytes, round trip]"
-    );
+    if tls {
+        println!(
+            "  TLS with a certificate made just now by the demo's own CA, which the clients trust;"
+        );
+        println!("  the requests are encrypted end to end, so no observing proxy prints them");
+    } else {
+        println!("  each user's requests pass an observing HTTP proxy, which prints them:");
+        println!(
+            "    POST <target> [body bytes]  -> <status>  X-MSN-Messenger: ...  [body bytes, round trip]"
+        );
+    }
     println!("  MSNP commands: >> sent, << received, | message text, ** session notices\n");
 }
 
@@ -132,6 +177,8 @@ struct Ctx {
     policy: PolicyArgs,
     gateway: Endpoint,
     proxies: HashMap<&'static str, String>,
+    /// With `--tls`: whom the clients trust (they then reach the gateway directly).
+    tls_roots: Option<TlsRoots>,
     /// Every session's sender (for the counters) and how it ended.
     sessions: Mutex<Vec<(String, ClientSender)>>,
     /// Named instants, for the latencies in the summary.
@@ -153,6 +200,11 @@ impl Ctx {
     fn config(&self, user: &User) -> Result<ClientConfig, String> {
         let mut config = ClientConfig::new(self.gateway.clone());
         config.poll_policy = self.policy.poll_policy();
+        if let Some(roots) = &self.tls_roots {
+            config.scheme = Scheme::Https;
+            config.tls_roots = roots.clone();
+            return Ok(config);
+        }
         let proxy = self.proxies.get(user.email).ok_or("no observer for the user")?;
         config.proxy = Some(Proxy { endpoint: endpoint(proxy)?, credentials: None });
         Ok(config)
@@ -463,15 +515,27 @@ fn print_summary(
     }
     println!("  poll policy     {}", ctx.policy.describe());
     println!("  elapsed         {:.2} s", elapsed.as_secs_f64());
-    println!(
-        "  requests        {} in {} sessions: {} opens, {} with commands, {} polls ({} empty)",
-        exchanges.len(),
-        sessions.len(),
-        count(Action::Open),
-        count(Action::Send),
-        count(Action::Poll),
-        sum(|s| s.empty_polls),
-    );
+    if ctx.tls_roots.is_some() {
+        println!(
+            "  requests        {} in {} sessions, over TLS: {} polls ({} empty); {} bytes of requests written",
+            sum(|s| s.requests),
+            sessions.len(),
+            sum(|s| s.polls),
+            sum(|s| s.empty_polls),
+            sum(|s| s.wire_bytes_sent),
+        );
+    }
+    if ctx.tls_roots.is_none() {
+        println!(
+            "  requests        {} in {} sessions: {} opens, {} with commands, {} polls ({} empty)",
+            exchanges.len(),
+            sessions.len(),
+            count(Action::Open),
+            count(Action::Send),
+            count(Action::Poll),
+            sum(|s| s.empty_polls),
+        );
+    }
     for (who, s) in sessions {
         let polls = if s.polls == 1 { "poll" } else { "polls" };
         println!(
@@ -479,19 +543,21 @@ fn print_summary(
             s.requests, s.polls, s.empty_polls
         );
     }
-    let wire_in: usize = exchanges.iter().map(|e| e.response_bytes).sum();
-    let wire_out: usize = exchanges.iter().map(|e| e.request_bytes).sum();
-    let body_out: usize = exchanges.iter().map(|e| e.request_body).sum();
-    let body_in: usize = exchanges.iter().map(|e| e.response_body).sum();
-    println!(
-        "  bytes           MSNP {} sent, {} received; HTTP {wire_out} sent, {wire_in} received ({:.0}% overhead)",
-        sum(|s| s.msnp_bytes_sent),
-        sum(|s| s.msnp_bytes_received),
-        overhead(wire_in + wire_out, body_in + body_out),
-    );
-    println!("  round trip      {}", figure(trips(|_| true)));
-    println!("    with commands {}", figure(trips(|a| a != Action::Poll)));
-    println!("    polls         {}", figure(trips(|a| a == Action::Poll)));
+    if ctx.tls_roots.is_none() {
+        let wire_in: usize = exchanges.iter().map(|e| e.response_bytes).sum();
+        let wire_out: usize = exchanges.iter().map(|e| e.request_bytes).sum();
+        let body_out: usize = exchanges.iter().map(|e| e.request_body).sum();
+        let body_in: usize = exchanges.iter().map(|e| e.response_body).sum();
+        println!(
+            "  bytes           MSNP {} sent, {} received; HTTP {wire_out} sent, {wire_in} received ({:.0}% overhead)",
+            sum(|s| s.msnp_bytes_sent),
+            sum(|s| s.msnp_bytes_received),
+            overhead(wire_in + wire_out, body_in + body_out),
+        );
+        println!("  round trip      {}", figure(trips(|_| true)));
+        println!("    with commands {}", figure(trips(|a| a != Action::Poll)));
+        println!("    polls         {}", figure(trips(|a| a == Action::Poll)));
+    }
     let replies = ctx.reply_times.lock().unwrap_or_else(PoisonError::into_inner).clone();
     println!("  command->reply  {}", figure(median(replies)));
     if ctx.policy.policy == Policy::LongPoll {

@@ -131,6 +131,9 @@ enum Command {
         /// The longest wait for any one step of the scenario.
         #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
         timeout: Duration,
+        /// Serve and speak HTTPS, with a certificate the demo makes for itself.
+        #[arg(long)]
+        tls: bool,
     },
     /// One MSNP session through a gateway: typed on stdin, or scripted with checked replies.
     #[command(long_about = CONNECT_HELP)]
@@ -152,9 +155,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo { policy, timeout } => {
+            Command::Demo { policy, timeout, tls } => {
                 tokio::select! {
-                    result = demo::run(policy, timeout) => result.map_err(Failure::from),
+                    result = demo::run(policy, timeout, tls) => result.map_err(Failure::from),
                     _ = tokio::signal::ctrl_c() => Err(Failure::interrupted()),
                 }
             }

@@ -88,3 +88,23 @@ fn a_failed_scenario_exits_non_zero_with_a_reason() {
     assert!(!err.contains("Error {") && !err.contains("Custom {"), "no Debug dumps: {err}");
     assert!(out.contains("scenario        FAILED: "), "{out}");
 }
+
+#[test]
+fn the_demo_runs_over_https_with_a_certificate_it_makes() {
+    let assert = run(&["demo", "--tls", "--policy", "adaptive"]).success();
+    let out = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    for step in [
+        "  gateway               https://127.0.0.1:",
+        "** the gateway moved from localhost:",
+        "alice NS  << USR 5 OK alice@example.com Alice",
+        "alice SB  << JOI bob@example.com Bob",
+        "bob SB    << MSG alice@example.com Alice ",
+        "scenario        ok:",
+        " in 4 sessions, over TLS: ",
+        "  gateway         4 sessions opened",
+    ] {
+        assert!(out.contains(step), "missing {step:?} in:\n{out}");
+    }
+    // Encrypted end to end: no proxy saw a request line.
+    assert!(!out.contains("POST "), "{out}");
+}
